@@ -1,0 +1,1 @@
+"""The SchemaMigration API: pydantic models (the single source), condition reasons, CRD generation."""

@@ -1,0 +1,210 @@
+"""SchemaMigration v1alpha1: the pydantic models are the single source of the CRD's schema.
+
+Field descriptions become the CRD's OpenAPI descriptions (and `kubectl explain`). CEL rules live beside
+the fields they guard (`x-kubernetes-validations`) so the apiserver rejects nonsense at admission.
+Unknown fields are ignored rather than rejected, so an older operator keeps reading newer objects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "schemagate.io"
+VERSION = "v1alpha1"
+KIND = "SchemaMigration"
+PLURAL = "schemamigrations"
+SINGULAR = "schemamigration"
+SHORT_NAMES = ["smig"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DEFAULT_TABLE = "goose_db_version"
+DEFAULT_SECRET_KEY = "url"
+HISTORY_LIMIT = 10
+
+# Annotation whose every new value asks for one more Job for an unchanged plan (no hot retry loop).
+RETRY_ANNOTATION = f"{GROUP}/retry"
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SQL_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
+_PG_DURATION = r"^[0-9]+(us|ms|s|min|h|d)?$"
+_TARGET = re.compile(r"^(latest|[0-9]+)$")
+
+
+def _cel(rule: str, message: str) -> dict[str, Any]:
+    return {"rule": rule, "message": message}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class SecretKeyRef(_Model):
+    """Where the database URL lives: one key of a Secret in the SchemaMigration's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN,
+                               description="Name of the Secret.")]
+    key: Annotated[str, Field(min_length=1, max_length=253,
+                              description="Key in the Secret whose value is a libpq URL or conninfo "
+                                          "(postgres://user:password@host:5432/db).")] = DEFAULT_SECRET_KEY
+
+
+class DatabaseSpec(_Model):
+    """The PostgreSQL database to migrate."""
+
+    secret_ref: Annotated[SecretKeyRef, Field(description="Secret key holding the database URL. The URL reaches "
+                                                          "the migration Job only through secretKeyRef.")]
+    table: Annotated[str, Field(pattern=_SQL_IDENT,
+                                description="goose version table, optionally schema-qualified.")] = DEFAULT_TABLE
+
+
+class ImageSource(_Model):
+    """Migrations baked into an image: an init container copies `path` into the Job's working volume."""
+
+    image: Annotated[str, Field(min_length=1, description="Image holding the migration files.")]
+    path: Annotated[str, Field(pattern=r"^/.*", description="Absolute directory of the .sql files in the image.")] = (
+        "/migrations")
+
+
+class SourceSpec(_Model):
+    """Where the goose .sql files come from: ConfigMaps (merged) or an image."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("has(self.configMaps) != has(self.image)", "source needs exactly one of configMaps or image"),
+    ]})
+
+    config_maps: Annotated[list[Annotated[str, Field(max_length=253, pattern=_DNS_SUBDOMAIN)]] | None, Field(
+        default=None, min_length=1, max_length=32,
+        description="ConfigMaps in this namespace whose keys are goose .sql files. Several are merged, so a "
+                    "schema larger than one ConfigMap (1 MiB) fits; a file name in two of them is an error.",
+        json_schema_extra={"x-kubernetes-list-type": "set"})]
+    image: Annotated[ImageSource | None, Field(default=None, description="Migrations shipped in an image.")]
+
+
+class Toleration(_Model):
+    """A core/v1 Toleration for the migration pod."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+_Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-string": True,
+                                                          "pattern": r"^[0-9.]+[A-Za-z]*$"})]
+
+
+class Resources(_Model):
+    """Compute resources of the migration container (core/v1 ResourceRequirements)."""
+
+    limits: dict[str, _Quantity] | None = None
+    requests: dict[str, _Quantity] | None = None
+
+
+class JobSpec(_Model):
+    """How the migration Job runs."""
+
+    image: Annotated[str | None, Field(description="Runner image (schemagate). Defaults to the operator's "
+                                                   "--job-image.")] = None
+    resources: Annotated[Resources | None, Field(description="Resources of the migration container.")] = None
+    service_account_name: Annotated[str | None, Field(
+        pattern=_DNS_SUBDOMAIN, description="ServiceAccount of the migration pod; it needs get/create/update "
+                                            "on coordination.k8s.io leases. Defaults to the namespace's default.")
+    ] = None
+    backoff_limit: Annotated[int, Field(ge=0, le=10, description="Pod retries inside one Job. A failed Job "
+                                                               "is not retried by the operator.")] = 0
+    active_deadline_seconds: Annotated[int, Field(ge=10, le=86400, description="Upper bound of one run.")] = 3600
+    ttl_seconds_after_finished: Annotated[int | None, Field(
+        ge=0, description="Delete finished Jobs after this long; the outcome stays in status.")] = 86400
+    tolerations: list[Toleration] | None = None
+    node_selector: dict[str, str] | None = None
+
+
+class LockSpec(_Model):
+    """Serialisation: a Lease per database between Jobs, plus Postgres lock_timeout while migrating."""
+
+    lease_duration_seconds: Annotated[int, Field(ge=5, le=3600, description="Lease duration; a holder that "
+                                                                          "vanished is taken over after it.")] = 15
+    lock_timeout: Annotated[str, Field(pattern=_PG_DURATION, description="Postgres lock_timeout while migrating "
+                                                                         "(e.g. 10s, 500ms).")] = "10s"
+
+
+class SchemaMigrationSpec(_Model):
+    """Desired state: the database, the migrations, the version to reach."""
+
+    database: DatabaseSpec
+    source: SourceSpec
+    target_version: Annotated[int | str, Field(
+        description="'latest' or a version number; the database is migrated up to it.",
+        json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": [
+            _cel("type(self) == int ? self >= 0 : (self == 'latest' || self.matches('^[0-9]+$'))",
+                 "targetVersion must be 'latest' or a non-negative version number")]})] = "latest"
+    job: Annotated[JobSpec, Field(default_factory=JobSpec)]
+    lock: Annotated[LockSpec, Field(default_factory=LockSpec)]
+
+    def target(self) -> int | None:
+        """The numeric target, or None for latest. Raises ValueError for anything else."""
+        text = str(self.target_version).strip()
+        if not _TARGET.match(text):
+            raise ValueError(f"targetVersion {self.target_version!r} must be 'latest' or a version number")
+        return None if text == "latest" else int(text)
+
+
+class Condition(_Model):
+    """A Kubernetes-convention condition (metav1.Condition)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: str
+
+
+class RunRecord(_Model):
+    """One migration Job and what it did."""
+
+    job: str
+    generation: int | None = None
+    plan: str | None = None
+    retry: str | None = None
+    target_version: int | None = None
+    outcome: Literal["Running", "Succeeded", "Failed"] = "Running"
+    version_before: int | None = None
+    version_after: int | None = None
+    applied: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_seconds: float | None = None
+
+
+class SchemaMigrationStatus(_Model):
+    """Observed state, written only by the operator."""
+
+    phase: Literal["Pending", "Waiting", "Migrating", "Ready", "Failed"] | None = None
+    current_version: int | None = None
+    target_version: int | None = None
+    pending: int | None = None
+    observed_generation: int | None = None
+    conditions: Annotated[list[Condition] | None, Field(
+        default=None, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})]
+    lease_holder: Annotated[str | None, Field(description="Holder of the database's Lease while waiting.")] = None
+    lease_name: str | None = None
+    current_job: RunRecord | None = None
+    last_job: RunRecord | None = None
+    history: Annotated[list[RunRecord] | None, Field(default=None, max_length=HISTORY_LIMIT)]
+
+
+class SchemaMigration(_Model):
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: SchemaMigrationSpec
+    status: SchemaMigrationStatus | None = None
