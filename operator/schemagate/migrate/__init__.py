@@ -1,0 +1,1 @@
+"""goose-compatible migration engine: parser → source → plan (pure), then store/runner (PostgreSQL)."""
