@@ -5,8 +5,9 @@
 --   * soft delete: deleted_at timestamptz NULL; a row with deleted_at set is gone for the application, so
 --     every "name is unique" rule is a partial unique index WHERE deleted_at IS NULL: a name can be
 --     re-created after the old row was soft-deleted;
---   * foreign keys (fk_<table>_<parent>) and checks (chk_<table>_<column>) are added by guarded ALTERs (below), so that a table that
---     already exists without them (CREATE TABLE IF NOT EXISTS leaves it untouched) still gets them;
+--   * foreign keys (fk_<table>_<parent>) and checks (chk_<table>_<column>) are added by guarded ALTERs
+--     (below), so that a table that already exists without them (CREATE TABLE IF NOT EXISTS leaves it
+--     untouched) still gets them;
 --   * every statement is idempotent: running this Up twice succeeds and changes nothing; over a table that
 --     already exists it adds the timestamp/soft-delete columns, constraints and indexes that are missing.
 --
