@@ -1,0 +1,144 @@
+"""The pure plan, table-driven: what the operator does for each state of files, database, Jobs, Lease."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from schemagate.controller.plan import (DbState, Inputs, JobState, LeaseState, MigrationFile, PriorRun, Refuse, RunUp,
+                                        UpToDate, WaitForJob, WaitForLease, job_name, plan, plan_hash)
+
+F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}") for v in (1, 2, 3))
+FILES = (F1, F2, F3)
+
+
+def inputs(**over) -> Inputs:
+    base = Inputs(name="app", namespace="ns", generation=1, target=None, migrations=FILES,
+                  db=DbState(0, frozenset()))
+    return dataclasses.replace(base, **over)
+
+
+def desired_job(i: Inputs, target: int = 3) -> str:
+    return job_name(i.name, i.generation, plan_hash(target, i.migrations, i.retry))
+
+
+def test_fresh_database_runs_up_to_latest():
+    i = inputs()
+    action = plan(i)
+    assert action == RunUp(desired_job(i), plan_hash(3, FILES, None), 3, 3)
+
+
+def test_up_to_date_does_nothing():
+    assert plan(inputs(db=DbState(3, frozenset({1, 2, 3})))) == UpToDate(3, 3)
+
+
+def test_explicit_target_runs_only_up_to_it():
+    i = inputs(target=2, db=DbState(1, frozenset({1})))
+    action = plan(i)
+    assert isinstance(action, RunUp) and action.target == 2 and action.pending == 1
+
+
+def test_empty_source_and_fresh_database_is_ready_at_zero():
+    assert plan(inputs(migrations=())) == UpToDate(0, 0)
+
+
+@pytest.mark.parametrize("over, reason, words", [
+    ({"target": 7}, "TargetNotFound", "targetVersion 7"),
+    ({"db": DbState(5, frozenset({1, 2, 3, 5}))}, "DowngradeRefused", "past the target 3"),
+    ({"db": DbState(3, frozenset({1, 3}))}, "MissingMigrations", "00002_m2.sql"),
+])
+def test_refusals_say_why(over, reason, words):
+    action = plan(inputs(**over))
+    assert isinstance(action, Refuse) and action.reason == reason and words in action.message
+
+
+def test_running_job_is_waited_for_not_duplicated():
+    i = inputs()
+    name = desired_job(i)
+    assert plan(dataclasses.replace(i, jobs=(JobState(name, "Running"),))) == WaitForJob(name, 3, 3)
+
+
+def test_older_running_job_of_the_same_resource_is_waited_for():
+    i = inputs(generation=2)
+    action = plan(dataclasses.replace(i, jobs=(JobState("app-g1-aaaaaaaa", "Running"),)))
+    assert action == WaitForJob("app-g1-aaaaaaaa", 3, 3)
+
+
+def test_failed_job_is_not_retried_and_reports_the_sql_error():
+    i = inputs(db=DbState(1, frozenset({1})))
+    name = desired_job(i)
+    result = {"ok": False, "error": {"reason": "MigrationFailed", "message": 'relation "x" does not exist',
+                                     "file": "00002_m2.sql", "line": 4, "statement": "ALTER TABLE x\n ADD y int",
+                                     "sqlstate": "42P01"}}
+    action = plan(dataclasses.replace(i, jobs=(JobState(name, "Failed", result),)))
+    assert isinstance(action, Refuse) and action.reason == "MigrationFailed" and action.job == name
+    for words in ("00002_m2.sql:4", 'relation "x" does not exist', "42P01", "ALTER TABLE x ADD y int"):
+        assert words in action.message
+
+
+def test_failed_job_remembered_after_ttl_deletion():
+    i = inputs(db=DbState(1, frozenset({1})))
+    name = desired_job(i)
+    action = plan(dataclasses.replace(i, runs=(PriorRun(name, "Failed", "MigrationFailed", "boom"),)))
+    assert action == Refuse("MigrationFailed", "boom", 3, 2, name)
+
+
+def test_retry_annotation_makes_a_new_plan():
+    i = inputs(db=DbState(1, frozenset({1})))
+    name = desired_job(i)
+    failed = dataclasses.replace(i, runs=(PriorRun(name, "Failed", "MigrationFailed", "boom"),), retry="1")
+    action = plan(failed)
+    assert isinstance(action, RunUp) and action.job != name
+
+
+def test_fixed_migration_makes_a_new_plan_but_partial_progress_does_not():
+    fixed = (F1, dataclasses.replace(F2, sha256="fixed"), F3)
+    assert plan_hash(3, fixed, None) != plan_hash(3, FILES, None)
+    # Applying 1 of 3 changes pending, not the plan: the failed Job is not re-run automatically.
+    before = desired_job(inputs())
+    assert desired_job(inputs(db=DbState(1, frozenset({1})))) == before
+
+
+def test_added_migration_makes_a_new_plan():
+    f4 = MigrationFile(4, "00004_m4.sql", "sha4")
+    i = inputs(migrations=FILES + (f4,), db=DbState(3, frozenset({1, 2, 3})))
+    action = plan(i)
+    assert isinstance(action, RunUp) and action.target == 4 and action.pending == 1
+    assert action.job != desired_job(inputs())
+
+
+def test_succeeded_job_but_database_behind_is_a_verification_failure():
+    i = inputs(db=DbState(1, frozenset({1})))
+    action = plan(dataclasses.replace(i, jobs=(JobState(desired_job(i), "Succeeded"),)))
+    assert isinstance(action, Refuse) and action.reason == "VerificationFailed"
+
+
+def test_lease_held_by_someone_else_waits_with_holder():
+    i = inputs(lease=LeaseState("other-ns/other-g1-12345678"))
+    action = plan(i)
+    assert action == WaitForLease("other-ns/other-g1-12345678", desired_job(i), 3, 3)
+
+
+@pytest.mark.parametrize("lease", [LeaseState(None), LeaseState("x/y", expired=True)])
+def test_free_or_expired_lease_runs(lease):
+    assert isinstance(plan(inputs(lease=lease)), RunUp)
+
+
+def test_lease_held_by_our_own_job_is_not_a_reason_to_wait():
+    i = inputs()
+    assert isinstance(plan(dataclasses.replace(i, lease=LeaseState(f"ns/{desired_job(i)}"))), RunUp)
+
+
+def test_image_source_runs_once_per_plan_and_then_reports_the_database():
+    i = inputs(migrations=None, source_key="img:1|/m")
+    run = plan(i)
+    assert isinstance(run, RunUp) and run.pending is None
+    done = dataclasses.replace(i, db=DbState(9, frozenset({9})), runs=(PriorRun(run.job, "Succeeded"),))
+    assert plan(done) == UpToDate(9, 9)
+
+
+def test_job_names_are_deterministic_and_bounded():
+    long = "a" * 80
+    name = job_name(long, 12, "deadbeef")
+    assert name == job_name(long, 12, "deadbeef") and len(name) <= 52 and name.endswith("-g12-deadbeef")
