@@ -134,16 +134,19 @@ def describe_failure(run_reason: str | None, result: dict[str, Any] | None, fall
         tail = (fallback or "").strip().splitlines()[-1:] or ["no result from the runner"]
         return run_reason or reasons.JOB_FAILED, f"Job {job} failed: {tail[0][:300]}"
     reason = str(error.get("reason") or reasons.MIGRATION_FAILED)
+    message = str(error.get("message") or "failed")
     parts = []
     where = error.get("file")
-    if where:
+    if where and str(where) not in message:
         line = error.get("line")
         parts.append(f"{where}{f':{line}' if line else ''}")
-    parts.append(str(error.get("message") or "failed"))
-    if error.get("sqlstate"):
-        parts[-1] += f" (SQLSTATE {error['sqlstate']})"
+    if error.get("sqlstate") and str(error["sqlstate"]) not in message:
+        message += f" (SQLSTATE {error['sqlstate']})"
+    parts.append(message)
     statement = error.get("statement")
-    if statement:
+    if isinstance(statement, int) and not isinstance(statement, bool):
+        parts.append(f"statement #{statement}")
+    elif statement:
         parts.append(f"statement: {' '.join(str(statement).split())[:200]}")
     return reason, f"Job {job}: " + "; ".join(parts)
 

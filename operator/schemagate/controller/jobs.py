@@ -1,0 +1,136 @@
+"""Render the migration Job (pure): same image as the operator, restricted Pod Security, no secrets inline.
+
+The database URL reaches the container only as an env var from a secretKeyRef; migration files are
+mounted read-only (a projected volume merges several ConfigMaps, whose key sets the loader has already
+checked for clashes). The runner writes its JSON result to the termination message, which the operator
+reads back from the pod's status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemagate.api import v1alpha1 as api
+
+MIGRATIONS_DIR = "/migrations"
+TERMINATION_LOG = "/dev/termination-log"
+CONTAINER = "migrate"
+RUNNER_UID = 65532  # "nonroot" in distroless images; any non-zero uid passes runAsNonRoot
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_MIGRATION = f"{api.GROUP}/migration"
+LABEL_PLAN = f"{api.GROUP}/plan"
+LABEL_GENERATION = f"{api.GROUP}/generation"
+ANNOTATION_TARGET = f"{api.GROUP}/target-version"
+ANNOTATION_RETRY = api.RETRY_ANNOTATION
+MANAGED_BY = "schemagate"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything the Job depends on; the same request always renders the same Job."""
+
+    name: str  # the Job's name (deterministic, from plan.job_name)
+    plan: str
+    generation: int
+    target: int | None  # None: up to the newest file
+    lease_name: str
+    lease_holder: str
+    default_image: str
+    retry: str | None = None
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _migrations_volume(spec: api.SchemaMigrationSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, init containers) that put the .sql files at MIGRATIONS_DIR."""
+    if spec.source.config_maps:
+        sources = [{"configMap": {"name": name}} for name in spec.source.config_maps]
+        return [{"name": "migrations", "projected": {"sources": sources, "defaultMode": 0o444}}], []
+    assert spec.source.image is not None
+    copy = {
+        "name": "copy-migrations",
+        "image": spec.source.image.image,
+        # The files come from another image; copy only the .sql files so nothing executable travels.
+        "command": ["sh", "-c", 'cp "$0"/*.sql /work/', spec.source.image.path],
+        "volumeMounts": [{"name": "migrations", "mountPath": "/work"}],
+        "securityContext": _container_security(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    return [{"name": "migrations", "emptyDir": {"sizeLimit": "256Mi"}}], [copy]
+
+
+def _container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def command(spec: api.SchemaMigrationSpec, req: JobRequest, namespace: str) -> list[str]:
+    args = ["schemagate", "migrate", "--dir", MIGRATIONS_DIR, "--table", spec.database.table,
+            "--lock-timeout", spec.lock.lock_timeout, "--json", "--result-file", TERMINATION_LOG,
+            "--lease-name", req.lease_name, "--lease-namespace", namespace,
+            "--lease-holder", req.lease_holder, "--lease-duration", str(spec.lock.lease_duration_seconds)]
+    return args + (["up"] if req.target is None else ["up-to", str(req.target)])
+
+
+def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobRequest) -> dict[str, Any]:
+    meta = obj["metadata"]
+    labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_MIGRATION: meta["name"], LABEL_PLAN: req.plan,
+              LABEL_GENERATION: str(req.generation)}
+    annotations = {ANNOTATION_TARGET: "latest" if req.target is None else str(req.target)}
+    if req.retry:
+        annotations[ANNOTATION_RETRY] = req.retry
+    volumes, init = _migrations_volume(spec)
+    volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+    job = spec.job
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": job.image or req.default_image,
+        "command": command(spec, req, meta["namespace"]),
+        "env": [
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {
+                "name": spec.database.secret_ref.name, "key": spec.database.secret_ref.key}}},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ],
+        "volumeMounts": [{"name": "migrations", "mountPath": MIGRATIONS_DIR, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": _container_security(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if job.resources is not None:
+        container["resources"] = job.resources.model_dump(by_alias=True, exclude_none=True)
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if init:
+        pod["initContainers"] = init
+    if job.service_account_name:
+        pod["serviceAccountName"] = job.service_account_name
+    if job.tolerations:
+        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in job.tolerations]
+    if job.node_selector:
+        pod["nodeSelector"] = dict(job.node_selector)
+    job_spec: dict[str, Any] = {
+        "backoffLimit": job.backoff_limit,
+        "activeDeadlineSeconds": job.active_deadline_seconds,
+        "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": pod},
+    }
+    if job.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = job.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": req.name, "namespace": meta["namespace"], "labels": labels,
+                     "annotations": annotations, "ownerReferences": [_owner(obj)]},
+        "spec": job_spec,
+    }
