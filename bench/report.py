@@ -1,0 +1,61 @@
+"""Medians, ratios and the printed table of a benchmark run. Pure functions over the raw timings."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    tool: str
+    size: int
+    op: str  # "up" or "status"
+    repetition: int
+    seconds: float
+
+
+Key = tuple[str, int, str]  # (tool, size, op)
+
+
+def medians(timings: list[Timing]) -> dict[Key, float]:
+    grouped: dict[Key, list[float]] = {}
+    for t in timings:
+        grouped.setdefault((t.tool, t.size, t.op), []).append(t.seconds)
+    return {k: statistics.median(v) for k, v in grouped.items()}
+
+
+def ratios(med: dict[Key, float], tool: str, baselines: list[str]) -> dict[Key, float]:
+    """(baseline, size, op) -> median(tool) / median(baseline), where both were measured."""
+    out: dict[Key, float] = {}
+    for (t, size, op), base in med.items():
+        if t in baselines and (tool, size, op) in med and base > 0:
+            out[(t, size, op)] = med[(tool, size, op)] / base
+    return out
+
+
+def render_table(med: dict[Key, float], tools: list[str], sizes: list[int], subject: str,
+                 baselines: list[str]) -> str:
+    rat = ratios(med, subject, baselines)
+    ratio_cols = [f"{subject}/{b}" for b in baselines]
+    header = ["N", "op", *tools, *ratio_cols]
+    rows = [header]
+    for size in sizes:
+        for op in ("up", "status"):
+            row = [str(size), op]
+            row += [f"{med[(t, size, op)]:.3f}s" if (t, size, op) in med else "n/a" for t in tools]
+            row += [f"{rat[(b, size, op)]:.2f}x" if (b, size, op) in rat else "n/a" for b in baselines]
+            rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_json(timings: list[Timing], med: dict[Key, float], subject: str, baselines: list[str]) -> dict:
+    return {
+        "timings": [asdict(t) for t in timings],
+        "medians": [{"tool": t, "size": s, "op": o, "seconds": v} for (t, s, o), v in sorted(med.items())],
+        "ratios": [{"numerator": subject, "denominator": b, "size": s, "op": o, "ratio": v}
+                   for (b, s, o), v in sorted(ratios(med, subject, baselines).items())],
+    }

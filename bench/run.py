@@ -1,0 +1,223 @@
+"""Time `up` and `status` of N generated migrations: schemagate vs the goose CLI vs `psql -1 -f`.
+
+    .venv/bin/python bench/run.py [--sizes 200,1000] [--repeat 3] [--tools schemagate,goose,psql]
+
+Starts its own throw-away PostgreSQL on 127.0.0.1 (schemagate.devenv.postgres), gives every measured run
+a fresh database, checks that each run really applied everything, prints medians and ratios and writes
+the raw timings to bench/results/<UTC time>.json. Every command has a timeout, so the run always ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+import workload  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+TOOLS = ("schemagate", "goose", "psql")
+SUBJECT, BASELINES = "schemagate", ["goose", "psql"]
+
+
+class BenchError(RuntimeError):
+    """A tool failed or did not do the work; the message names the tool, size and step."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    up: list[str]  # argv with {dir}, {url}, {sql} placeholders
+    status: list[str] | None  # None: the tool has no notion of applied migrations
+    tracks_versions: bool
+
+
+def default_goose() -> str:
+    cache = Path(os.environ.get("SCHEMAGATE_CACHE", Path.home() / ".cache" / "schemagate"))
+    return os.environ.get("GOOSE_BIN") or str(cache / "goose-v3.27.3" / "goose")
+
+
+def default_schemagate() -> str:
+    beside = Path(sys.executable).parent / "schemagate"
+    return str(beside) if beside.exists() else (shutil.which("schemagate") or str(beside))
+
+
+def make_tools(names: list[str], schemagate: str, goose: str, psql: str) -> list[Tool]:
+    available = {
+        "schemagate": Tool("schemagate",
+                           [schemagate, "migrate", "--dir", "{dir}", "--database-url", "{url}", "up"],
+                           [schemagate, "migrate", "--dir", "{dir}", "--database-url", "{url}", "status"],
+                           tracks_versions=True),
+        "goose": Tool("goose", [goose, "-dir", "{dir}", "postgres", "{url}", "up"],
+                      [goose, "-dir", "{dir}", "postgres", "{url}", "status"], tracks_versions=True),
+        "psql": Tool("psql", [psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", "{url}", "-f", "{sql}"],
+                     None, tracks_versions=False),
+    }
+    tools = []
+    for name in names:
+        if name not in available:
+            raise BenchError(f"unknown tool {name!r}; choose from {', '.join(TOOLS)}")
+        tool = available[name]
+        if not os.access(tool.up[0], os.X_OK):
+            hint = {"schemagate": "run hack/test.sh once (it installs .venv) or use --schemagate",
+                    "goose": "run hack/build-goose.sh or set GOOSE_BIN",
+                    "psql": "run hack/install-postgres.sh"}[name]
+            raise BenchError(f"{name}: {tool.up[0]} is not an executable; {hint}")
+        tools.append(tool)
+    return tools
+
+
+def run_timed(argv: list[str], what: str, timeout: float, secret: str) -> float:
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{what}: no answer within {timeout:.0f}s") from exc
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]).replace(secret, "***")
+        raise BenchError(f"{what}: exited {proc.returncode}\n{tail}")
+    return elapsed
+
+
+def check_applied(url: str, tool: Tool, size: int, what: str) -> None:
+    """The timing counts only if every table exists and (for trackers) every version is recorded."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+                              "AND tablename LIKE 'bench\\_%'").fetchone()[0]
+        rows = conn.execute("SELECT count(*) FROM bench_00001").fetchone()[0]
+        versions = None
+        if tool.tracks_versions:
+            versions = conn.execute("SELECT count(*) FROM goose_db_version WHERE version_id > 0").fetchone()[0]
+    if tables != size or rows != workload.ROWS_PER_MIGRATION or versions not in (None, size):
+        raise BenchError(f"{what}: expected {size} tables and versions, found {tables} tables, "
+                         f"{versions} versions, {rows} rows in bench_00001")
+
+
+def drop_database(server, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure(server, tools: list[Tool], sizes: list[int], repeat: int, timeout: float,
+            workdir: Path) -> list[report.Timing]:
+    from schemagate.devenv.postgres import SUPERUSER_PASSWORD
+
+    timings: list[report.Timing] = []
+    for size in sizes:
+        migrations = workload.render_all(size)
+        mdir = workdir / f"migrations-{size}"
+        workload.write_migrations(mdir, migrations)
+        sql = workdir / f"all-up-{size}.sql"
+        sql.write_text(workload.concatenated_up(migrations))
+        for rep in range(repeat):
+            # Rotate the order so no tool always runs first (cold caches) or last.
+            order = tools[rep % len(tools):] + tools[:rep % len(tools)]
+            for tool in order:
+                dbname = f"bench_{tool.name}_{size}_{rep}"
+                url = server.create_database(dbname)
+                subst = {"{dir}": str(mdir), "{url}": url, "{sql}": str(sql)}
+                argv = [subst.get(a, a) for a in tool.up]
+                what = f"{tool.name} up N={size} #{rep + 1}"
+                seconds = run_timed(argv, what, timeout, SUPERUSER_PASSWORD)
+                check_applied(url, tool, size, what)
+                timings.append(report.Timing(tool.name, size, "up", rep, seconds))
+                line = f"{what}: {seconds:.3f}s"
+                if tool.status:
+                    argv = [subst.get(a, a) for a in tool.status]
+                    what = f"{tool.name} status N={size} #{rep + 1}"
+                    seconds = run_timed(argv, what, timeout, SUPERUSER_PASSWORD)
+                    timings.append(report.Timing(tool.name, size, "status", rep, seconds))
+                    line += f", status {seconds:.3f}s"
+                print(line, file=sys.stderr, flush=True)
+                drop_database(server, dbname)
+    return timings
+
+
+def environment(server, tools: list[Tool]) -> dict:
+    import psycopg
+
+    with psycopg.connect(server.url()) as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    goose = next((t for t in tools if t.name == "goose"), None)
+    goose_version = None
+    if goose:
+        out = subprocess.run([goose.up[0], "--version"], capture_output=True, text=True, timeout=30)
+        goose_version = (out.stdout + out.stderr).strip()
+    try:
+        schemagate_version = importlib.metadata.version("schemagate")
+    except importlib.metadata.PackageNotFoundError:
+        schemagate_version = None
+    return {"postgres": pg_version, "goose": goose_version, "schemagate": schemagate_version,
+            "python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "postgres_settings": "fsync=off, synchronous_commit=off, full_page_writes=off (throw-away cluster)"}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="200,1000", help="comma-separated migration counts (default 200,1000)")
+    p.add_argument("--repeat", type=int, default=3, help="repetitions per tool and size; the median is kept")
+    p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
+    p.add_argument("--schemagate", default=default_schemagate(), help="schemagate executable")
+    p.add_argument("--goose", default=default_goose(), help="goose executable (default $GOOSE_BIN)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds allowed for any one command")
+    p.add_argument("--out", type=Path, default=BENCH / "results", help="directory for the JSON result")
+    args = p.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        p.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
+    if not args.sizes or min(args.sizes) < 1 or args.repeat < 1:
+        p.error("--sizes must be positive integers and --repeat at least 1")
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from schemagate.devenv.postgres import running_postgres
+
+    try:
+        with running_postgres() as server, tempfile.TemporaryDirectory(prefix="schemagate-bench-") as tmp:
+            tools = make_tools(args.tools, args.schemagate, args.goose, str(server.bindir / "psql"))
+            env = environment(server, tools)
+            started = dt.datetime.now(dt.timezone.utc)
+            timings = measure(server, tools, args.sizes, args.repeat, args.timeout, Path(tmp))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    names = [t.name for t in tools]
+    med = report.medians(timings)
+    baselines = [b for b in BASELINES if b in names] if SUBJECT in names else []
+    print(f"\nmedian wall-clock of {args.repeat} run(s), fresh database each, PostgreSQL {env['postgres']}, "
+          f"{env['cpus']} CPUs (each time includes process start-up)\n")
+    print(report.render_table(med, names, args.sizes, SUBJECT, baselines))
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"{started:%Y%m%dT%H%M%SZ}.json"
+    result = {"started_at": started.isoformat(), "sizes": args.sizes, "repeat": args.repeat,
+              "tools": names, "environment": env, **report.to_json(timings, med, SUBJECT, baselines)}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
