@@ -1,0 +1,232 @@
+"""A coordination.k8s.io/v1 Lease per database: who may migrate it now, visible to the whole cluster.
+
+The runner holds it while it works (acquire, renew in a background thread, release). The Postgres
+advisory lock stays the fence inside the database: a paused holder whose Lease was taken over still
+cannot run concurrently. Takeover of a stale holder follows client-go's leader election and
+CloudNativePG: a Lease whose renewTime + leaseDurationSeconds lies in the past is free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+LEASE_PREFIX = "schemagate-db-"
+DEFAULT_WAIT_SECONDS = 600.0
+
+
+class LeaseUnavailable(Exception):
+    def __init__(self, message: str, holder: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.holder = holder
+
+
+def lease_name(host: str, port: int, dbname: str, table: str) -> str:
+    """Named after the database, not the custom resource: two SchemaMigrations on one database serialise."""
+    identity = f"{host.lower()}:{port}/{dbname}/{table.lower()}"
+    return LEASE_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).replace("Z", "+00:00")
+    return datetime.fromisoformat(text)
+
+
+def micro_time(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The Lease as a holder sees it (from a dict in API form: camelCase keys)."""
+
+    holder: str | None
+    renew_time: datetime | None
+    duration_seconds: int | None
+    transitions: int
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any] | None) -> Observed:
+        spec = spec or {}
+        return cls(spec.get("holderIdentity") or None, _time(spec.get("renewTime") or spec.get("acquireTime")),
+                   spec.get("leaseDurationSeconds"), int(spec.get("leaseTransitions") or 0))
+
+    def expired(self, now: datetime) -> bool:
+        if self.holder is None:
+            return True
+        if self.renew_time is None or self.duration_seconds is None:
+            return True
+        return self.renew_time + timedelta(seconds=self.duration_seconds) < now
+
+
+Decision = Literal["create", "take", "renew", "held"]
+
+
+def decide(current: Observed | None, me: str, now: datetime) -> Decision:
+    """Pure: what acquiring means for the Lease as it is now."""
+    if current is None:
+        return "create"
+    if current.holder == me:
+        return "renew"
+    if current.expired(now):
+        return "take"
+    return "held"
+
+
+def desired_spec(current: Observed | None, me: str, duration: int, now: datetime) -> dict[str, Any]:
+    taking = current is None or current.holder != me
+    spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": duration, "renewTime": micro_time(now)}
+    if taking:
+        spec["acquireTime"] = micro_time(now)
+        spec["leaseTransitions"] = (current.transitions + 1) if current is not None and current.holder else (
+            current.transitions if current is not None else 0)
+    return spec
+
+
+class _Api:
+    """The few Lease calls we make, on plain dicts (exact MicroTime strings, no model conversions)."""
+
+    def __init__(self, api_client: Any | None = None):
+        from kubernetes import client
+
+        from schemagate import kube
+
+        self._api = client.CoordinationV1Api(api_client or kube.api_client())
+        self._client = self._api.api_client
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = self._api.read_namespaced_lease(name, namespace, _preload_content=False)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        import json
+
+        return json.loads(resp.data)
+
+    def create(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "schemagate"}},
+                "spec": spec}
+        self._api.create_namespaced_lease(namespace, body)
+
+    def replace(self, namespace: str, obj: dict[str, Any], spec: dict[str, Any]) -> None:
+        """Compare-and-swap on resourceVersion: a concurrent writer gets 409, never a lost update."""
+        body = dict(obj, spec={**(obj.get("spec") or {}), **spec})
+        self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace, body)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
+                now: Callable[[], datetime] = _now) -> Observed | None:
+    """One attempt: None when acquired (or renewed), else the Lease as held by someone else."""
+    from kubernetes.client.exceptions import ApiException
+
+    obj = api.get(namespace, name)
+    current = None if obj is None else Observed.from_spec(obj.get("spec"))
+    t = now()
+    decision = decide(current, me, t)
+    if decision == "held":
+        return current
+    try:
+        if decision == "create":
+            api.create(namespace, name, desired_spec(None, me, duration, t))
+        else:
+            assert obj is not None
+            api.replace(namespace, obj, desired_spec(current, me, duration, t))
+    except ApiException as e:
+        if e.status in (409, 422):  # someone else wrote first; look again
+            return Observed.from_spec(None) if current is None else current
+        raise
+    return None
+
+
+def release(api: _Api, namespace: str, name: str, me: str) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    obj = api.get(namespace, name)
+    if obj is None or Observed.from_spec(obj.get("spec")).holder != me:
+        return  # taken over (we were too slow renewing): not ours to release
+    try:
+        # client-go releases by clearing the holder; the object stays, its transition count with it.
+        api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
+                                     "renewTime": micro_time(_now())})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+
+
+class _Renewer(threading.Thread):
+    def __init__(self, api: _Api, namespace: str, name: str, me: str, duration: int):
+        super().__init__(name=f"lease-renew-{name}", daemon=True)
+        self._args = (api, namespace, name, me, duration)
+        self._stop_event = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        api, namespace, name, me, duration = self._args
+        interval = max(1.0, duration / 3)
+        while not self._stop_event.wait(interval):
+            try:
+                other = try_acquire(api, namespace, name, me, duration)
+            except Exception as e:  # a blip must not kill the run; the next tick tries again
+                log.warning("renewing lease %s/%s failed: %s", namespace, name, e)
+                continue
+            if other is not None and other.holder not in (None, me):
+                self.lost = True
+                log.warning("lease %s/%s was taken over by %s", namespace, name, other.holder)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+@contextmanager
+def held_lease(*, name: str, namespace: str, holder: str, duration_seconds: int,
+               wait_seconds: float = DEFAULT_WAIT_SECONDS, api_client: Any | None = None) -> Iterator[None]:
+    """Hold the Lease for the body: acquire (waiting up to wait_seconds), renew meanwhile, release after.
+
+    Raises LeaseUnavailable naming the holder when it stays held by someone else.
+    """
+    api = _Api(api_client)
+    deadline = time.monotonic() + wait_seconds
+    poll = min(2.0, max(0.2, duration_seconds / 5))
+    while True:
+        other = try_acquire(api, namespace, name, holder, duration_seconds)
+        if other is None:
+            break
+        if time.monotonic() >= deadline:
+            raise LeaseUnavailable(f"lease {namespace}/{name} is held by {other.holder or 'someone else'}; "
+                                   f"gave up after {wait_seconds:g}s", other.holder)
+        time.sleep(poll)
+    renewer = _Renewer(api, namespace, name, holder, duration_seconds)
+    renewer.start()
+    try:
+        yield
+    finally:
+        renewer.stop()
+        try:
+            release(api, namespace, name, holder)
+        except Exception as e:  # the Lease expires by itself; the run's own outcome matters more
+            log.warning("releasing lease %s/%s failed: %s", namespace, name, e)

@@ -1,0 +1,108 @@
+"""The database Lease: acquire when free or stale, never steal a live one, release only our own."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from schemagate import lease
+from schemagate.lease import LeaseUnavailable, Observed, decide, held_lease, lease_name, try_acquire
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class FakeLeases:
+    """In-memory Lease API with the apiserver's compare-and-swap on resourceVersion."""
+
+    def __init__(self):
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.lock = threading.Lock()
+
+    def get(self, namespace, name):
+        with self.lock:
+            obj = self.objects.get((namespace, name))
+            return copy.deepcopy(obj)
+
+    def create(self, namespace, name, spec):
+        with self.lock:
+            if (namespace, name) in self.objects:
+                raise ApiException(status=409)
+            self.objects[(namespace, name)] = {"metadata": {"name": name, "resourceVersion": "1"}, "spec": dict(spec)}
+
+    def replace(self, namespace, obj, spec):
+        with self.lock:
+            stored = self.objects[(namespace, obj["metadata"]["name"])]
+            if stored["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
+                raise ApiException(status=409)
+            stored["spec"] = {k: v for k, v in {**stored["spec"], **spec}.items() if v is not None}
+            stored["metadata"]["resourceVersion"] = str(int(stored["metadata"]["resourceVersion"]) + 1)
+
+
+def held_by(holder, renewed, duration=15):
+    return Observed(holder, renewed, duration, 0)
+
+
+def test_lease_name_is_the_database_identity_not_the_resource():
+    a = lease_name("DB.example", 5432, "app", "goose_db_version")
+    assert a == lease_name("db.example", 5432, "app", "goose_db_version")
+    assert a != lease_name("db.example", 5432, "app", "other_table")
+    assert a.startswith("schemagate-db-") and len(a) <= 63
+
+
+@pytest.mark.parametrize("current, decision", [
+    (None, "create"),
+    (held_by("me", T0), "renew"),
+    (held_by("other", T0 - timedelta(seconds=5)), "held"),
+    (held_by("other", T0 - timedelta(seconds=16)), "take"),
+    (held_by(None, T0), "take"),
+])
+def test_decide(current, decision):
+    assert decide(current, "me", T0) == decision
+
+
+def test_acquire_creates_then_others_wait():
+    api = FakeLeases()
+    assert try_acquire(api, "ns", "l", "a", 15, now=lambda: T0) is None
+    other = try_acquire(api, "ns", "l", "b", 15, now=lambda: T0 + timedelta(seconds=3))
+    assert other is not None and other.holder == "a"
+
+
+def test_stale_holder_is_taken_over_after_the_lease_duration():
+    api = FakeLeases()
+    try_acquire(api, "ns", "l", "a", 15, now=lambda: T0)
+    assert try_acquire(api, "ns", "l", "b", 15, now=lambda: T0 + timedelta(seconds=16)) is None
+    spec = api.get("ns", "l")["spec"]
+    assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
+
+
+def test_held_lease_releases_at_the_end_and_on_error(monkeypatch):
+    api = FakeLeases()
+    monkeypatch.setattr(lease, "_Api", lambda client=None: api)
+    with held_lease(name="l", namespace="ns", holder="a", duration_seconds=15):
+        assert api.get("ns", "l")["spec"]["holderIdentity"] == "a"
+    assert "holderIdentity" not in api.get("ns", "l")["spec"]
+    with pytest.raises(RuntimeError):
+        with held_lease(name="l", namespace="ns", holder="b", duration_seconds=15):
+            raise RuntimeError("migration failed")
+    assert "holderIdentity" not in api.get("ns", "l")["spec"]
+
+
+def test_held_lease_gives_up_naming_the_holder(monkeypatch):
+    api = FakeLeases()
+    monkeypatch.setattr(lease, "_Api", lambda client=None: api)
+    try_acquire(api, "ns", "l", "ns/other-job", 3600)
+    with pytest.raises(LeaseUnavailable, match="held by ns/other-job") as err:
+        with held_lease(name="l", namespace="ns", holder="me", duration_seconds=15, wait_seconds=0):
+            pass
+    assert err.value.holder == "ns/other-job"
+
+
+def test_release_leaves_someone_elses_lease_alone():
+    api = FakeLeases()
+    try_acquire(api, "ns", "l", "b", 15)
+    lease.release(api, "ns", "l", "a")
+    assert api.get("ns", "l")["spec"]["holderIdentity"] == "b"
