@@ -1,0 +1,230 @@
+"""`schemagate migrate [options] COMMAND`: goose's verbs on a goose database, plus checksums and a JSON result.
+
+Exit status: 0 success, 1 the run failed (SQL error, lock, connection, checksum ...), 2 bad usage or
+invalid input (bad files, unknown target). With --json the result document is printed on stdout; with
+--result-file it is also written compactly within 4096 bytes (the Job's termination message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from schemagate.migrate import dburl, reasons, result, runner, source, store
+from schemagate.migrate.errors import MigrateError
+
+COMMANDS = {
+    "up": "apply every pending migration",
+    "up-by-one": "apply the next pending migration",
+    "up-to": "apply pending migrations up to VERSION",
+    "down": "roll back the current version",
+    "down-to": "roll back until the current version is at most VERSION (0 = everything)",
+    "redo": "roll back the current version and apply it again",
+    "status": "list every migration and whether it is applied (one query)",
+    "version": "print the current version (one query)",
+    "validate": "check files, checksums of applied files and out-of-order files without changing anything",
+    "create": "create a new migration file NAME (timestamp version, or sequential with -s)",
+    "accept-checksum": "record the current content of applied migration VERSION as its checksum",
+}
+NEEDS_VERSION = {"up-to", "down-to", "accept-checksum"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "commands:\n" + "\n".join(f"  {k:<16} {v}" for k, v in COMMANDS.items())
+    parser.add_argument("--dir", default=os.environ.get("GOOSE_MIGRATION_DIR", "."),
+                        help="directory of goose .sql migrations (default: $GOOSE_MIGRATION_DIR or .)")
+    parser.add_argument("--database-url", help="PostgreSQL URL or conninfo (default: $DATABASE_URL, then "
+                        "libpq's PGHOST/PGUSER/PGPASSWORD/... variables)")
+    parser.add_argument("--table", default=os.environ.get("GOOSE_TABLE", store.DEFAULT_TABLE),
+                        help="goose tracking table, optionally schema-qualified (default: goose_db_version)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="apply files older than the current version that were never applied (out of order)")
+    parser.add_argument("--lock-timeout", help="PostgreSQL lock_timeout while migrating, e.g. 5s")
+    parser.add_argument("--statement-timeout", help="PostgreSQL statement_timeout while migrating, e.g. 10min")
+    parser.add_argument("--lock-wait", type=float, default=300.0, metavar="SECONDS",
+                        help="how long to wait for another run's migration lock (default: 300)")
+    parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")
+    parser.add_argument("--result-file", metavar="PATH",
+                        help="also write the compact JSON result here (≤ 4096 bytes), e.g. /dev/termination-log")
+    parser.add_argument("-s", "--sequential", action="store_true", help="create: sequential version (00001)")
+    parser.add_argument("--lease-name", help="hold this Kubernetes Lease while migrating")
+    parser.add_argument("--lease-namespace", help="namespace of --lease-name")
+    parser.add_argument("--lease-holder", help="holder identity written into the Lease (default: hostname)")
+    parser.add_argument("--lease-duration", type=int, default=30, metavar="SECONDS",
+                        help="Lease duration; it is renewed while the run lasts (default: 30)")
+    parser.add_argument("migrate_command", metavar="COMMAND", choices=sorted(COMMANDS),
+                        help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("argument", nargs="?", metavar="VERSION|NAME",
+                        help="the version for up-to/down-to/accept-checksum, the name for create")
+
+
+@contextlib.contextmanager
+def _lease(args: argparse.Namespace) -> Iterator[None]:
+    if not args.lease_name:
+        yield
+        return
+    from schemagate import lease  # imported only when asked: it needs the Kubernetes client
+
+    try:
+        cm = lease.held_lease(name=args.lease_name, namespace=args.lease_namespace,
+                              holder=args.lease_holder or os.environ.get("HOSTNAME") or "schemagate",
+                              duration_seconds=args.lease_duration)
+        cm.__enter__()
+    except lease.LeaseUnavailable as e:
+        raise MigrateError(reasons.LEASE_UNAVAILABLE, f"Lease {args.lease_namespace}/{args.lease_name}: {e}") from None
+    exc: BaseException | None = None
+    try:
+        yield
+    except BaseException as e:
+        exc = e
+        raise
+    finally:
+        cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+def _parse_version(args: argparse.Namespace) -> int | None:
+    cmd = args.migrate_command
+    if cmd in NEEDS_VERSION:
+        if args.argument is None:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd} needs a VERSION argument")
+        try:
+            v = int(args.argument)
+        except ValueError:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd}: {args.argument!r} is not a version number") from None
+        if v < 0:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd}: version must not be negative")
+        return v
+    if cmd == "create":
+        if not args.argument:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, "create needs a NAME argument")
+        return None
+    if args.argument is not None:
+        raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd} takes no argument (got {args.argument!r})")
+    return None
+
+
+def execute(args: argparse.Namespace, log) -> runner.RunResult:
+    """Everything but printing: validate input, take the lease, connect, run. Never raises MigrateError."""
+    url = dburl.resolve(args.database_url)
+    cmd = args.migrate_command
+    res = runner.RunResult(command=cmd, database=dburl.describe(url), table=args.table)
+    try:
+        table = store.parse_table_name(args.table)
+        target = _parse_version(args)
+        runner.check_duration("--lock-timeout", args.lock_timeout)
+        runner.check_duration("--statement-timeout", args.statement_timeout)
+        if args.lock_wait < 0:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, "--lock-wait must not be negative")
+        migrations = source.load_dir(args.dir)
+        if not migrations:
+            raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
+        opts = runner.Options(table=table, allow_missing=args.allow_missing, lock_timeout=args.lock_timeout,
+                              statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log)
+        lease_cm = _lease(args) if cmd in runner.MUTATING else contextlib.nullcontext()
+        with lease_cm:
+            conn = runner.connect(url)
+            try:
+                info = conn.info
+                res.database = dburl.Target(info.host, int(info.port), info.dbname)
+                runner.run(conn, cmd, migrations, opts, res, target)
+            except Exception as e:
+                if isinstance(e, MigrateError):
+                    raise
+                import psycopg
+                if isinstance(e, psycopg.Error):
+                    raise MigrateError(reasons.DATABASE_ERROR, f"database error: {str(e).strip()}",
+                                       sqlstate=getattr(e, "sqlstate", None)) from e
+                raise
+            finally:
+                conn.close()
+    except MigrateError as e:
+        e.message = dburl.redact(e.message, url)
+        e.details = [dburl.redact(d, url) for d in e.details]
+        res.error = e
+    return res
+
+
+def exit_code(res: runner.RunResult) -> int:
+    if res.error is None:
+        return 0
+    return 2 if res.error.reason in reasons.INVALID_INPUT else 1
+
+
+def _print_text(res: runner.RunResult) -> None:
+    for note in res.notes:
+        print(f"schemagate: {note}", file=sys.stderr)
+    if res.error:
+        print(f"schemagate migrate {res.command}: {res.error.reason}: {res.error.message}", file=sys.stderr)
+        for d in res.error.details[1:]:
+            print(f"  {d}", file=sys.stderr)
+        return
+    if res.command == "status":
+        print("    Applied At                  Migration")
+        print("    =======================================")
+        for m in res.migrations or []:
+            when = "Pending"
+            if m["applied"]:
+                ts = dt.datetime.fromisoformat(m["appliedAt"]) if m["appliedAt"] else None
+                when = ts.strftime("%a %b ") + f"{ts.day:2d}" + ts.strftime(" %H:%M:%S %Y") if ts else "applied"
+            print(f"    {when:<24} -- {m['file']}")
+    elif res.command == "version":
+        print(f"schemagate: version {res.version_after}")
+    elif res.command == "validate":
+        print(f"schemagate: migrations valid; database at version {res.version_after}, "
+              f"{len(res.pending)} pending")
+    elif res.command == "accept-checksum":
+        pass
+    elif res.applied:
+        print(f"schemagate: successfully migrated database to version: {res.version_after}")
+    else:
+        print(f"schemagate: no migrations to run. current version: {res.version_after}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.migrate_command == "create":
+        try:
+            _parse_version(args)
+            path = __import__("schemagate.migrate.create", fromlist=["create"]).create(
+                args.dir, args.argument, args.sequential)
+        except MigrateError as e:
+            print(f"schemagate migrate create: {e.reason}: {e.message}", file=sys.stderr)
+            return 2
+        print(f"schemagate: created new file: {path}")
+        return 0
+
+    def log(msg: str) -> None:
+        print(f"schemagate: {msg}", file=sys.stderr, flush=True)
+
+    res = execute(args, log)
+    doc = result.to_json(res)
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        if res.error:
+            print(f"schemagate migrate {res.command}: {res.error.reason}: {res.error.message}", file=sys.stderr)
+    else:
+        _print_text(res)
+    if args.result_file:
+        try:
+            Path(args.result_file).write_text(result.compact(result.shrink(doc)), encoding="utf-8")
+        except OSError as e:
+            print(f"schemagate: cannot write --result-file {args.result_file}: {e.strerror}", file=sys.stderr)
+            return 1
+    return exit_code(res)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="schemagate migrate", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Runs a plan against PostgreSQL: lock, timeouts, one transaction per migration, stop at the first failure.
+
+Everything that can be decided without the database has been (files parsed, names checked); this module
+connects, reads the tracking table, plans, and executes. Failures become MigrateError with a reason
+constant; the run's progress is kept in RunResult so a failure still says how far it got.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from schemagate.migrate import dburl, plan, reasons, store
+from schemagate.migrate.errors import MigrateError
+from schemagate.migrate.parser import Statement
+from schemagate.migrate.source import Migration
+
+_PG_DURATION = re.compile(r"\d+\s*(us|ms|s|min|h|d)?")
+
+
+def check_duration(flag: str, value: str | None) -> None:
+    if value is not None and not _PG_DURATION.fullmatch(value.strip()):
+        raise MigrateError(reasons.INVALID_ARGUMENTS,
+                           f"{flag} {value!r} is not a PostgreSQL duration (e.g. 5s, 500ms, 2min, 0 = no limit)")
+
+
+@dataclass
+class Options:
+    table: store.TableName
+    allow_missing: bool = False
+    lock_timeout: str | None = None
+    statement_timeout: str | None = None
+    lock_wait: float = 300.0  # seconds to wait for the advisory lock
+    log: Callable[[str], None] = lambda _msg: None  # progress lines for humans (stderr)
+
+
+@dataclass
+class AppliedStep:
+    version: int
+    file: str
+    direction: str
+    duration_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "file": self.file, "direction": self.direction,
+                "durationMs": self.duration_ms}
+
+
+@dataclass
+class RunResult:
+    command: str
+    database: dburl.Target
+    table: str
+    version_before: int | None = None
+    version_after: int | None = None
+    applied: list[AppliedStep] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    error: MigrateError | None = None
+    migrations: list[dict[str, Any]] | None = None  # status only
+    notes: list[str] = field(default_factory=list)  # e.g. checksums adopted
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def connect(url: str) -> psycopg.Connection:
+    """Autocommit session (transactions are explicit); failures classified, password never shown."""
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate"}
+    try:
+        if "connect_timeout" not in url:
+            import os
+            if not os.environ.get("PGCONNECT_TIMEOUT"):
+                kwargs["connect_timeout"] = 10
+        return psycopg.connect(url, **kwargs)
+    except psycopg.Error as e:
+        text = dburl.redact(str(e).strip(), url)
+        where = dburl.describe(url)
+        low = text.lower()
+        if "password authentication failed" in low or "authentication failed" in low or \
+                "no password supplied" in low or getattr(e, "sqlstate", None) in ("28P01", "28000"):
+            raise MigrateError(reasons.AUTHENTICATION_FAILED,
+                               f"cannot log in to database {where.name!r} at {where.host}:{where.port}: {text}") from None
+        raise MigrateError(reasons.CONNECTION_FAILED,
+                           f"cannot connect to database {where.name!r} at {where.host}:{where.port}: {text}") from None
+
+
+def acquire_lock(conn: psycopg.Connection, wait_seconds: float, log: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.2
+    told = False
+    while not store.try_lock(conn):
+        if time.monotonic() >= deadline:
+            holder = store.lock_holder(conn)
+            raise MigrateError(
+                reasons.LOCK_TIMEOUT,
+                f"another migration run{' (' + holder + ')' if holder else ''} held the advisory lock "
+                f"{store.ADVISORY_LOCK_KEY} for longer than --lock-wait {wait_seconds:g}s; retry when it has "
+                "finished")
+        if not told:
+            log(f"waiting up to {wait_seconds:g}s for the migration lock held by another run")
+            told = True
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 2.0)
+
+
+def set_timeouts(conn: psycopg.Connection, opts: Options) -> None:
+    for name, value in (("lock_timeout", opts.lock_timeout), ("statement_timeout", opts.statement_timeout)):
+        if value is not None:
+            try:
+                conn.execute("SELECT set_config(%s, %s, false)", (name, value.strip().replace(" ", "")))
+            except psycopg.Error as e:
+                raise MigrateError(reasons.INVALID_ARGUMENTS, f"--{name.replace('_', '-')} {value!r}: "
+                                   f"{e.diag.message_primary or e}") from None
+
+
+def _statement_error(m: Migration, direction: str, n: int, st: Statement, e: psycopg.Error,
+                     use_tx: bool) -> MigrateError:
+    diag = e.diag
+    primary = diag.message_primary or str(e).strip().splitlines()[0]
+    sqlstate = e.sqlstate or diag.sqlstate
+    where = ""
+    pos = diag.statement_position
+    if pos and pos.isdigit():
+        err_line = st.line + st.sql[: int(pos) - 1].count("\n")
+        where = f", at line {err_line}"
+    detail = f" ({diag.message_detail})" if diag.message_detail else ""
+    first = st.first_line if len(st.first_line) <= 80 else st.first_line[:77] + "..."
+    aftermath = ("rolled back, no version row written" if use_tx else
+                 "NO TRANSACTION: earlier statements of this file stay applied, no version row written")
+    return MigrateError(
+        reasons.MIGRATION_FAILED,
+        f"{m.file}: {direction} statement {n} (line {st.line}: {first}) failed: {primary}{detail} "
+        f"[SQLSTATE {sqlstate}{where}]; {aftermath}",
+        file=m.file, version=m.version, line=st.line, statement=n, sqlstate=sqlstate,
+    )
+
+
+def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> None:
+    m = step.migration
+    statements = m.parsed.up if step.direction == "up" else m.parsed.down
+    use_tx = m.parsed.use_transaction
+
+    def execute_all() -> None:
+        for n, st in enumerate(statements, start=1):
+            if not st.sql:
+                continue  # goose can produce an empty statement (an empty StatementBegin/End block)
+            try:
+                conn.execute(st.sql)  # no parameters: sent as-is, `%` and multi-statement bodies intact
+            except psycopg.Error as e:
+                raise _statement_error(m, step.direction, n, st, e, use_tx) from e
+
+    def bookkeeping() -> None:
+        if step.direction == "up":
+            row_id = store.insert_version(conn, t, m.version)
+            store.record_checksum(conn, t, m.version, row_id, m.file, m.sha256)
+        else:
+            store.delete_version(conn, t, m.version)
+            store.delete_checksum(conn, t, m.version)
+
+    if use_tx:
+        with conn.transaction():
+            execute_all()
+            bookkeeping()
+    else:
+        execute_all()
+        with conn.transaction():
+            bookkeeping()
+
+
+def checksum_problems(migrations: Sequence[Migration], state: plan.DbState,
+                      sums: dict[int, store.Checksum]) -> tuple[list[MigrateError], list[Migration]]:
+    """(mismatches, applied files without a current checksum to adopt). Pure."""
+    latest = state.latest_rows()
+    mismatches: list[MigrateError] = []
+    adopt: list[Migration] = []
+    for m in migrations:
+        row = latest.get(m.version)
+        if row is None or not row.is_applied:
+            continue
+        rec = sums.get(m.version)
+        if rec is None or rec.goose_row_id != row.id:
+            adopt.append(m)  # applied by goose, or re-applied by goose after our record: trust on first use
+        elif rec.sha256 != m.sha256:
+            when = f" on {rec.recorded_at:%Y-%m-%d %H:%M:%S %Z}".rstrip() if rec.recorded_at else ""
+            mismatches.append(MigrateError(
+                reasons.CHECKSUM_MISMATCH,
+                f"{m.file} (version {m.version}) changed after it was applied{when}: SHA-256 is now "
+                f"{m.sha256[:12]}…, was {rec.sha256[:12]}…; restore the file, or accept the new content with "
+                f"`schemagate migrate accept-checksum {m.version}`",
+                file=m.file, version=m.version))
+    return mismatches, adopt
+
+
+def _refuse_mismatches(mismatches: list[MigrateError]) -> None:
+    if mismatches:
+        first = mismatches[0]
+        if len(mismatches) > 1:
+            first.message += f" (and {len(mismatches) - 1} more changed file(s): " + \
+                ", ".join(e.file or "" for e in mismatches[1:]) + ")"
+        first.details = [e.message for e in mismatches]
+        raise first
+
+
+MUTATING = {"up", "up-by-one", "up-to", "down", "down-to", "redo", "accept-checksum"}
+
+
+def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration], opts: Options,
+        result: RunResult, target: int | None = None) -> None:
+    """Execute `command`; progress and errors land in `result` (errors are also raised)."""
+    t = opts.table
+    if command in ("status", "version"):
+        state = store.read_state(conn, t)
+        _fill_state(result, migrations, state, before=True)
+        if command == "status":
+            latest = state.latest_rows()
+            result.migrations = [
+                {"version": m.version, "file": m.file,
+                 "applied": m.version in latest and latest[m.version].is_applied,
+                 "appliedAt": _iso(latest[m.version].tstamp) if m.version in latest and latest[m.version].is_applied else None}
+                for m in migrations]
+        return
+    if command == "validate":
+        state = store.read_state(conn, t)
+        _fill_state(result, migrations, state, before=True)
+        mismatches, _ = checksum_problems(migrations, state, store.read_checksums(conn, t))
+        _refuse_mismatches(mismatches)
+        plan.plan_up(migrations, state, allow_missing=opts.allow_missing)  # raises on missing migrations
+        return
+
+    acquire_lock(conn, opts.lock_wait, opts.log)
+    try:
+        set_timeouts(conn, opts)
+        if command.startswith("up") or command == "redo":
+            if store.ensure_table(conn, t):
+                opts.log(f"created tracking table {t.goose}")
+        store.ensure_checksum_table(conn, t)
+        state = store.read_state(conn, t)
+        _fill_state(result, migrations, state, before=True)
+        if command == "accept-checksum":
+            _accept_checksum(conn, migrations, state, opts, result, target)
+            return
+        if command.startswith("up") or command == "redo":
+            mismatches, adopt = checksum_problems(migrations, state, store.read_checksums(conn, t))
+            _refuse_mismatches(mismatches)
+            latest = state.latest_rows()
+            for m in adopt:
+                store.record_checksum(conn, t, m.version, latest[m.version].id, m.file, m.sha256)
+            if adopt:
+                result.notes.append("recorded checksums of applied migrations: " + ", ".join(m.file for m in adopt))
+        if command == "up":
+            steps = plan.plan_up(migrations, state, allow_missing=opts.allow_missing)
+        elif command == "up-by-one":
+            steps = plan.plan_up(migrations, state, allow_missing=opts.allow_missing, by_one=True)
+        elif command == "up-to":
+            steps = plan.plan_up(migrations, state, target=target, allow_missing=opts.allow_missing)
+        elif command == "down":
+            steps = plan.plan_down(migrations, state)
+        elif command == "down-to":
+            steps = plan.plan_down(migrations, state, target=target)
+        elif command == "redo":
+            steps = plan.plan_redo(migrations, state)
+        else:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, f"unknown command {command!r}")
+        try:
+            for step in steps:
+                started = time.monotonic()
+                _run_step(conn, t, step)
+                took = int((time.monotonic() - started) * 1000)
+                result.applied.append(AppliedStep(step.migration.version, step.migration.file, step.direction, took))
+                opts.log(f"OK   {step.migration.file} ({step.direction}, {took}ms)")
+        except MigrateError as e:
+            if steps:
+                e.message += f"; stopped after {len(result.applied)} of {len(steps)} step(s)"
+            raise
+        finally:
+            _fill_state(result, migrations, _safe_state(conn, t, state), before=False)
+    finally:
+        try:
+            store.unlock(conn)
+        except psycopg.Error:
+            pass  # the session ends right after; closing it releases the lock anyway
+
+
+def _safe_state(conn: psycopg.Connection, t: store.TableName, fallback: plan.DbState) -> plan.DbState:
+    try:
+        return store.read_state(conn, t)
+    except psycopg.Error:
+        return fallback
+
+
+def _fill_state(result: RunResult, migrations: Sequence[Migration], state: plan.DbState, *, before: bool) -> None:
+    if before:
+        result.version_before = state.current_version
+    result.version_after = state.current_version
+    result.pending = plan.pending(migrations, state)
+
+
+def _accept_checksum(conn: psycopg.Connection, migrations: Sequence[Migration], state: plan.DbState,
+                     opts: Options, result: RunResult, version: int | None) -> None:
+    m = next((m for m in migrations if m.version == version), None)
+    if m is None:
+        raise MigrateError(reasons.TARGET_NOT_FOUND, f"version {version} is not a migration in the source",
+                           version=version)
+    row = state.latest_rows().get(m.version)
+    if row is None or not row.is_applied:
+        raise MigrateError(reasons.TARGET_NOT_FOUND, f"{m.file} (version {m.version}) is not applied; "
+                           "there is no checksum to accept", file=m.file, version=m.version)
+    store.record_checksum(conn, opts.table, m.version, row.id, m.file, m.sha256)
+    result.notes.append(f"accepted SHA-256 {m.sha256[:12]}… for {m.file}")
+
+
+def _iso(ts: Any) -> str | None:
+    return ts.isoformat() if ts is not None else None
