@@ -74,7 +74,7 @@ def _lease(args: argparse.Namespace) -> Iterator[None]:
     from schemagate import lease  # imported only when asked: it needs the Kubernetes client
 
     try:
-        cm = lease.held_lease(name=args.lease_name, namespace=args.lease_namespace,
+        cm = lease.held_lease(name=args.lease_name, namespace=args.lease_namespace or _pod_namespace(),
                               holder=args.lease_holder or os.environ.get("HOSTNAME") or "schemagate",
                               duration_seconds=args.lease_duration)
         cm.__enter__()
@@ -88,6 +88,13 @@ def _lease(args: argparse.Namespace) -> Iterator[None]:
         raise
     finally:
         cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+def _pod_namespace() -> str:
+    try:
+        return Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip() or "default"
+    except OSError:
+        return os.environ.get("POD_NAMESPACE", "default")
 
 
 def _parse_version(args: argparse.Namespace) -> int | None:
