@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -241,3 +242,42 @@ def test_foreign_key_columns_are_indexed(migrated: str) -> None:
                 WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1] AND i.indpred IS NULL)
         """).fetchall()
     assert unindexed == []
+
+
+# --- schemagate and goose on one database, in either order ----------------------------------------------
+
+def schemagate(url: str, *command: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "schemagate.cli", "migrate", "--dir", str(MIGRATIONS),
+                           "--database-url", url, *command],
+                          capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"schemagate migrate {' '.join(command)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def schema_tables(url: str) -> set[str]:
+    """The application's tables: everything but goose's tracking table and schemagate's checksum table."""
+    return {t for t in tables(url) if not t.startswith(("goose_", "schemagate_"))}
+
+
+def test_schemagate_up_then_goose_sees_everything_applied(goose_bin: str, database_url: str) -> None:
+    schemagate(database_url, "up")
+    assert schema_tables(database_url) == TABLES
+    status = goose(goose_bin, database_url, "status")
+    assert "00001_initial_schema.sql" in status and "Pending" not in status
+    assert "goose: version 1" in goose(goose_bin, database_url, "version")
+    # goose finds nothing left to do, and its Down undoes schemagate's Up.
+    assert "no migrations to run" in goose(goose_bin, database_url, "up")
+    goose(goose_bin, database_url, "down")
+    assert schema_tables(database_url) == set()
+
+
+def test_goose_up_then_schemagate_sees_everything_applied(goose_bin: str, migrated: str) -> None:
+    rows_before = applied_versions(migrated)
+    schemagate(migrated, "up")
+    assert applied_versions(migrated) == rows_before == [1]
+    status = schemagate(migrated, "status")
+    assert "00001_initial_schema.sql" in status and "Pending" not in status
+    schemagate(migrated, "down")
+    assert schema_tables(migrated) == set()
+    assert applied_versions(migrated) == []
