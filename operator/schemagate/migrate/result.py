@@ -39,17 +39,20 @@ def compact(doc: dict[str, Any]) -> str:
 def shrink(doc: dict[str, Any], limit: int = TERMINATION_MESSAGE_LIMIT) -> dict[str, Any]:
     """A copy of `doc` whose compact form fits `limit` bytes; what goes first is what matters least.
 
-    Order: the per-file status list, then the oldest `applied` entries and the tail of `pending` (counted
-    in `appliedOmitted` / `pendingOmitted`), finally the error message is truncated. The error's reason,
-    file, version and line are never dropped.
+    Order: the per-file status list; an error message beyond 1000 bytes; the oldest `applied` entries and
+    the tail of `pending` (counted in `appliedOmitted` / `pendingOmitted`, the newest applied step is kept);
+    finally the rest of the message. The error's reason, file, version and line are never dropped.
     """
     doc = json.loads(json.dumps(doc))
     if _size(doc) <= limit:
         return doc
     if "migrations" in doc:
         doc["migrationsOmitted"] = len(doc.pop("migrations"))
-    while _size(doc) > limit and (doc["applied"] or len(doc["pending"]) > 1):
-        if len(doc["pending"]) > 1 and (len(doc["pending"]) >= len(doc["applied"]) or not doc["applied"]):
+    err = doc.get("error")
+    if err and _size(doc) > limit:
+        _truncate_message(err, len(err["message"].encode("utf-8")) - 1000)
+    while _size(doc) > limit and (len(doc["applied"]) > 1 or len(doc["pending"]) > 1):
+        if len(doc["pending"]) > 1 and len(doc["pending"]) >= len(doc["applied"]):
             keep = len(doc["pending"]) // 2
             doc["pendingOmitted"] = doc.get("pendingOmitted", 0) + len(doc["pending"]) - keep
             doc["pending"] = doc["pending"][:keep]
@@ -57,10 +60,13 @@ def shrink(doc: dict[str, Any], limit: int = TERMINATION_MESSAGE_LIMIT) -> dict[
             drop = max(1, len(doc["applied"]) // 2)
             doc["appliedOmitted"] = doc.get("appliedOmitted", 0) + drop
             doc["applied"] = doc["applied"][drop:]  # keep the newest: they say where the run stopped
-    err = doc.get("error")
     if err and _size(doc) > limit:
-        over = _size(doc) - limit
-        message = err["message"]
-        cut = max(0, len(message.encode("utf-8")) - over - 3)
-        err["message"] = message.encode("utf-8")[:cut].decode("utf-8", "ignore") + "..."
+        _truncate_message(err, _size(doc) - limit)
     return doc
+
+
+def _truncate_message(err: dict[str, Any], over: int) -> None:
+    if over <= 0:
+        return
+    raw = err["message"].encode("utf-8")
+    err["message"] = raw[: max(0, len(raw) - over - 3)].decode("utf-8", "ignore") + "..."

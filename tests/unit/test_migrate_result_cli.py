@@ -1,0 +1,88 @@
+"""JSON contract, termination-message size cap, password redaction and `create` naming."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from schemagate.migrate import create, dburl, reasons, result
+from schemagate.migrate.errors import MigrateError
+from schemagate.migrate.runner import AppliedStep, RunResult
+
+
+def big_result() -> RunResult:
+    r = RunResult("up", dburl.Target("db.example", 5432, "app"), "goose_db_version", 0, 900)
+    r.applied = [AppliedStep(v, f"{v:05d}_create_something_rather_long.sql", "up", 3) for v in range(1, 901)]
+    r.pending = list(range(901, 1400))
+    r.error = MigrateError(reasons.MIGRATION_FAILED, "00901_x.sql: up statement 1 failed: " + "x" * 6000,
+                           file="00901_x.sql", version=901, line=3, statement=1, sqlstate="42P01")
+    return r
+
+
+def test_json_contract_keys() -> None:
+    doc = result.to_json(big_result())
+    assert list(doc) == ["schemagate", "command", "ok", "database", "versionBefore", "versionAfter", "applied",
+                         "pending", "error"]
+    assert doc["database"] == {"host": "db.example", "port": 5432, "name": "app", "table": "goose_db_version"}
+    assert doc["applied"][0] == {"version": 1, "file": "00001_create_something_rather_long.sql", "direction": "up",
+                                 "durationMs": 3}
+    assert set(doc["error"]) == {"reason", "message", "file", "version", "line", "statement", "sqlstate"}
+
+
+def test_shrink_fits_termination_message_and_keeps_what_matters() -> None:
+    small = result.shrink(result.to_json(big_result()))
+    assert len(result.compact(small).encode()) <= 4096
+    assert small["error"]["reason"] == "MigrationFailed" and small["error"]["file"] == "00901_x.sql"
+    assert small["error"]["message"].startswith("00901_x.sql: up statement 1 failed")
+    assert small["applied"][-1]["version"] == 900  # the newest step survives
+    assert small["appliedOmitted"] + len(small["applied"]) == 900
+    assert small["pendingOmitted"] + len(small["pending"]) == 499
+
+
+def test_shrink_leaves_small_documents_alone() -> None:
+    r = RunResult("version", dburl.Target("h", 1, "d"), "t", 3, 3)
+    assert result.shrink(result.to_json(r)) == json.loads(json.dumps(result.to_json(r)))
+
+
+@pytest.mark.parametrize("text", [
+    'missing "=" after "postgresql://app:s3cr%t@db:5432/app" in connection info string',
+    "host=db user=app password=s3cr%t dbname=app",
+    "postgres://app:s3cr%t@db/app?sslmode=disable",
+    "postgres://db/app?password=s3cr%t&sslmode=disable",
+])
+def test_redact_removes_passwords(text: str) -> None:
+    out = dburl.redact(text, "postgresql://app:s3cr%t@db:5432/app", env={})
+    assert "s3cr" not in out and dburl.REDACTED in out
+
+
+def test_redact_masks_pgpassword() -> None:
+    assert "hunter2" not in dburl.redact("FATAL: hunter2", "", env={"PGPASSWORD": "hunter2"})
+
+
+def test_describe_never_includes_user_or_password() -> None:
+    t = dburl.describe("postgresql://app:pw@db.internal:6543/orders", env={})
+    assert t.to_json("goose_db_version") == {"host": "db.internal", "port": 6543, "name": "orders",
+                                             "table": "goose_db_version"}
+
+
+@pytest.mark.parametrize(("name", "snake"), [
+    ("add users", "add_users"), ("AddUsers", "addusers"), ("_$$_This is some text, OK?!", "this_is_some_text_ok"),
+    ("add-users-table", "add_users_table"),
+])
+def test_snake_case_like_goose(name: str, snake: str) -> None:
+    assert create.snake_case(name) == snake
+
+
+def test_create_sequential_and_timestamp(tmp_path: Path) -> None:
+    p1 = create.create(tmp_path, "first one", sequential=True)
+    assert p1.name == "00001_first_one.sql"
+    assert p1.read_text().startswith("-- +goose Up\nSELECT 'up SQL query';")
+    (tmp_path / "20240101000000_ts.sql").write_text(create.TEMPLATE)
+    assert create.create(tmp_path, "second", sequential=True).name == "00002_second.sql"
+    now = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
+    assert create.create(tmp_path, "ts", sequential=False, now=now).name == "20250304050607_ts.sql"
+    with pytest.raises(MigrateError, match="already exists"):
+        create.create(tmp_path, "ts", sequential=False, now=now)
