@@ -1,0 +1,243 @@
+"""A real, throw-away Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager.
+
+Binaries come from KUBEBUILDER_ASSETS (hack/build-k8s.sh builds them). Everything listens on free
+loopback ports and lives in one temporary directory. The flags follow envtest
+(controller-runtime pkg/internal/testing/controlplane) with two differences: the ServiceAccount
+admission plugin stays on (pods get the projected token volume a real cluster gives them) and
+PodSecurity admission is on, so `restricted` namespaces really reject privileged pods.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from schemagate.devenv import kubeconfig, pki, processes
+from schemagate.devenv.postgres import free_port
+
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+
+# What the operator and the harness need; node-lifecycle, taint-eviction and pod-garbage-collector
+# stay off: without kubelet heartbeats they would mark pods NotReady and evict them.
+CONTROLLERS = (
+    "job-controller", "deployment-controller", "replicaset-controller", "garbage-collector-controller",
+    "namespace-controller", "serviceaccount-controller", "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller", "ttl-after-finished-controller",
+)
+
+
+class ControlPlaneError(RuntimeError):
+    """A binary is missing or a component did not become ready; carries the tail of its log."""
+
+
+def find_assets() -> Path:
+    """KUBEBUILDER_ASSETS, checked to hold every binary we run."""
+    env = os.environ.get("KUBEBUILDER_ASSETS")
+    if not env:
+        raise ControlPlaneError(
+            "KUBEBUILDER_ASSETS is not set; run the tests through hack/test.sh, or export "
+            "KUBEBUILDER_ASSETS=$(hack/build-k8s.sh)")
+    assets = Path(env)
+    missing = [b for b in BINARIES if not os.access(assets / b, os.X_OK)]
+    if missing:
+        raise ControlPlaneError(f"KUBEBUILDER_ASSETS={assets} lacks {', '.join(missing)}; "
+                                "rebuild with hack/build-k8s.sh")
+    return assets
+
+
+@dataclass
+class ControlPlane:
+    """A running control plane. `kubeconfig` is the admin's (client cert in group system:masters)."""
+
+    directory: Path
+    assets: Path
+    server: str
+    kubeconfig: Path
+    ca_cert: Path
+    etcd_url: str
+    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def kubectl(self) -> Path:
+        return self.assets / "kubectl"
+
+    @property
+    def helm(self) -> Path:
+        return self.assets / "helm"
+
+    def log_path(self, component: str) -> Path:
+        return self.directory / "logs" / f"{component}.log"
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self._procs.items()}
+
+    def stop(self) -> None:
+        """Stop the components in reverse start order. Safe to call twice."""
+        for name in reversed(list(self._procs)):
+            processes.stop(self._procs.pop(name))
+
+
+def _tail(path: Path, limit: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return ""
+
+
+class _Probe:
+    """HTTPS GETs against a component with the admin client certificate."""
+
+    def __init__(self, ca: Path, client: pki.KeyPair):
+        self._ctx = ssl.create_default_context(cafile=str(ca))
+        self._ctx.load_cert_chain(str(client.cert), str(client.key))
+
+    def get(self, url: str, insecure: bool = False) -> tuple[int, bytes]:
+        ctx = self._ctx
+        if insecure:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+
+def _wait(what: str, check, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ControlPlaneError(f"{what} exited with status {proc.returncode}:\n{_tail(log)}")
+        try:
+            if check():
+                return
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s ({last}):\n{_tail(log)}")
+
+
+def start(assets: Path | None = None, directory: Path | None = None, timeout: float = 120.0) -> ControlPlane:
+    """Start etcd, kube-apiserver and kube-controller-manager; return once a new namespace gets its
+    default ServiceAccount (the last thing pods need). On failure everything started is stopped."""
+    assets = assets or find_assets()
+    top = directory or Path(tempfile.mkdtemp(prefix="schemagate-k8s-"))
+    top.mkdir(parents=True, exist_ok=True)
+    certs, logs = top / "pki", top / "logs"
+    certs.mkdir(exist_ok=True)
+    logs.mkdir(exist_ok=True)
+
+    ca = pki.make_ca(certs)
+    serving = pki.issue(ca, certs, "apiserver", "/CN=kube-apiserver", server=True, sans=pki.APISERVER_SANS)
+    admin = pki.issue(ca, certs, "admin", "/O=system:masters/CN=admin")
+    kcm_client = pki.issue(ca, certs, "kube-controller-manager", "/CN=system:kube-controller-manager")
+    signer = pki.make_signing_key(certs)
+
+    etcd_port, etcd_peer, api_port, kcm_port = (free_port() for _ in range(4))
+    server = f"https://127.0.0.1:{api_port}"
+    etcd_url = f"http://127.0.0.1:{etcd_port}"
+    ca_pem = ca.cert.read_bytes()
+    admin_kubeconfig = kubeconfig.write(top / "admin.kubeconfig", kubeconfig.render(
+        server, ca_pem, user="admin", client_cert_pem=admin.cert.read_bytes(),
+        client_key_pem=admin.key.read_bytes()))
+    kcm_kubeconfig = kubeconfig.write(top / "kube-controller-manager.kubeconfig", kubeconfig.render(
+        server, ca_pem, user="system:kube-controller-manager",
+        client_cert_pem=kcm_client.cert.read_bytes(), client_key_pem=kcm_client.key.read_bytes()))
+
+    cp = ControlPlane(top, assets, server, admin_kubeconfig, ca.cert, etcd_url)
+    probe = _Probe(ca.cert, admin)
+    try:
+        log = logs / "etcd.log"
+        proc = cp._procs["etcd"] = processes.spawn([
+            str(assets / "etcd"), "--name=default", f"--data-dir={top / 'etcd'}",
+            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+            "--unsafe-no-fsync=true", "--log-level=warn",
+        ], log=log)
+        _wait("etcd", lambda: b'"health":"true"' in urllib.request.urlopen(f"{etcd_url}/health", timeout=2).read(),
+              proc, log, timeout)
+
+        log = logs / "kube-apiserver.log"
+        proc = cp._procs["kube-apiserver"] = processes.spawn([
+            str(assets / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={api_port}", f"--cert-dir={certs}",
+            f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
+            f"--client-ca-file={ca.cert}", "--authorization-mode=RBAC",
+            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={signer.cert}", f"--service-account-signing-key-file={signer.key}",
+            "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle",
+            "--profiling=false", "--v=1",
+        ], log=log)
+        _wait("kube-apiserver", lambda: probe.get(f"{server}/readyz")[0] == 200, proc, log, timeout)
+
+        log = logs / "kube-controller-manager.log"
+        proc = cp._procs["kube-controller-manager"] = processes.spawn([
+            str(assets / "kube-controller-manager"),
+            f"--kubeconfig={kcm_kubeconfig}", f"--authentication-kubeconfig={kcm_kubeconfig}",
+            f"--authorization-kubeconfig={kcm_kubeconfig}", "--leader-elect=false",
+            f"--controllers={','.join(CONTROLLERS)}", "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={signer.key}", f"--root-ca-file={ca.cert}",
+            "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={certs / 'kcm'}",
+            "--v=1",
+        ], log=log)
+        _wait("kube-controller-manager",
+              lambda: probe.get(f"https://127.0.0.1:{kcm_port}/healthz", insecure=True)[0] == 200,
+              proc, log, timeout)
+        _wait_default_serviceaccount(cp, proc, log, timeout)
+    except BaseException:
+        cp.stop()
+        raise
+    return cp
+
+
+def _wait_default_serviceaccount(cp: ControlPlane, proc: subprocess.Popen[bytes], log: Path,
+                                 timeout: float) -> None:
+    """Pods in a fresh namespace are refused until its `default` ServiceAccount exists."""
+    kubectl = [str(cp.kubectl), f"--kubeconfig={cp.kubeconfig}"]
+    name = f"schemagate-ready-{uuid.uuid4().hex[:6]}"
+    subprocess.run([*kubectl, "create", "namespace", name], check=True, capture_output=True)
+
+    def has_default_sa() -> bool:
+        out = subprocess.run([*kubectl, "-n", name, "get", "serviceaccount,configmap", "-o", "json"],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            return False
+        kinds = {(i["kind"], i["metadata"]["name"]) for i in json.loads(out.stdout)["items"]}
+        return ("ServiceAccount", "default") in kinds and ("ConfigMap", "kube-root-ca.crt") in kinds
+
+    _wait("kube-controller-manager (default ServiceAccount)", has_default_sa, proc, log, timeout)
+    subprocess.run([*kubectl, "delete", "namespace", name, "--wait=false"], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def running(assets: Path | None = None, keep_dir: bool = False) -> Iterator[ControlPlane]:
+    """Start a control plane; stop it and remove its directory on exit, whatever happened (atexit
+    too, for a KeyboardInterrupt that skips the finally of a generator never resumed)."""
+    cp = start(assets)
+    atexit.register(cp.stop)
+    try:
+        yield cp
+    finally:
+        cp.stop()
+        atexit.unregister(cp.stop)
+        if not keep_dir:
+            shutil.rmtree(cp.directory, ignore_errors=True)
