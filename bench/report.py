@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass
 class Timing:
     tool: str
     size: int
-    op: str  # "up" or "status"
+    op: str  # "up", "status" or "start" (the process alone: --help / --version)
     repetition: int
     seconds: float
 
 
 Key = tuple[str, int, str]  # (tool, size, op)
+OPS = ("up", "status", "start")
 
 
 def medians(timings: list[Timing]) -> dict[Key, float]:
@@ -29,7 +30,8 @@ def ratios(med: dict[Key, float], tool: str, baselines: list[str]) -> dict[Key, 
     """(baseline, size, op) -> median(tool) / median(baseline), where both were measured."""
     out: dict[Key, float] = {}
     for (t, size, op), base in med.items():
-        if t in baselines and (tool, size, op) in med and base > 0:
+        # Start-up alone is shown, not divided: it is the fixed part of every other figure.
+        if t in baselines and op != "start" and (tool, size, op) in med and base > 0:
             out[(t, size, op)] = med[(tool, size, op)] / base
     return out
 
@@ -41,7 +43,7 @@ def render_table(med: dict[Key, float], tools: list[str], sizes: list[int], subj
     header = ["N", "op", *tools, *ratio_cols]
     rows = [header]
     for size in sizes:
-        for op in ("up", "status"):
+        for op in OPS:
             row = [str(size), op]
             row += [f"{med[(t, size, op)]:.3f}s" if (t, size, op) in med else "n/a" for t in tools]
             row += [f"{rat[(b, size, op)]:.2f}x" if (b, size, op) in rat else "n/a" for b in baselines]

@@ -42,6 +42,7 @@ class Tool:
     name: str
     up: list[str]  # argv with {dir}, {url}, {sql} placeholders
     status: list[str] | None  # None: the tool has no notion of applied migrations
+    start: list[str]  # does no database work: the fixed cost of starting the process
     tracks_versions: bool
 
 
@@ -60,11 +61,12 @@ def make_tools(names: list[str], schemagate: str, goose: str, psql: str) -> list
         "schemagate": Tool("schemagate",
                            [schemagate, "migrate", "--dir", "{dir}", "--database-url", "{url}", "up"],
                            [schemagate, "migrate", "--dir", "{dir}", "--database-url", "{url}", "status"],
-                           tracks_versions=True),
+                           [schemagate, "migrate", "--help"], tracks_versions=True),
         "goose": Tool("goose", [goose, "-dir", "{dir}", "postgres", "{url}", "up"],
-                      [goose, "-dir", "{dir}", "postgres", "{url}", "status"], tracks_versions=True),
+                      [goose, "-dir", "{dir}", "postgres", "{url}", "status"], [goose, "--version"],
+                      tracks_versions=True),
         "psql": Tool("psql", [psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", "{url}", "-f", "{sql}"],
-                     None, tracks_versions=False),
+                     None, [psql, "--version"], tracks_versions=False),
     }
     tools = []
     for name in names:
@@ -147,7 +149,9 @@ def measure(server, tools: list[Tool], sizes: list[int], repeat: int, timeout: f
                     seconds = run_timed(argv, what, timeout, SUPERUSER_PASSWORD)
                     timings.append(report.Timing(tool.name, size, "status", rep, seconds))
                     line += f", status {seconds:.3f}s"
-                print(line, file=sys.stderr, flush=True)
+                seconds = run_timed(tool.start, f"{tool.name} start-up", timeout, SUPERUSER_PASSWORD)
+                timings.append(report.Timing(tool.name, size, "start", rep, seconds))
+                print(line + f", start-up {seconds:.3f}s", file=sys.stderr, flush=True)
                 drop_database(server, dbname)
     return timings
 
@@ -193,15 +197,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from schemagate.devenv.postgres import running_postgres
+    from schemagate.devenv.postgres import PostgresUnavailable, find_bindir, running_postgres
 
     try:
+        # Refuse a missing runner before paying for a server start.
+        tools = make_tools(args.tools, args.schemagate, args.goose, str(find_bindir() / "psql"))
         with running_postgres() as server, tempfile.TemporaryDirectory(prefix="schemagate-bench-") as tmp:
-            tools = make_tools(args.tools, args.schemagate, args.goose, str(server.bindir / "psql"))
             env = environment(server, tools)
             started = dt.datetime.now(dt.timezone.utc)
             timings = measure(server, tools, args.sizes, args.repeat, args.timeout, Path(tmp))
-    except BenchError as exc:
+    except (BenchError, PostgresUnavailable) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     names = [t.name for t in tools]

@@ -26,8 +26,8 @@ def test_bench_runs_every_runner_and_reports_ratios(goose_bin: str, tmp_path: Pa
     [result_file] = tmp_path.glob("*.json")
     result = json.loads(result_file.read_text())
     measured = {(m["tool"], m["op"]) for m in result["medians"]}
-    assert measured == {("schemagate", "up"), ("schemagate", "status"), ("goose", "up"), ("goose", "status"),
-                        ("psql", "up")}
+    assert measured == {("schemagate", "up"), ("schemagate", "status"), ("schemagate", "start"),
+                        ("goose", "up"), ("goose", "status"), ("goose", "start"), ("psql", "up"), ("psql", "start")}
     assert {(r["denominator"], r["op"]) for r in result["ratios"]} == {("goose", "up"), ("goose", "status"),
                                                                         ("psql", "up")}
     assert "schemagate/goose" in proc.stdout and "schemagate/psql" in proc.stdout
