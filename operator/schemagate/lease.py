@@ -134,6 +134,11 @@ class _Api:
         self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace, body)
 
 
+def _forbidden(namespace: str, name: str) -> str:
+    return (f"this pod's ServiceAccount may not use Lease {namespace}/{name}: grant it get, create and update "
+            f"on leases (coordination.k8s.io) in namespace {namespace}")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -143,7 +148,12 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     """One attempt: None when acquired (or renewed), else the Lease as held by someone else."""
     from kubernetes.client.exceptions import ApiException
 
-    obj = api.get(namespace, name)
+    try:
+        obj = api.get(namespace, name)
+    except ApiException as e:
+        if e.status in (401, 403):
+            raise LeaseUnavailable(_forbidden(namespace, name)) from None
+        raise
     current = None if obj is None else Observed.from_spec(obj.get("spec"))
     t = now()
     decision = decide(current, me, t)
@@ -156,6 +166,8 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
             assert obj is not None
             api.replace(namespace, obj, desired_spec(current, me, duration, t))
     except ApiException as e:
+        if e.status in (401, 403):
+            raise LeaseUnavailable(_forbidden(namespace, name)) from None
         if e.status in (409, 422):  # someone else wrote first; look again
             return Observed.from_spec(None) if current is None else current
         raise

@@ -106,3 +106,14 @@ def test_release_leaves_someone_elses_lease_alone():
     try_acquire(api, "ns", "l", "b", 15)
     lease.release(api, "ns", "l", "a")
     assert api.get("ns", "l")["spec"]["holderIdentity"] == "b"
+
+
+def test_missing_rbac_is_a_clear_lease_error(monkeypatch):
+    class Forbidden(FakeLeases):
+        def get(self, namespace, name):
+            raise ApiException(status=403)
+
+    monkeypatch.setattr(lease, "_Api", lambda client=None: Forbidden())
+    with pytest.raises(LeaseUnavailable, match="may not use Lease ns/l: grant it get, create and update"):
+        with held_lease(name="l", namespace="ns", holder="me", duration_seconds=15):
+            pass

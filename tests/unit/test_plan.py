@@ -39,8 +39,9 @@ def test_explicit_target_runs_only_up_to_it():
     assert isinstance(action, RunUp) and action.target == 2 and action.pending == 1
 
 
-def test_empty_source_and_fresh_database_is_ready_at_zero():
-    assert plan(inputs(migrations=())) == UpToDate(0, 0)
+def test_empty_source_is_refused_not_reported_ready():
+    action = plan(inputs(migrations=()))
+    assert isinstance(action, Refuse) and action.reason == "NoMigrationFiles"
 
 
 @pytest.mark.parametrize("over, reason, words", [

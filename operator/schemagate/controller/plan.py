@@ -156,6 +156,8 @@ def plan(i: Inputs) -> Action:
     target = i.target
     pending: list[MigrationFile] | None = None
     if files is not None:
+        if not files:
+            return Refuse(reasons.NO_MIGRATION_FILES, "the source holds no goose .sql migration file", target, 0)
         versions = {m.version for m in files}
         newest = files[-1].version if files else 0
         if target is None:

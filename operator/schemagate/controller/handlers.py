@@ -1,0 +1,79 @@
+"""kopf wiring: settings at startup, watch events → per-object triggers. Thin on purpose."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from schemagate.api import v1alpha1 as api
+from schemagate.controller import jobs as jobs_mod
+from schemagate.controller.loop import Controller, Key
+from schemagate.controller.reconcile import Clients, Options, reconcile
+
+log = logging.getLogger(__name__)
+
+# Set by main before kopf starts; read at startup.
+CONFIG: dict[str, Any] = {"namespaces": [], "resync_seconds": 30.0, "options": Options()}
+
+
+def _lister(k: Clients, namespaces: list[str]):
+    def list_keys() -> list[Key]:
+        if namespaces:
+            items = []
+            for ns in namespaces:
+                items += k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)["items"]
+        else:
+            items = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
+        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
+    return list_keys
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    from schemagate import kube
+
+    # kopf's own bookkeeping under our prefix, never kopf.zalando.org; we keep nothing in it anyway
+    # (only event handlers), but a future change handler must not leak the default.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=api.GROUP, key="last-handled-configuration")
+    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    k = Clients(kube.api_client())
+    options: Options = CONFIG["options"]
+    controller = Controller(lambda ns, name: reconcile(k, ns, name, options),
+                            _lister(k, list(CONFIG["namespaces"])), float(CONFIG["resync_seconds"]))
+    memo["controller"] = controller
+    controller.start()
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        await controller.stop()
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def schemamigration_event(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller = memo["controller"]
+    if type == "DELETED":
+        controller.forget(namespace, name)
+        return
+    controller.trigger(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={jobs_mod.LABEL_MANAGED_BY: jobs_mod.MANAGED_BY})
+async def job_event(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    owner = labels.get(jobs_mod.LABEL_MIGRATION)
+    if owner:
+        memo["controller"].trigger(namespace, owner)
+
+
+@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={jobs_mod.LABEL_MANAGED_BY: jobs_mod.MANAGED_BY})
+async def lease_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].trigger_lease(namespace, name)

@@ -1,0 +1,200 @@
+"""Reading the world for one SchemaMigration: ConfigMaps, Secret, database, Lease, Jobs. Blocking I/O;
+the reconcile runs these in worker threads so the event loop never waits on them.
+
+Every failure becomes `Blocked(reason, message)` whose message names the object (never a secret's value).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from schemagate.api import conditions as reasons
+from schemagate.api import v1alpha1 as api
+from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
+from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile
+from schemagate.lease import Observed
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5
+
+
+class Blocked(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    host: str
+    port: int
+    name: str
+    table: str
+
+    def __repr__(self) -> str:  # the URL may hold a password: never print it
+        return f"Database({self.host}:{self.port}/{self.name} table={self.table})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}/{self.name}"
+
+
+def _redact(text: str, url: str = "") -> str:
+    from schemagate.migrate.dburl import redact
+
+    return redact(text, url, env={})
+
+
+def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
+    """Merge the ConfigMaps, refuse clashing names, and validate every file with the engine's loader."""
+    from schemagate.migrate.errors import MigrateError
+    from schemagate.migrate.source import load_files
+
+    merged: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for name in names:
+        try:
+            cm = core.read_namespaced_config_map(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                raise Blocked(reasons.SOURCE_NOT_FOUND, f"ConfigMap {namespace}/{name} not found") from None
+            raise
+        for key, text in (cm.data or {}).items():
+            if key in merged:
+                raise Blocked(reasons.INVALID_MIGRATIONS,
+                              f"file {key} is in both ConfigMap {origin[key]} and ConfigMap {name}")
+            merged[key] = text
+            origin[key] = name
+    try:
+        loaded = load_files(merged, env={})
+    except MigrateError as e:
+        where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
+        raise Blocked(e.reason, f"{e.message}{where}") from None
+    return tuple(MigrationFile(m.version, m.file, m.sha256) for m in loaded)
+
+
+def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:
+    from schemagate.migrate.dburl import describe
+
+    ref = spec.database.secret_ref
+    try:
+        secret = core.read_namespaced_secret(ref.name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} not found") from None
+        if e.status == 403:
+            raise Blocked(reasons.SECRET_NOT_FOUND,
+                          f"the operator may not read Secret {namespace}/{ref.name} (forbidden)") from None
+        raise
+    raw = (secret.data or {}).get(ref.key)
+    if raw is None:
+        raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+    url = base64.b64decode(raw).decode("utf-8").strip()
+    target = describe(url, env={})
+    return Database(url, target.host, target.port, target.name, spec.database.table)
+
+
+def database_state(db: Database) -> DbState:
+    import psycopg
+
+    from schemagate.migrate.errors import MigrateError
+    from schemagate.migrate.store import parse_table_name, read_state, table_exists
+
+    try:
+        table = parse_table_name(db.table)
+        with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+            if not table_exists(conn, table):
+                return DbState(0, frozenset())
+            state = read_state(conn, table)
+    except MigrateError as e:
+        raise Blocked(e.reason, _redact(e.message, db.url)) from None
+    except psycopg.Error as e:
+        text = _redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, db.url)
+        sqlstate = getattr(e, "sqlstate", None) or ""
+        if sqlstate.startswith("28") or "password authentication failed" in text or "authentication" in text:
+            raise Blocked(reasons.AUTHENTICATION_FAILED, f"cannot log in to database {db.where}: {text}") from None
+        raise Blocked(reasons.CONNECTION_FAILED, f"cannot reach database {db.where}: {text}") from None
+    return DbState(state.current_version, frozenset(state.applied_versions))
+
+
+def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: str) -> LeaseState:
+    try:
+        resp = coordination.read_namespaced_lease(name, namespace, _preload_content=False)
+    except ApiException as e:
+        if e.status == 404:
+            return LeaseState()
+        raise
+    observed = Observed.from_spec(json.loads(resp.data).get("spec"))
+    return LeaseState(observed.holder, observed.expired(datetime.now(timezone.utc)))
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    state: JobState
+    started: str | None
+    finished: str | None
+
+
+def _ts(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def _phase(job: client.V1Job) -> tuple[str, str | None]:
+    """Only the final conditions count (SuccessCriteriaMet/FailureTarget come before them)."""
+    for cond in (job.status and job.status.conditions) or []:
+        if cond.status == "True" and cond.type == "Complete":
+            return "Succeeded", _ts(cond.last_transition_time)
+        if cond.status == "True" and cond.type == "Failed":
+            return "Failed", _ts(cond.last_transition_time)
+    return "Running", None
+
+
+def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The runner's JSON result from the newest terminated pod, else the raw (redacted) message."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+    pods.sort(key=lambda p: p.metadata.creation_timestamp or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+    for pod in pods:
+        for status in (pod.status and pod.status.container_statuses) or []:
+            term = status.state and status.state.terminated
+            if status.name != CONTAINER or term is None:
+                continue
+            text = (term.message or "").strip()
+            try:
+                doc = json.loads(text)
+                if isinstance(doc, dict):
+                    return doc, None
+            except ValueError:
+                pass
+            return None, _redact(text) or f"exit code {term.exit_code} ({term.reason or 'no reason'})"
+    return None, None
+
+
+def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str) -> list[JobInfo]:
+    out = []
+    for job in batch.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={name}").items:
+        owners = job.metadata.owner_references or []
+        if not any(o.uid == uid for o in owners):
+            continue  # a Job of an earlier SchemaMigration with the same name
+        phase, ended = _phase(job)
+        result, message = (None, None)
+        if phase != "Running":
+            result, message = _termination(core, namespace, job.metadata.name)
+        status = job.status
+        out.append(JobInfo(JobState(job.metadata.name, phase, result, message),  # type: ignore[arg-type]
+                           _ts(status and status.start_time), _ts(status and status.completion_time) or ended))
+    return out

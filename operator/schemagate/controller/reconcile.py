@@ -1,0 +1,155 @@
+"""One level-based reconcile of one SchemaMigration: observe → plan → act → status, all from current state.
+
+Runs in a worker thread (the Kubernetes client and psycopg calls block); the Controller serialises runs
+per object, so two triggers never reconcile the same SchemaMigration at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from schemagate import lease
+from schemagate.api import conditions as c
+from schemagate.api import v1alpha1 as api
+from schemagate.controller import jobs as jobs_mod
+from schemagate.controller import observe
+from schemagate.controller import plan as p
+from schemagate.controller import status as st
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    job_image: str = "schemagate:dev"
+
+
+class Clients:
+    def __init__(self, api_client: client.ApiClient):
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+
+def _spec_error(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where = ".".join(str(x) for x in first["loc"])
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"spec.{where}: {first['msg']}{more}"
+
+
+def _strip_none(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _strip_none(v) for k, v in d.items() if v is not None}
+    if isinstance(d, list):
+        return [_strip_none(v) for v in d]
+    return d
+
+
+def post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
+    meta = obj["metadata"]
+    now = c.now_rfc3339()
+    body = {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"],
+                           "namespace": meta["namespace"], "uid": meta.get("uid")},
+        "type": event.type, "reason": event.reason, "message": event.message[:1024],
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "source": {"component": "schemagate"},
+        "reportingComponent": "schemagate.io/operator", "reportingInstance": socket.gethostname()[:128],
+    }
+    try:
+        k.core.create_namespaced_event(meta["namespace"], body)
+    except ApiException as e:  # events are best effort; status carries the truth
+        log.warning("could not post event %s for %s/%s: %s", event.reason, meta["namespace"], meta["name"], e.reason)
+
+
+def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.RunUp, lease_name: str,
+                retry: str | None, opts: Options) -> bool:
+    """Create the plan's Job; False when it already exists (created before a restart: adopt it)."""
+    meta = obj["metadata"]
+    req = jobs_mod.JobRequest(name=action.job, plan=action.plan, generation=int(meta.get("generation") or 1),
+                              target=action.target, lease_name=lease_name,
+                              lease_holder=p.lease_holder(meta["namespace"], action.job),
+                              default_image=opts.job_image, retry=retry)
+    body = jobs_mod.render_job(obj, spec, req)
+    try:
+        k.batch.create_namespaced_job(meta["namespace"], body)
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
+def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | None:
+    """Bring one SchemaMigration's status (and its Job) in line with the world; returns its Lease name."""
+    try:
+        obj = k.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    meta = obj["metadata"]
+    generation = int(meta.get("generation") or 1)
+    old: dict[str, Any] = obj.get("status") or {}
+    retry = (meta.get("annotations") or {}).get(api.RETRY_ANNOTATION)
+    now = c.now_rfc3339()
+    runs = {"currentJob": old.get("currentJob"), "lastJob": old.get("lastJob"), "history": old.get("history")}
+    events: list[st.Event] = []
+    lease_name: str | None = None
+    fields: dict[str, Any] = {}
+    try:
+        try:
+            spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
+            target = spec.target()
+        except ValidationError as e:
+            raise observe.Blocked(c.INVALID_SPEC, _spec_error(e)) from None
+        except ValueError as e:
+            raise observe.Blocked(c.INVALID_SPEC, str(e)) from None
+        infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"])
+        runs, events = st.absorb_jobs(old, infos, now)
+        migrations = None
+        source_key = ""
+        if spec.source.config_maps:
+            migrations = observe.migration_files(k.core, namespace, list(spec.source.config_maps))
+        elif spec.source.image:
+            source_key = f"{spec.source.image.image}|{spec.source.image.path}"
+        db = observe.database(k.core, namespace, spec)
+        lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
+        state = observe.database_state(db)
+        holder = observe.lease_state(k.coordination, namespace, lease_name)
+        action = p.plan(p.Inputs(
+            name=name, namespace=namespace, generation=generation, target=target, migrations=migrations, db=state,
+            lease=holder, jobs=tuple(i.state for i in infos), runs=st.prior_runs(runs), retry=retry,
+            source_key=source_key))
+        if isinstance(action, p.RunUp):
+            created = _create_job(k, obj, spec, action, lease_name, retry, opts)
+            if created:
+                events.append(st.Event("Normal", "MigrationStarted",
+                                       f"Job {action.job} started: version {state.current} → "
+                                       f"{'latest' if action.target is None else action.target}"))
+            runs["currentJob"] = {"job": action.job, "generation": generation, "plan": action.plan, "retry": retry,
+                                  "targetVersion": action.target, "outcome": "Running",
+                                  "versionBefore": state.current, "startedAt": now}
+        phase, desired, fields = st.for_action(action, state)
+    except observe.Blocked as b:
+        phase, desired = st.blocked(b.reason, b.message)
+    new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
+    stalled = st.stalled_event(old, new)
+    if stalled and not any(e.type == "Warning" for e in events):
+        events.append(stalled)
+    if _strip_none(new) != _strip_none(old):
+        k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
+                                                       {"status": new})
+    for event in events:
+        post_event(k, obj, event)
+    return lease_name

@@ -1,0 +1,145 @@
+"""The SchemaMigration's status from what was observed and decided (pure).
+
+State lives here, not on Jobs: a finished Job's outcome is copied into `lastJob` and `history` the first
+time it is seen, so TTL deletion loses nothing and each outcome yields exactly one Event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemagate.api import conditions as c
+from schemagate.api.v1alpha1 import HISTORY_LIMIT
+from schemagate.controller import plan as p
+from schemagate.controller.observe import JobInfo
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return round((b - a).total_seconds(), 1)
+
+
+def finished_record(base: dict[str, Any] | None, info: JobInfo, now: str) -> dict[str, Any]:
+    state = info.state
+    record = dict(base or {"job": state.name})
+    record["outcome"] = state.phase
+    record.setdefault("startedAt", info.started)
+    record["finishedAt"] = info.finished or now
+    result = state.result or {}
+    if result.get("versionBefore") is not None:
+        record["versionBefore"] = result["versionBefore"]
+    if result.get("versionAfter") is not None:
+        record["versionAfter"] = result["versionAfter"]
+    if isinstance(result.get("applied"), list):
+        record["applied"] = len(result["applied"])
+    if state.phase == "Failed":
+        reason, message = p.describe_failure(None, state.result, state.message, state.name)
+        record["reason"], record["message"] = reason, message
+    else:
+        record["reason"], record["message"] = c.UP_TO_DATE, None
+    record["durationSeconds"] = _seconds(record.get("startedAt"), record.get("finishedAt"))
+    return record
+
+
+def absorb_jobs(old: dict[str, Any], infos: list[JobInfo], now: str) -> tuple[dict[str, Any], list[Event]]:
+    """currentJob/lastJob/history after looking at this SchemaMigration's Jobs; Events for new outcomes."""
+    history = list(old.get("history") or [])
+    current = old.get("currentJob")
+    last = old.get("lastJob")
+    seen = {r.get("job") for r in history}
+    events: list[Event] = []
+    for info in sorted(infos, key=lambda i: i.started or ""):
+        name = info.state.name
+        if info.state.phase == "Running":
+            if not current or current.get("job") != name:
+                current = {"job": name, "outcome": "Running", "startedAt": info.started}
+            continue
+        if name in seen:
+            continue
+        base = current if current and current.get("job") == name else None
+        record = finished_record(base, info, now)
+        history.insert(0, record)
+        seen.add(name)
+        last = record
+        if base is not None:
+            current = None
+        if record["outcome"] == "Succeeded":
+            events.append(Event("Normal", "MigrationSucceeded",
+                                f"Job {name} migrated the database to version {record.get('versionAfter', '?')}"))
+        else:
+            events.append(Event("Warning", record["reason"], record["message"]))
+    if current and current.get("job") in seen:
+        current = None
+    return {"currentJob": current, "lastJob": last, "history": history[:HISTORY_LIMIT] or None}, events
+
+
+def prior_runs(runs: dict[str, Any]) -> tuple[p.PriorRun, ...]:
+    records = list(runs.get("history") or [])
+    if runs.get("currentJob"):
+        records.insert(0, runs["currentJob"])
+    return tuple(p.PriorRun(r["job"], r.get("outcome", "Running"), r.get("reason"), r.get("message"))
+                 for r in records if r.get("job"))
+
+
+def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], dict[str, Any]]:
+    """(phase, conditions, extra status fields) for a plan's action."""
+    if isinstance(action, p.UpToDate):
+        return "Ready", c.ready(f"database at version {action.current} (target {action.target})"), {
+            "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
+    fields = {"currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
+    if isinstance(action, (p.RunUp, p.WaitForJob)):
+        target = "the newest version" if action.target is None else f"version {action.target}"
+        return "Migrating", c.reconciling(c.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
+                                                       f"to {target}"), fields
+    if isinstance(action, p.WaitForLease):
+        return "Waiting", c.reconciling(c.WAITING_FOR_LEASE, f"waiting for the database's Lease, held by "
+                                                             f"{action.holder}"), {**fields, "leaseHolder": action.holder}
+    assert isinstance(action, p.Refuse)
+    return "Failed", c.stalled(action.reason, action.message), fields
+
+
+def blocked(reason: str, message: str) -> tuple[str, list[c.Desired]]:
+    return "Failed", c.stalled(reason, message)
+
+
+def compose(old: dict[str, Any], generation: int, phase: str, desired: list[c.Desired], fields: dict[str, Any],
+            runs: dict[str, Any], lease_name: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """The full status. Cleared fields are null so a merge patch removes them."""
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": generation,
+        "conditions": c.apply(old.get("conditions"), desired, generation, now),
+        "currentVersion": old.get("currentVersion"),
+        "targetVersion": old.get("targetVersion"),
+        "pending": old.get("pending"),
+        "leaseHolder": None,
+        "leaseName": lease_name or old.get("leaseName"),
+        **runs,
+    }
+    status.update(fields)
+    return status
+
+
+def stalled_event(old: dict[str, Any], new: dict[str, Any]) -> Event | None:
+    """A Warning when the object becomes Stalled or its reason changes (job failures have their own)."""
+    before, after = c.get(old.get("conditions"), c.STALLED), c.get(new.get("conditions"), c.STALLED)
+    if not after or after["status"] != c.TRUE:
+        return None
+    if before and before["status"] == c.TRUE and before["reason"] == after["reason"]:
+        return None
+    return Event("Warning", after["reason"], after["message"])
