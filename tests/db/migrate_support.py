@@ -74,7 +74,8 @@ def rows(url: str, table: str = "goose_db_version") -> list[tuple[int, bool]]:
 
 def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
-        return list(conn.execute(sql, params).fetchall())
+        cur = conn.execute(sql, params)
+        return list(cur.fetchall()) if cur.description else []
 
 
 def mig(up: str, down: str = "", *, extra: str = "") -> str:
