@@ -54,10 +54,23 @@ def render_table(med: dict[Key, float], tools: list[str], sizes: list[int], subj
     return "\n".join(lines)
 
 
+def spread(timings: list[Timing]) -> dict[Key, tuple[float, float]]:
+    """(min, max) per key: on a shared machine the spread says how far to trust a median."""
+    out: dict[Key, tuple[float, float]] = {}
+    for t in timings:
+        k = (t.tool, t.size, t.op)
+        lo, hi = out.get(k, (t.seconds, t.seconds))
+        out[k] = (min(lo, t.seconds), max(hi, t.seconds))
+    return out
+
+
 def to_json(timings: list[Timing], med: dict[Key, float], subject: str, baselines: list[str]) -> dict:
+    ranges = spread(timings)
     return {
         "timings": [asdict(t) for t in timings],
-        "medians": [{"tool": t, "size": s, "op": o, "seconds": v} for (t, s, o), v in sorted(med.items())],
+        "medians": [{"tool": t, "size": s, "op": o, "seconds": v,
+                     "min": ranges[(t, s, o)][0], "max": ranges[(t, s, o)][1]}
+                    for (t, s, o), v in sorted(med.items())],
         "ratios": [{"numerator": subject, "denominator": b, "size": s, "op": o, "ratio": v}
                    for (b, s, o), v in sorted(ratios(med, subject, baselines).items())],
     }
