@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from migrate_support import mig, numbered, query, rows, sg, write_dir
+from schemagate import cli
 
 pytestmark = pytest.mark.db
 
@@ -82,9 +86,6 @@ def test_status_uses_one_query_whatever_the_number_of_migrations(database_url: s
 
 
 def test_text_output_for_humans(database_url: str, four: Path) -> None:
-    from migrate_support import Run
-    import contextlib, io
-    from schemagate import cli
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(["migrate", "--dir", str(four), "--database-url", database_url, "up"])
@@ -136,7 +137,6 @@ def test_result_file_is_compact_and_bounded(database_url: str, tmp_path: Path) -
     out = tmp_path / "termination-log"
     r = sg(database_url, d, "up", extra=("--result-file", str(out)))
     assert r.code == 0
-    import json
     raw = out.read_bytes()
     assert len(raw) <= 4096 and b"\n" not in raw
     doc = json.loads(raw)

@@ -86,3 +86,21 @@ def test_create_sequential_and_timestamp(tmp_path: Path) -> None:
     assert create.create(tmp_path, "ts", sequential=False, now=now).name == "20250304050607_ts.sql"
     with pytest.raises(MigrateError, match="already exists"):
         create.create(tmp_path, "ts", sequential=False, now=now)
+
+
+def test_lease_unavailable_maps_to_its_reason_before_connecting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from schemagate import cli, lease
+
+    def held_lease(**kwargs):  # type: ignore[no-untyped-def]
+        assert kwargs == {"name": "db-lease", "namespace": "apps", "holder": "job-1", "duration_seconds": 15}
+        raise lease.LeaseUnavailable("held by job-0 until 12:00:00")
+
+    monkeypatch.setattr(lease, "held_lease", held_lease)
+    (tmp_path / "00001_a.sql").write_text("-- +goose Up\nSELECT 1;\n")
+    code = cli.main(["migrate", "--dir", str(tmp_path), "--database-url", "postgresql://u:pw@203.0.113.1:1/x",
+                     "--json", "--lease-name", "db-lease", "--lease-namespace", "apps", "--lease-holder", "job-1",
+                     "--lease-duration", "15", "up"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert doc["error"] == {"reason": "LeaseUnavailable", "message": "Lease apps/db-lease: held by job-0 until 12:00:00"}
