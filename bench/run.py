@@ -23,6 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
+from schemagate.devenv.postgres import (SUPERUSER_PASSWORD, PostgresServer, PostgresUnavailable, find_bindir,
+                                        running_postgres)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
@@ -98,8 +103,6 @@ def run_timed(argv: list[str], what: str, timeout: float, secret: str) -> float:
 
 def check_applied(url: str, tool: Tool, size: int, what: str) -> None:
     """The timing counts only if every table exists and (for trackers) every version is recorded."""
-    import psycopg
-
     with psycopg.connect(url) as conn:
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
                               "AND tablename LIKE 'bench\\_%'").fetchone()[0]
@@ -112,17 +115,13 @@ def check_applied(url: str, tool: Tool, size: int, what: str) -> None:
                          f"{versions} versions, {rows} rows in bench_00001")
 
 
-def drop_database(server, name: str) -> None:
-    import psycopg
-
+def drop_database(server: PostgresServer, name: str) -> None:
     with psycopg.connect(server.url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measure(server, tools: list[Tool], sizes: list[int], repeat: int, timeout: float,
+def measure(server: PostgresServer, tools: list[Tool], sizes: list[int], repeat: int, timeout: float,
             workdir: Path) -> list[report.Timing]:
-    from schemagate.devenv.postgres import SUPERUSER_PASSWORD
-
     timings: list[report.Timing] = []
     for size in sizes:
         migrations = workload.render_all(size)
@@ -156,9 +155,7 @@ def measure(server, tools: list[Tool], sizes: list[int], repeat: int, timeout: f
     return timings
 
 
-def environment(server, tools: list[Tool]) -> dict:
-    import psycopg
-
+def environment(server: PostgresServer, tools: list[Tool]) -> dict[str, object]:
     with psycopg.connect(server.url()) as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
     goose = next((t for t in tools if t.name == "goose"), None)
@@ -197,8 +194,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from schemagate.devenv.postgres import PostgresUnavailable, find_bindir, running_postgres
-
     try:
         # Refuse a missing runner before paying for a server start.
         tools = make_tools(args.tools, args.schemagate, args.goose, str(find_bindir() / "psql"))
