@@ -281,3 +281,10 @@ def test_goose_up_then_schemagate_sees_everything_applied(goose_bin: str, migrat
     schemagate(migrated, "down")
     assert schema_tables(migrated) == set()
     assert applied_versions(migrated) == []
+
+
+def test_schemagate_verify_accepts_the_schema_goose_applied(migrated: str) -> None:
+    # The start-up check config-server relies on: the ten tables and version 1 are what 00001 provides.
+    proc = subprocess.run([sys.executable, "-m", "schemagate.cli", "verify", "--database-url", migrated,
+                           "--min-version", "1"], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
