@@ -10,6 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["kube_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres_server():
