@@ -29,6 +29,9 @@ class Kube:
     kubectl_bin: str
     helm_bin: str
     runner: Any  # schemagate.devenv.podrunner.PodRunner | None on an external cluster
+    # The operator image pods should use: what hack/kind-e2e.sh loaded into kind, or any image
+    # the local pod runner maps to this repository's CLI.
+    image: str = os.environ.get("SCHEMAGATE_E2E_IMAGE", "schemagate:dev")
 
     @property
     def local(self) -> bool:
