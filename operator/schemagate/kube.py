@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from kubernetes import client, config
@@ -15,7 +16,12 @@ def load() -> None:
     global _loaded
     with _lock:
         if not _loaded:
-            config.load_config()
+            # The client reads KUBECONFIG once, at import; read it now so a later setting counts.
+            path = os.environ.get("KUBECONFIG")
+            if path:
+                config.load_kube_config(config_file=path)
+            else:
+                config.load_config()
             _loaded = True
 
 

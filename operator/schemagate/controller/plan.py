@@ -145,7 +145,8 @@ def describe_failure(run_reason: str | None, result: dict[str, Any] | None, fall
     parts.append(message)
     statement = error.get("statement")
     if isinstance(statement, int) and not isinstance(statement, bool):
-        parts.append(f"statement #{statement}")
+        if "statement" not in message:
+            parts.append(f"statement #{statement}")
     elif statement:
         parts.append(f"statement: {' '.join(str(statement).split())[:200]}")
     return reason, f"Job {job}: " + "; ".join(parts)

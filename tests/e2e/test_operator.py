@@ -1,0 +1,214 @@
+"""The operator end to end: real control plane, pod runner, PostgreSQL, kubectl and `schemagate operator`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kube_fixtures import wait_until
+from schemagate.lease import held_lease
+
+pytestmark = pytest.mark.e2e
+
+V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
+                         "-- +goose Down\nDROP TABLE users;\n"}
+V2 = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint "
+                          "REFERENCES users);\n-- +goose Down\nDROP TABLE orders;\n"}
+V2_BROKEN = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
+                                 "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE orders;\n"}
+SLOW = {"00001_slow.sql": "-- +goose Up\nSELECT pg_sleep(4);\nCREATE TABLE slow (id int);\n"
+                          "-- +goose Down\nDROP TABLE slow;\n"}
+
+
+def test_fresh_database_becomes_ready_and_kubectl_shows_it(app):
+    app.secret(app.database_url)
+    app.migrations({**V1, **V2})
+    app.schemamigration()
+    status = app.wait_ready(2)
+
+    app.kubectl("wait", "--for=condition=Ready", "smig/app", "--timeout=10s")
+    row = app.kubectl("get", "smig", "app", "--no-headers").stdout.split()
+    assert row[:5] == ["app", "2", "2", "Ready", "True"]
+    header = app.kubectl("get", "schemamigrations", "-o", "wide").stdout.splitlines()[0].split()
+    assert header == ["NAME", "CURRENT", "TARGET", "PHASE", "READY", "AGE", "REASON", "MESSAGE"]
+    assert app.db_versions() == [1, 2] and app.table_exists("orders")
+    # The database may reach the target a moment before the Job controller marks the Job complete.
+    last = wait_until("the run recorded in status", lambda: app.status().get("lastJob"))
+    assert last["outcome"] == "Succeeded" and last["versionAfter"] == 2 and last["versionBefore"] == 0
+    assert status["observedGeneration"] == app.get()["metadata"]["generation"]
+    (job,) = app.jobs()
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "SchemaMigration"
+    reasons = app.kubectl("get", "events", "--field-selector", "involvedObject.name=app",
+                          "-o", "jsonpath={.items[*].reason}").stdout.split()
+    assert "MigrationStarted" in reasons and "MigrationSucceeded" in reasons
+
+
+def test_added_migration_runs_a_new_job(app):
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration()
+    app.wait_ready(1)
+    app.migrations({**V1, **V2})
+    app.wait_ready(2)
+    assert len(app.jobs()) == 2
+    history = wait_until("both runs in history", lambda: len(app.status().get("history") or []) == 2 and
+                         app.status()["history"])
+    assert [r["outcome"] for r in history] == ["Succeeded", "Succeeded"]
+    assert app.db_versions() == [1, 2]
+
+
+def test_broken_migration_stalls_with_the_sql_error_then_recovers_when_fixed(app):
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration()
+    app.wait_ready(1)
+
+    app.migrations({**V1, **V2_BROKEN})
+    stalled = app.wait_condition("Stalled", "True", "MigrationFailed")
+    for words in ("00002_orders.sql", "no_such_table", "42P01"):
+        assert words in stalled["message"]
+    ready = app.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "MigrationFailed")
+    assert app.status()["phase"] == "Failed" and app.status()["currentVersion"] == 1
+    # The failed migration's transaction left nothing behind.
+    assert app.db_versions() == [1] and not app.table_exists("orders")
+    assert app.kubectl("wait", "--for=condition=Ready", "smig/app", "--timeout=3s", check=False).returncode != 0
+
+    app.migrations({**V1, **V2})
+    app.wait_ready(2)
+    # One Job per plan: the broken one ran once, no retries in between.
+    assert len(app.jobs()) == 3 and app.db_versions() == [1, 2]
+
+
+def test_retry_annotation_runs_the_same_plan_again(app):
+    app.secret(app.database_url)
+    app.migrations({**V1, **V2_BROKEN})
+    app.schemamigration()
+    app.wait_condition("Stalled", "True", "MigrationFailed")
+    assert app.db_versions() == [1]
+    # Someone fixes the database by hand (the missing table), then asks for one more try.
+    import psycopg
+    with psycopg.connect(app.database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE no_such_table (id int)")
+    app.kubectl("annotate", "smig/app", "schemagate.io/retry=1")
+    app.wait_ready(2)
+    assert len(app.jobs()) == 2
+
+
+def test_invalid_migration_file_stalls_without_a_job(app):
+    app.secret(app.database_url)
+    app.migrations({**V1, "00002_bad.sql": "CREATE TABLE x (id int);\n-- +goose Up\nSELECT 1;\n"})
+    app.schemamigration()
+    stalled = app.wait_condition("Stalled", "True", "InvalidMigrations")
+    assert "00002_bad.sql" in stalled["message"] and ":1" in stalled["message"]
+    assert app.jobs() == [] and app.db_versions() == []
+
+
+def test_schema_split_across_two_configmaps(app):
+    app.secret(app.database_url)
+    app.migrations(V1, name="schema-part-1")
+    app.migrations(V2, name="schema-part-2")
+    app.schemamigration(config_maps=("schema-part-1", "schema-part-2"))
+    app.wait_ready(2)
+    assert app.db_versions() == [1, 2]
+
+
+def test_same_file_in_two_configmaps_is_refused(app):
+    app.secret(app.database_url)
+    app.migrations(V1, name="part-1")
+    app.migrations(V1, name="part-2")
+    app.schemamigration(config_maps=("part-1", "part-2"))
+    stalled = app.wait_condition("Stalled", "True", "InvalidMigrations")
+    assert "00001_users.sql" in stalled["message"] and "part-1" in stalled["message"]
+    assert app.jobs() == []
+
+
+def test_missing_secret_then_created(app):
+    app.migrations(V1)
+    app.schemamigration()
+    stalled = app.wait_condition("Stalled", "True", "SecretNotFound")
+    assert f"Secret {app.namespace}/app-db not found" in stalled["message"]
+    app.secret(app.database_url)
+    app.wait_ready(1)
+
+
+def test_wrong_password_then_fixed(app, postgres_server):
+    wrong = app.database_url.replace(":schemagate-test-superuser@", ":not-the-password@")
+    assert wrong != app.database_url
+    app.secret(wrong)
+    app.migrations(V1)
+    app.schemamigration()
+    stalled = app.wait_condition("Stalled", "True", "AuthenticationFailed")
+    assert "not-the-password" not in stalled["message"]
+    app.secret(app.database_url)
+    app.wait_ready(1)
+
+
+def test_unreachable_database_then_fixed(app):
+    from schemagate.devenv.postgres import free_port
+
+    nowhere = app.database_url.rsplit("@", 1)[0] + f"@127.0.0.1:{free_port()}/nothing"
+    app.secret(nowhere)
+    app.migrations(V1)
+    app.schemamigration()
+    stalled = app.wait_condition("Stalled", "True", "ConnectionFailed")
+    assert "127.0.0.1" in stalled["message"] and "schemagate-test-superuser" not in stalled["message"]
+    app.secret(app.database_url)
+    app.wait_ready(1)
+
+
+def test_two_schemamigrations_on_one_database_serialise_through_the_lease(app):
+    app.secret(app.database_url)
+    app.migrations({**V1, **V2})
+    # Someone else holds the database's Lease: both wait, naming the holder, and start no Job.
+    from schemagate.lease import lease_name
+    from schemagate.migrate.dburl import describe
+
+    where = describe(app.database_url, env={})
+    name = lease_name(where.host, where.port, where.name, "goose_db_version")
+    with held_lease(name=name, namespace=app.namespace, holder="someone/else", duration_seconds=60,
+                    api_client=app.kube.api):
+        app.schemamigration(name="first")
+        app.schemamigration(name="second")
+        for smig in ("first", "second"):
+            waiting = app.wait_condition("Reconciling", "True", "WaitingForLease", name=smig)
+            assert "someone/else" in waiting["message"]
+            assert app.status(smig)["leaseHolder"] == "someone/else" and app.status(smig)["phase"] == "Waiting"
+        assert app.jobs("first") == [] and app.jobs("second") == []
+    app.wait_ready(2, name="first")
+    app.wait_ready(2, name="second")
+    assert app.db_versions() == [1, 2]  # each migration applied once
+
+
+def test_stale_lease_holder_is_taken_over(app, kube):
+    app.secret(app.database_url)
+    app.migrations(V1)
+    from schemagate.lease import lease_name
+    from schemagate.migrate.dburl import describe
+
+    where = describe(app.database_url, env={})
+    name = lease_name(where.host, where.port, where.name, "goose_db_version")
+    # A holder that vanished: renewed long ago, never released.
+    app.apply({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
+               "spec": {"holderIdentity": "gone/job", "leaseDurationSeconds": 5,
+                        "renewTime": "2020-01-01T00:00:00.000000Z"}})
+    app.schemamigration()
+    app.wait_ready(1)
+
+
+def test_operator_killed_mid_job_creates_no_duplicate(app, operator):
+    app.secret(app.database_url)
+    app.migrations(SLOW)
+    app.schemamigration()
+    wait_until("the migration Job", lambda: app.jobs(), timeout=60)
+    operator.kill()
+    try:
+        time.sleep(1)
+    finally:
+        operator.start()
+    app.wait_ready(1)
+    assert len(app.jobs()) == 1
+    assert app.db_versions() == [1]
+    history = wait_until("the run in history", lambda: app.status().get("history"))
+    assert len(history) == 1 and history[0]["outcome"] == "Succeeded"
