@@ -142,3 +142,12 @@ def test_result_file_is_compact_and_bounded(database_url: str, tmp_path: Path) -
     doc = json.loads(raw)
     assert doc["ok"] and doc["versionAfter"] == 120 and doc["applied"][-1]["version"] == 120
     assert doc["appliedOmitted"] + len(doc["applied"]) == 120
+
+
+def test_statements_reach_postgres_verbatim(database_url: str, tmp_path: Path) -> None:
+    """No parameter parsing (`%` stays), and a StatementBegin block may hold several commands, as with goose."""
+    d = write_dir(tmp_path / "m", {"00001_a.sql": "-- +goose Up\n-- +goose StatementBegin\n"
+                                   "CREATE TABLE pct (v text);\nINSERT INTO pct VALUES ('100%'), ('%s'), ('%(x)s');\n"
+                                   "-- +goose StatementEnd\nDELETE FROM pct WHERE v LIKE '1%';\n"})
+    assert sg(database_url, d, "up").code == 0
+    assert query(database_url, "SELECT v FROM pct ORDER BY v") == [("%(x)s",), ("%s",)]

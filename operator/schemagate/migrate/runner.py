@@ -7,6 +7,7 @@ constant; the run's progress is kept in RunResult so a failure still says how fa
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -72,11 +73,9 @@ class RunResult:
 def connect(url: str) -> psycopg.Connection:
     """Autocommit session (transactions are explicit); failures classified, password never shown."""
     kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate"}
+    if "connect_timeout" not in url and not os.environ.get("PGCONNECT_TIMEOUT"):
+        kwargs["connect_timeout"] = 10  # libpq's default is to wait forever for an unreachable host
     try:
-        if "connect_timeout" not in url:
-            import os
-            if not os.environ.get("PGCONNECT_TIMEOUT"):
-                kwargs["connect_timeout"] = 10
         return psycopg.connect(url, **kwargs)
     except psycopg.Error as e:
         text = dburl.redact(str(e).strip(), url)
@@ -133,10 +132,11 @@ def _statement_error(m: Migration, direction: str, n: int, st: Statement, e: psy
     first = st.first_line if len(st.first_line) <= 80 else st.first_line[:77] + "..."
     aftermath = ("rolled back, no version row written" if use_tx else
                  "NO TRANSACTION: earlier statements of this file stay applied, no version row written")
+    code = f"[SQLSTATE {sqlstate}{where}]" if sqlstate else f"[{type(e).__name__}{where}]"
     return MigrateError(
         reasons.MIGRATION_FAILED,
         f"{m.file}: {direction} statement {n} (line {st.line}: {first}) failed: {primary}{detail} "
-        f"[SQLSTATE {sqlstate}{where}]; {aftermath}",
+        f"{code}; {aftermath}",
         file=m.file, version=m.version, line=st.line, statement=n, sqlstate=sqlstate,
     )
 
@@ -239,8 +239,9 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
         if command.startswith("up") or command == "redo":
             if store.ensure_table(conn, t):
                 opts.log(f"created tracking table {t.goose}")
-        store.ensure_checksum_table(conn, t)
         state = store.read_state(conn, t)
+        if state.rows:  # nothing to record on a database goose never touched (down on an empty one)
+            store.ensure_checksum_table(conn, t)
         _fill_state(result, migrations, state, before=True)
         if command == "accept-checksum":
             _accept_checksum(conn, migrations, state, opts, result, target)
