@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 from collections.abc import Mapping
@@ -68,6 +69,6 @@ def describe(url: str, env: Mapping[str, str] | None = None) -> Target:
         port = int(str(info.get("port") or env.get("PGPORT") or 5432).split(",")[0])
     except ValueError:
         port = 5432
-    user = str(info.get("user") or env.get("PGUSER") or "")
+    user = str(info.get("user") or env.get("PGUSER") or getpass.getuser())
     name = str(info.get("dbname") or env.get("PGDATABASE") or user)
     return Target(host, port, name)
