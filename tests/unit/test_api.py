@@ -25,6 +25,11 @@ def test_checked_in_crd_matches_the_models():
     assert checked_in == crd.render(), "crds/ is stale: run `schemagate crd --write crds/`"
 
 
+def test_checked_in_reference_matches_the_models():
+    checked_in = (REPO / "docs" / "reference.md").read_text()
+    assert checked_in == crd.reference(), "docs/reference.md is stale: run `schemagate crd --write crds/ --reference docs/reference.md`"
+
+
 def test_crd_names_and_printer_columns():
     doc = crd.crd()
     names = doc["spec"]["names"]

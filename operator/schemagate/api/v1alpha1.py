@@ -121,8 +121,8 @@ class JobSpec(_Model):
     active_deadline_seconds: Annotated[int, Field(ge=10, le=86400, description="Upper bound of one run.")] = 3600
     ttl_seconds_after_finished: Annotated[int | None, Field(
         ge=0, description="Delete finished Jobs after this long; the outcome stays in status.")] = 86400
-    tolerations: list[Toleration] | None = None
-    node_selector: dict[str, str] | None = None
+    tolerations: Annotated[list[Toleration] | None, Field(description="Tolerations of the migration pod.")] = None
+    node_selector: Annotated[dict[str, str] | None, Field(description="nodeSelector of the migration pod.")] = None
 
 
 class LockSpec(_Model):
@@ -169,17 +169,17 @@ class Condition(_Model):
 class RunRecord(_Model):
     """One migration Job and what it did."""
 
-    job: str
-    generation: int | None = None
-    plan: str | None = None
-    retry: str | None = None
-    target_version: int | None = None
+    job: Annotated[str, Field(description="Name of the Job (it may since have been deleted by its TTL).")]
+    generation: Annotated[int | None, Field(description="metadata.generation the Job was created for.")] = None
+    plan: Annotated[str | None, Field(description="Hash of target, file checksums and retry token.")] = None
+    retry: Annotated[str | None, Field(description="Value of the retry annotation the Job was created for.")] = None
+    target_version: Annotated[int | None, Field(description="Version the Job migrates to (absent: newest).")] = None
     outcome: Literal["Running", "Succeeded", "Failed"] = "Running"
-    version_before: int | None = None
-    version_after: int | None = None
-    applied: int | None = None
+    version_before: Annotated[int | None, Field(description="Database version before the run.")] = None
+    version_after: Annotated[int | None, Field(description="Database version after the run.")] = None
+    applied: Annotated[int | None, Field(description="Number of migrations the run applied.")] = None
     reason: str | None = None
-    message: str | None = None
+    message: Annotated[str | None, Field(description="Why it failed: file, statement, SQL error.")] = None
     started_at: str | None = None
     finished_at: str | None = None
     duration_seconds: float | None = None
@@ -188,18 +188,23 @@ class RunRecord(_Model):
 class SchemaMigrationStatus(_Model):
     """Observed state, written only by the operator."""
 
-    phase: Literal["Pending", "Waiting", "Migrating", "Ready", "Failed"] | None = None
-    current_version: int | None = None
-    target_version: int | None = None
-    pending: int | None = None
-    observed_generation: int | None = None
+    phase: Annotated[Literal["Pending", "Waiting", "Migrating", "Ready", "Failed"] | None, Field(
+        description="Ready: at the target. Migrating: a Job runs. Waiting: another holder has the database's "
+                    "Lease. Failed: stalled until something changes (see the Stalled condition).")] = None
+    current_version: Annotated[int | None, Field(description="Version the database is at, as read from it.")] = None
+    target_version: Annotated[int | None, Field(description="Version to reach ('latest' resolved).")] = None
+    pending: Annotated[int | None, Field(description="Migrations not yet applied up to the target.")] = None
+    observed_generation: Annotated[int | None, Field(description="metadata.generation this status describes.")] = None
     conditions: Annotated[list[Condition] | None, Field(
-        default=None, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})]
+        default=None, description="Ready, Reconciling, Stalled (kstatus), each with reason and observedGeneration.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})]
     lease_holder: Annotated[str | None, Field(description="Holder of the database's Lease while waiting.")] = None
-    lease_name: str | None = None
-    current_job: RunRecord | None = None
-    last_job: RunRecord | None = None
-    history: Annotated[list[RunRecord] | None, Field(default=None, max_length=HISTORY_LIMIT)]
+    lease_name: Annotated[str | None, Field(description="The database's Lease (named after host, port, "
+                                                        "database and table).")] = None
+    current_job: Annotated[RunRecord | None, Field(description="The Job running now.")] = None
+    last_job: Annotated[RunRecord | None, Field(description="The last finished Job.")] = None
+    history: Annotated[list[RunRecord] | None, Field(default=None, max_length=HISTORY_LIMIT,
+                                                     description="Finished runs, newest first.")]
 
 
 class SchemaMigration(_Model):

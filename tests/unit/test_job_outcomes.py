@@ -1,0 +1,84 @@
+"""Job outcomes are copied into status once (Jobs may be TTL-deleted) and produce one Event each."""
+
+from __future__ import annotations
+
+from schemagate.controller import plan as p
+from schemagate.controller.observe import JobInfo
+from schemagate.controller.status import absorb_jobs, compose, for_action, prior_runs, stalled_event
+from schemagate.api import conditions as c
+
+NOW = "2026-01-01T00:01:00Z"
+
+
+def info(name, phase, result=None, message=None, started="2026-01-01T00:00:00Z", finished="2026-01-01T00:00:30Z"):
+    return JobInfo(p.JobState(name, phase, result, message), started, finished if phase != "Running" else None)
+
+
+OK = {"ok": True, "versionBefore": 1, "versionAfter": 3, "applied": [{"version": 2}, {"version": 3}]}
+FAILED = {"ok": False, "versionBefore": 1, "versionAfter": 1, "applied": [],
+          "error": {"reason": "MigrationFailed", "message": "00002_x.sql: boom", "file": "00002_x.sql"}}
+
+
+def test_running_job_becomes_current_job():
+    runs, events = absorb_jobs({}, [info("a-g1-x", "Running")], NOW)
+    assert runs["currentJob"]["job"] == "a-g1-x" and runs["currentJob"]["outcome"] == "Running"
+    assert runs["lastJob"] is None and events == []
+
+
+def test_success_is_recorded_once_with_versions_and_duration():
+    old = {"currentJob": {"job": "a-g1-x", "outcome": "Running", "versionBefore": 1, "targetVersion": 3}}
+    runs, events = absorb_jobs(old, [info("a-g1-x", "Succeeded", OK)], NOW)
+    last = runs["lastJob"]
+    assert (last["outcome"], last["versionBefore"], last["versionAfter"], last["applied"]) == ("Succeeded", 1, 3, 2)
+    assert last["durationSeconds"] == 30.0 and last["targetVersion"] == 3
+    assert runs["currentJob"] is None and runs["history"] == [last]
+    assert [(e.type, e.reason) for e in events] == [("Normal", "MigrationSucceeded")]
+    again, events_again = absorb_jobs(runs, [info("a-g1-x", "Succeeded", OK)], NOW)
+    assert again["history"] == runs["history"] and events_again == []
+
+
+def test_failure_is_recorded_with_the_runner_error():
+    runs, events = absorb_jobs({}, [info("a-g1-x", "Failed", FAILED)], NOW)
+    assert runs["lastJob"]["reason"] == "MigrationFailed" and "00002_x.sql: boom" in runs["lastJob"]["message"]
+    assert [(e.type, e.reason) for e in events] == [("Warning", "MigrationFailed")]
+    assert prior_runs(runs) == (p.PriorRun("a-g1-x", "Failed", "MigrationFailed", runs["lastJob"]["message"]),)
+
+
+def test_failure_without_json_uses_the_last_log_line():
+    runs, _ = absorb_jobs({}, [info("a-g1-x", "Failed", None, "Traceback\nRuntimeError: out of memory")], NOW)
+    assert runs["lastJob"]["reason"] == "JobFailed" and "RuntimeError: out of memory" in runs["lastJob"]["message"]
+
+
+def test_history_is_bounded_newest_first():
+    old = {"history": [{"job": f"a-g{i}-x", "outcome": "Succeeded"} for i in range(10, 0, -1)]}
+    runs, _ = absorb_jobs(old, [info("a-g11-x", "Succeeded", OK)], NOW)
+    assert len(runs["history"]) == 10 and runs["history"][0]["job"] == "a-g11-x"
+
+
+def test_status_for_each_action():
+    db = p.DbState(1, frozenset({1}))
+    phase, desired, fields = for_action(p.UpToDate(3, 3), db)
+    assert phase == "Ready" and fields == {"currentVersion": 3, "targetVersion": 3, "pending": 0}
+    phase, desired, fields = for_action(p.WaitForLease("ns/other", "a-g1-x", 3, 2), db)
+    assert phase == "Waiting" and fields["leaseHolder"] == "ns/other" and desired[1].reason == "WaitingForLease"
+    phase, desired, fields = for_action(p.Refuse("MigrationFailed", "boom", 3, 2), db)
+    assert phase == "Failed" and desired[2] == c.Desired("Stalled", "True", "MigrationFailed", "boom")
+
+
+def test_compose_clears_the_lease_holder_and_sets_observed_generation():
+    old = {"leaseHolder": "ns/other", "phase": "Waiting"}
+    phase, desired, fields = for_action(p.UpToDate(3, 3), p.DbState(3))
+    status = compose(old, 7, phase, desired, fields, {"currentJob": None, "lastJob": None, "history": None}, "l")
+    assert status["leaseHolder"] is None and status["observedGeneration"] == 7 and status["leaseName"] == "l"
+    assert {x["observedGeneration"] for x in status["conditions"]} == {7}
+
+
+def test_stalled_event_only_on_entering_or_changing_reason():
+    def status(reason):
+        return {"conditions": c.apply(None, c.stalled(reason, "m"), 1)}
+
+    assert stalled_event({}, status("SecretNotFound")).reason == "SecretNotFound"
+    assert stalled_event(status("SecretNotFound"), status("SecretNotFound")) is None
+    assert stalled_event(status("SecretNotFound"), status("ConnectionFailed")).reason == "ConnectionFailed"
+    ready = {"conditions": c.apply(None, c.ready("ok"), 1)}
+    assert stalled_event(status("SecretNotFound"), ready) is None
