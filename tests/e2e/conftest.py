@@ -45,15 +45,19 @@ class Operator:
     """`schemagate operator` as a child process that a test may kill (SIGKILL) and start again."""
 
     def __init__(self, kubeconfig: Path, log: Path):
+        from schemagate.devenv.postgres import free_port
+
         self.kubeconfig = kubeconfig
         self.log = log
+        self.liveness = f"http://127.0.0.1:{free_port()}/healthz"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), SCHEMAGATE_RESYNC_SECONDS="1",
                    SCHEMAGATE_JOB_IMAGE="schemagate:dev")
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([str(SCHEMAGATE), "operator", "--all-namespaces"], env=env,
+            self.proc = subprocess.Popen([str(SCHEMAGATE), "operator", "--all-namespaces",
+                                          "--liveness", self.liveness], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
