@@ -260,3 +260,11 @@ def test_mapped_image_runs_this_repository_cli(kube: Kube, namespace: str):
     [pod] = job_pods(kube, namespace, "cli")
     out = kube.logs(namespace, pod["metadata"]["name"])
     assert "migrate" in out
+
+
+def test_kubectl_logs_reads_the_pod_runner_output(kube: Kube, namespace: str):
+    apply(kube, namespace, job("talk", ["sh", "-c", "echo line-one; echo line-two >&2"]))
+    kube.kubectl("-n", namespace, "wait", "--for=condition=complete", "job/talk", "--timeout=60s")
+    out = kube.kubectl("-n", namespace, "logs", "job/talk").stdout
+    assert "line-one" in out and "line-two" in out
+    assert kube.kubectl("-n", namespace, "logs", "job/talk", "--tail=1").stdout == "line-two\n"

@@ -185,6 +185,8 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={signer.cert}", f"--service-account-signing-key-file={signer.key}",
             "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle",
+            # `kubectl logs` reaches the pod runner's log endpoint on the node's InternalIP (127.0.0.1).
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--v=1",
         ], log=log)
         _wait("kube-apiserver", lambda: probe.get(f"{server}/readyz")[0] == 200, proc, log, timeout)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from schemagate.devenv import images, kubeconfig, podenv, podstatus, processes
+from schemagate.devenv.logserver import LogServer
 from schemagate.devenv.podpaths import PathMap
 from schemagate.devenv.podvolumes import VolumeNotReady, materialise, mount_map
 from schemagate.devenv.rest import STRATEGIC, ApiError, Rest
@@ -99,12 +100,14 @@ class PodRunner:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
+        self._logserver: LogServer | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> "PodRunner":
         (self.workdir / "pods").mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        self._logserver = LogServer(self.workdir / "kubelet", self._locate_log).start()
         self._register_node()
         for target, name in ((self._watch_loop, "podrunner-watch"), (self._resync_loop, "podrunner-resync")):
             t = threading.Thread(target=target, name=name, daemon=True)
@@ -122,6 +125,8 @@ class PodRunner:
             self._kill(st)
         for t in self._threads:
             t.join(timeout=20)
+        if self._logserver:
+            self._logserver.stop()
 
     # ---- logs API --------------------------------------------------------------------------------
 
@@ -135,6 +140,15 @@ class PodRunner:
         if container:
             files = [f for f in files if f.stem == container]
         return "".join(f.read_text(errors="replace") for f in files)
+
+    def _locate_log(self, namespace: str, pod: str, container: str) -> tuple[Path | None, bool]:
+        with self._lock:
+            live = [s for s in self._pods.values() if s.namespace == namespace and s.name == pod]
+        if live:
+            st = live[-1]
+            return st.log_dir / f"{container}.log", container in st.procs
+        files = [f for f in self.log_files(namespace, pod) if f.stem == container]
+        return (files[-1] if files else None), False
 
     def all_logs(self) -> dict[str, str]:
         """'namespace_pod_uid/container' -> output, for every container ever run here."""
@@ -160,6 +174,7 @@ class PodRunner:
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "schemagate local pod runner", "lastHeartbeatTime": now,
                             "lastTransitionTime": now}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self._logserver.port if self._logserver else 0}},
             "nodeInfo": {"kubeletVersion": "schemagate-local", "operatingSystem": "linux",
                          "architecture": "amd64", "containerRuntimeVersion": "schemagate-local://0",
                          "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
