@@ -74,7 +74,7 @@ def rows(url: str, table: str = "goose_db_version") -> list[tuple[int, bool]]:
 
 def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(sql, params)
+        cur = conn.execute(sql, params or None)
         return list(cur.fetchall()) if cur.description else []
 
 

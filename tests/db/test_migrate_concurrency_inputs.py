@@ -109,3 +109,25 @@ def test_unreachable_host_and_malformed_url(tmp_path: Path) -> None:
     assert r.code == 1 and r.json["error"]["reason"] == "ConnectionFailed" and "TopSecret2" not in r.text
     r = sg("postgresql://app:TopSecret3@127.0.0.1:5432/app?bogus_option=1", d, "up")
     assert r.code == 1 and "TopSecret3" not in r.text, r.text
+
+
+def test_sigterm_cancels_the_running_migration_and_still_reports(database_url: str, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    d = write_dir(tmp_path / "m", {"00001_a.sql": mig("CREATE TABLE a (id int);"),
+                                   "00002_slow.sql": mig("CREATE TABLE b (id int);\nSELECT pg_sleep(60);")})
+    out = tmp_path / "termination-log"
+    proc = sg_process(database_url, d, "up", extra=("--result-file", str(out)))
+    deadline = time.monotonic() + 60
+    while not query(database_url, "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stdout + stderr
+    doc = json.loads(out.read_text())
+    assert (doc["error"]["reason"], doc["error"]["file"], doc["versionAfter"]) == ("Interrupted", "00002_slow.sql", 1)
+    assert rows(database_url) == [(0, True), (1, True)]
+    assert query(database_url, "SELECT to_regclass('b')") == [(None,)]
+    assert query(database_url, "SELECT pg_try_advisory_lock(%s)", (store.ADVISORY_LOCK_KEY,)) == [(True,)]

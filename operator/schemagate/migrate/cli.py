@@ -152,11 +152,40 @@ def execute(args: argparse.Namespace, log) -> runner.RunResult:
                 raise
             finally:
                 conn.close()
+    except KeyboardInterrupt:
+        res.error = _interrupted(res)
     except MigrateError as e:
         e.message = dburl.redact(e.message, url)
         e.details = [dburl.redact(d, url) for d in e.details]
         res.error = e
     return res
+
+
+def _interrupted(res: runner.RunResult) -> MigrateError:
+    step = res.in_progress
+    if step is None:
+        return MigrateError(reasons.INTERRUPTED, "interrupted by a signal before any migration started running")
+    return MigrateError(reasons.INTERRUPTED,
+                        f"interrupted by a signal while running {step.file} ({step.direction}); its statement was "
+                        "cancelled and its transaction rolled back (NO TRANSACTION files keep statements that "
+                        "had finished)", file=step.file, version=step.version)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (Job deadline, pod deletion) behaves like Ctrl-C: psycopg cancels the running statement,
+    transactions roll back, the lock is released and the result is still written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def exit_code(res: runner.RunResult) -> int:
@@ -210,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"schemagate: {msg}", file=sys.stderr, flush=True)
 
-    res = execute(args, log)
+    with _sigterm_interrupts():
+        res = execute(args, log)
     doc = result.to_json(res)
     if args.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))

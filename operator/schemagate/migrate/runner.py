@@ -64,6 +64,7 @@ class RunResult:
     error: MigrateError | None = None
     migrations: list[dict[str, Any]] | None = None  # status only
     notes: list[str] = field(default_factory=list)  # e.g. checksums adopted
+    in_progress: AppliedStep | None = None  # the step running right now (said when interrupted)
 
     @property
     def ok(self) -> bool:
@@ -271,7 +272,9 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
         try:
             for step in steps:
                 started = time.monotonic()
+                result.in_progress = AppliedStep(step.migration.version, step.migration.file, step.direction, 0)
                 _run_step(conn, t, step)
+                result.in_progress = None
                 took = int((time.monotonic() - started) * 1000)
                 result.applied.append(AppliedStep(step.migration.version, step.migration.file, step.direction, took))
                 opts.log(f"OK   {step.migration.file} ({step.direction}, {took}ms)")
