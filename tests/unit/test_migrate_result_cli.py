@@ -103,4 +103,5 @@ def test_lease_unavailable_maps_to_its_reason_before_connecting(tmp_path: Path, 
                      "--lease-duration", "15", "up"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert doc["error"] == {"reason": "LeaseUnavailable", "message": "Lease apps/db-lease: held by job-0 until 12:00:00"}
+    assert doc["error"] == {"reason": "LeaseUnavailable", "message": "Lease apps/db-lease: held by job-0 until 12:00:00",
+                            "file": None, "version": None, "line": None, "statement": None, "sqlstate": None}

@@ -21,9 +21,6 @@ class MigrateError(Exception):
         return self.message
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"reason": self.reason, "message": self.message}
-        for key in ("file", "version", "line", "statement", "sqlstate"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        return out
+        """Every key always present (null when unknown), so readers need no special cases."""
+        return {"reason": self.reason, "message": self.message, "file": self.file, "version": self.version,
+                "line": self.line, "statement": self.statement, "sqlstate": self.sqlstate}
