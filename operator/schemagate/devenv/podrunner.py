@@ -42,6 +42,9 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 # The kubelet's default token lifetime; the apiserver extends exactly this value to a year
 # (--service-account-extend-token-expiration), so long-running local pods keep working.
 TOKEN_SECONDS = 3607
+# Set in every pod process's environment (inherited by its children) so stop() and a restarted
+# runner can find processes that escaped their process group.
+RUNNER_MARK = "SCHEMAGATE_POD_RUNNER"
 
 
 def _now() -> str:
@@ -105,6 +108,8 @@ class PodRunner:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> "PodRunner":
+        # Leftovers of a runner on the same workdir that was killed without cleaning up.
+        processes.kill_marked(RUNNER_MARK, str(self.workdir))
         (self.workdir / "pods").mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._logserver = LogServer(self.workdir / "kubelet", self._locate_log).start()
@@ -127,6 +132,7 @@ class PodRunner:
             t.join(timeout=20)
         if self._logserver:
             self._logserver.stop()
+        processes.kill_marked(RUNNER_MARK, str(self.workdir))
 
     # ---- logs API --------------------------------------------------------------------------------
 
@@ -529,7 +535,7 @@ class PodRunner:
         # Only what a container would see: never the harness's own environment (admin KUBECONFIG,
         # database URLs, ...).
         penv = {"HOME": str(home), "HOSTNAME": st.name, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
-                "KUBECONFIG": str(st.directory / "kubeconfig")}
+                "KUBECONFIG": str(st.directory / "kubeconfig"), RUNNER_MARK: str(self.workdir)}
         penv.update({k: paths.rewrite(v) for k, v in env.items()})
         penv["PATH"] = os.pathsep.join([*prefix, base_path])
         wd = cspec.get("workingDir")

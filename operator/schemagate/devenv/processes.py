@@ -61,3 +61,27 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_marked(variable: str, value: str) -> list[int]:
+    """SIGKILL every process whose environment holds variable=value; returns their pids.
+
+    Process groups and PDEATHSIG miss grandchildren that outlive a SIGKILLed parent; an environment
+    marker is inherited by all of them, so a restarted runner can sweep what its predecessor left.
+    """
+    needle = f"{variable}={value}".encode() + b"\0"
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if (b"\0" + environ).find(b"\0" + needle) >= 0:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed

@@ -1,0 +1,82 @@
+"""hack/cluster: the background cluster people use (`up`, `status`, `down`), with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kube_fixtures import wait_until
+
+pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp_path: Path):
+    if not os.environ.get("KUBEBUILDER_ASSETS"):
+        pytest.fail("KUBEBUILDER_ASSETS is not set; run through hack/test.sh")
+    env = dict(os.environ, SCHEMAGATE_CLUSTER_DIR=str(tmp_path / "run"))
+
+    def cluster(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(REPO / "hack" / "cluster"), *args], env=env, capture_output=True,
+                              text=True, timeout=180, check=False)
+        if check and proc.returncode != 0:
+            pytest.fail(f"hack/cluster {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    kubectl_bin = str(Path(os.environ["KUBEBUILDER_ASSETS"]) / "kubectl")
+    marker = f"schemagate-orphan-{uuid.uuid4().hex[:8]}"
+    try:
+        kubeconfig = cluster("up").stdout.strip()
+        assert Path(kubeconfig).is_file()
+
+        def kubectl(*args: str, input: str | None = None) -> str:
+            proc = subprocess.run([kubectl_bin, f"--kubeconfig={kubeconfig}", *args], input=input,
+                                  capture_output=True, text=True, timeout=120, check=False)
+            assert proc.returncode == 0, proc.stderr
+            return proc.stdout
+
+        assert "schemagate-local" in kubectl("get", "nodes")
+        assert "Ready" in cluster("status").stdout
+
+        def job(name: str, command: list[str]) -> str:
+            return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+                                   "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                                       {"name": "c", "image": "busybox", "command": command}]}}}})
+
+        # A pod process whose child would outlive a SIGKILLed runner...
+        kubectl("apply", "-f", "-", input=job("sleeper", ["sh", "-c", "sleep 300; echo", marker]))
+        wait_until("the sleeper process", lambda: _processes_with(marker))
+        os.kill(int((tmp_path / "run" / "cluster.pid").read_text()), signal.SIGKILL)
+        wait_until("hack/cluster to notice", lambda: cluster("status", check=False).returncode == 3)
+
+        # ...is swept by the next `up`, which gives a fresh, working cluster.
+        kubeconfig = cluster("up").stdout.strip()
+        assert _processes_with(marker) == []
+        kubectl("apply", "-f", "-", input=job("hello", ["sh", "-c", "echo hello"]))
+        kubectl("wait", "--for=condition=complete", "job/hello", "--timeout=60s")
+        state = json.loads((tmp_path / "run" / "state.json").read_text())
+        assert state["kubeconfig"] == kubeconfig
+    finally:
+        cluster("down", check=False)
+    assert cluster("status", check=False).returncode == 3
+    assert _processes_with(str(tmp_path / "run")) == []
+    assert _processes_with(marker) == []
