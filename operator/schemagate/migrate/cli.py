@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def _parse_version(args: argparse.Namespace) -> int | None:
     return None
 
 
-def execute(args: argparse.Namespace, log) -> runner.RunResult:
+def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunResult:
     """Everything but printing: validate input, take the lease, connect, run. Never raises MigrateError."""
     url = dburl.resolve(args.database_url)
     cmd = args.migrate_command

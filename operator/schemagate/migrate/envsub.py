@@ -7,7 +7,7 @@ prints them verbatim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -29,7 +29,7 @@ class _Parser:
             self.pos += 1
         return c
 
-    def scan_until(self, stop) -> str:
+    def scan_until(self, stop: Callable[[str], bool]) -> str:
         start = self.pos
         while self.pos < len(self.text) and not stop(self.text[self.pos]):
             self.pos += 1
