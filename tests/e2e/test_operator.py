@@ -212,3 +212,30 @@ def test_operator_killed_mid_job_creates_no_duplicate(app, operator):
     assert app.db_versions() == [1]
     history = wait_until("the run in history", lambda: app.status().get("history"))
     assert len(history) == 1 and history[0]["outcome"] == "Succeeded"
+
+
+def test_two_schemamigrations_started_together_apply_each_migration_once(app):
+    app.secret(app.database_url)
+    app.migrations({**SLOW, **{"00002_orders.sql": V2["00002_orders.sql"].replace("REFERENCES users", "")}})
+    app.schemamigration(name="first")
+    app.schemamigration(name="second")
+    app.wait_ready(2, name="first")
+    app.wait_ready(2, name="second")
+    assert app.db_versions() == [1, 2]
+
+
+def test_migrations_from_an_image_are_copied_by_an_init_container(app, tmp_path):
+    # The pod runner runs Job containers as local processes, so the "image's" directory is a local one.
+    (tmp_path / "00001_users.sql").write_text(V1["00001_users.sql"])
+    (tmp_path / "00002_orders.sql").write_text(V2["00002_orders.sql"])
+    (tmp_path / "notes.txt").write_text("not a migration")
+    if not app.kube.local:
+        pytest.fail("this test needs the local pod runner (the image path is a host directory)")
+    app.secret(app.database_url)
+    app.apply({"apiVersion": "schemagate.io/v1alpha1", "kind": "SchemaMigration", "metadata": {"name": "app"},
+               "spec": {"database": {"secretRef": {"name": "app-db"}},
+                        "source": {"image": {"image": "busybox:1.36", "path": str(tmp_path)}}}})
+    app.wait_ready(2)
+    assert app.db_versions() == [1, 2]
+    (job,) = app.jobs()
+    assert job["spec"]["template"]["spec"]["initContainers"][0]["image"] == "busybox:1.36"

@@ -101,3 +101,14 @@ def test_job_settings_are_passed_through():
 
 def test_default_image_when_spec_has_none():
     assert pod_of(render_job(OBJ, spec(), request()))["containers"][0]["image"] == "schemagate:dev"
+
+
+def test_image_source_copies_sql_files_with_paths_as_arguments():
+    pod = pod_of(render_job(OBJ, spec(source={"image": {"image": "registry/app-migrations:1", "path": "/opt/m $x"}}),
+                            request()))
+    (init,) = pod["initContainers"]
+    assert init["image"] == "registry/app-migrations:1"
+    assert init["command"][-2:] == ["/opt/m $x", "/work"] and "$x" not in init["command"][2]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "migrations"]
+    assert "emptyDir" in volume
+    assert init["volumeMounts"] == [{"name": "migrations", "mountPath": "/work"}]

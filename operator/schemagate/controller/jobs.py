@@ -57,7 +57,8 @@ def _migrations_volume(spec: api.SchemaMigrationSpec) -> tuple[list[dict[str, An
         "name": "copy-migrations",
         "image": spec.source.image.image,
         # The files come from another image; copy only the .sql files so nothing executable travels.
-        "command": ["sh", "-c", 'cp "$0"/*.sql /work/', spec.source.image.path],
+        # Paths are whole arguments, never spliced into the script, so nothing in them is shell syntax.
+        "command": ["sh", "-c", 'cp -- "$0"/*.sql "$1"/', spec.source.image.path, "/work"],
         "volumeMounts": [{"name": "migrations", "mountPath": "/work"}],
         "securityContext": _container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",

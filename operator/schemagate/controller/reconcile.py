@@ -151,5 +151,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
                                                        {"status": new})
     for event in events:
+        log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s: %s: %s",
+                namespace, name, event.reason, event.message)
         post_event(k, obj, event)
     return lease_name
