@@ -268,3 +268,14 @@ def test_kubectl_logs_reads_the_pod_runner_output(kube: Kube, namespace: str):
     out = kube.kubectl("-n", namespace, "logs", "job/talk").stdout
     assert "line-one" in out and "line-two" in out
     assert kube.kubectl("-n", namespace, "logs", "job/talk", "--tail=1").stdout == "line-two\n"
+
+
+def test_helm_installs_a_chart_into_the_cluster(kube: Kube, namespace: str, tmp_path: Path):
+    chart = tmp_path / "tiny"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 0.1.0\nkubeVersion: '>=1.34.0-0'\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tiny}\ndata: {greeting: {{ .Values.greeting | quote }}}\n")
+    (chart / "values.yaml").write_text("greeting: hello\n")
+    kube.helm("install", "tiny", str(chart), "-n", namespace, "--set", "greeting=hi", "--wait")
+    assert get(kube, namespace, "configmap/tiny")["data"] == {"greeting": "hi"}
