@@ -239,3 +239,26 @@ def test_migrations_from_an_image_are_copied_by_an_init_container(app, tmp_path)
     assert app.db_versions() == [1, 2]
     (job,) = app.jobs()
     assert job["spec"]["template"]["spec"]["initContainers"][0]["image"] == "busybox:1.36"
+
+
+def test_explicit_target_version_then_raised(app):
+    app.secret(app.database_url)
+    app.migrations({**V1, **V2})
+    app.schemamigration(targetVersion=1)
+    status = app.wait_ready(1)
+    assert status["pending"] == 0 and app.db_versions() == [1]
+    app.schemamigration(targetVersion="2")
+    app.wait_ready(2)
+    assert app.db_versions() == [1, 2]
+    assert {j["metadata"]["labels"]["schemagate.io/generation"] for j in app.jobs()} == {"1", "2"}
+
+
+def test_edited_applied_migration_is_detected_not_ignored(app):
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration()
+    app.wait_ready(1)
+    app.migrations({"00001_users.sql": V1["00001_users.sql"].replace("PRIMARY KEY", "PRIMARY KEY, name text")})
+    stalled = app.wait_condition("Stalled", "True", "ChecksumMismatch")
+    assert "00001_users.sql" in stalled["message"]
+    assert app.db_versions() == [1]

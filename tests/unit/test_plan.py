@@ -54,6 +54,17 @@ def test_refusals_say_why(over, reason, words):
     assert isinstance(action, Refuse) and action.reason == reason and words in action.message
 
 
+def test_edited_applied_migration_is_refused_not_ignored():
+    db = DbState(3, frozenset({1, 2, 3}), checksums=((1, "sha1"), (2, "was-different")))
+    action = plan(inputs(db=db))
+    assert isinstance(action, Refuse) and action.reason == "ChecksumMismatch"
+    assert "00002_m2.sql (version 2) changed after it was applied" in action.message
+
+
+def test_applied_versions_without_recorded_checksum_are_trusted():
+    assert plan(inputs(db=DbState(3, frozenset({1, 2, 3}), checksums=((1, "sha1"),)))) == UpToDate(3, 3)
+
+
 def test_running_job_is_waited_for_not_duplicated():
     i = inputs()
     name = desired_job(i)

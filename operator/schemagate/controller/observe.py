@@ -109,7 +109,7 @@ def database_state(db: Database) -> DbState:
     import psycopg
 
     from schemagate.migrate.errors import MigrateError
-    from schemagate.migrate.store import parse_table_name, read_state, table_exists
+    from schemagate.migrate.store import parse_table_name, read_checksums, read_state, table_exists
 
     try:
         table = parse_table_name(db.table)
@@ -117,6 +117,7 @@ def database_state(db: Database) -> DbState:
             if not table_exists(conn, table):
                 return DbState(0, frozenset())
             state = read_state(conn, table)
+            sums = read_checksums(conn, table)
     except MigrateError as e:
         raise Blocked(e.reason, _redact(e.message, db.url)) from None
     except psycopg.Error as e:
@@ -125,7 +126,11 @@ def database_state(db: Database) -> DbState:
         if sqlstate.startswith("28") or "password authentication failed" in text or "authentication" in text:
             raise Blocked(reasons.AUTHENTICATION_FAILED, f"cannot log in to database {db.where}: {text}") from None
         raise Blocked(reasons.CONNECTION_FAILED, f"cannot reach database {db.where}: {text}") from None
-    return DbState(state.current_version, frozenset(state.applied_versions))
+    latest = state.latest_rows()
+    # A checksum counts only for the row it was recorded with; goose re-applying a version makes it stale.
+    checksums = tuple(sorted((v, rec.sha256) for v, rec in sums.items()
+                             if v in latest and latest[v].id == rec.goose_row_id))
+    return DbState(state.current_version, frozenset(state.applied_versions), checksums)
 
 
 def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: str) -> LeaseState:

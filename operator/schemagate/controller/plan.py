@@ -28,6 +28,8 @@ class MigrationFile:
 class DbState:
     current: int
     applied: frozenset[int] = frozenset()
+    # SHA-256 recorded when schemagate applied a version (versions goose applied since have none).
+    checksums: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,14 @@ def plan(i: Inputs) -> Action:
             return Refuse(reasons.DOWNGRADE_REFUSED,
                           f"database is at version {i.db.current}, past the target {target}; "
                           f"schemagate migrates up only", target, 0)
+        recorded = dict(i.db.checksums)
+        edited = [m for m in files if m.version in i.db.applied and recorded.get(m.version, m.sha256) != m.sha256]
+        if edited:
+            m = edited[0]
+            more = f" (and {len(edited) - 1} more)" if len(edited) > 1 else ""
+            return Refuse(reasons.CHECKSUM_MISMATCH,
+                          f"{m.name} (version {m.version}) changed after it was applied{more}: restore the file, or "
+                          f"accept the new content with `schemagate migrate accept-checksum {m.version}`", target)
         pending = [m for m in files if m.version <= target and m.version not in i.db.applied]
         missing = [m for m in pending if m.version < i.db.current]
         if missing:
