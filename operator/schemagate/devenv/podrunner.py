@@ -18,6 +18,7 @@ Container output (stdout and stderr together, like `kubectl logs`) is kept in
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import shutil
@@ -102,7 +103,8 @@ class PodRunner:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.errors: list[str] = []
+        # Recent problems (API errors, failed binds), newest last; bounded for long-running clusters.
+        self.errors: collections.deque[str] = collections.deque(maxlen=200)
         self._logserver: LogServer | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -214,6 +216,12 @@ class PodRunner:
                 if rv is None:
                     listing = self.rest.get("/api/v1/pods")
                     rv = listing["metadata"]["resourceVersion"]
+                    # Pods deleted while we were not watching get no DELETED event.
+                    seen = {p["metadata"]["uid"] for p in listing["items"]}
+                    with self._lock:
+                        vanished = [s.pod for uid, s in self._pods.items() if uid not in seen]
+                    for pod in vanished:
+                        self._on_pod("DELETED", pod)
                     for pod in listing["items"]:
                         self._on_pod("ADDED", pod)
                 for event in self.rest.watch("/api/v1/pods", rv, timeout_seconds=5):
@@ -538,8 +546,8 @@ class PodRunner:
                 "KUBECONFIG": str(st.directory / "kubeconfig"), RUNNER_MARK: str(self.workdir)}
         penv.update({k: paths.rewrite(v) for k, v in env.items()})
         penv["PATH"] = os.pathsep.join([*prefix, base_path])
-        wd = cspec.get("workingDir")
-        cwd = Path(paths.host_path(wd) or "") if wd and paths.host_path(wd) else cdir
+        mapped_wd = paths.host_path(cspec.get("workingDir") or "")
+        cwd = Path(mapped_wd) if mapped_wd else cdir
         if shutil.which(argv[0], path=penv["PATH"]) is None and not Path(argv[0]).is_file():
             return None, penv, cwd, term_host, f'exec: "{argv[0]}": executable file not found in $PATH'
         return argv, penv, cwd, term_host, None
