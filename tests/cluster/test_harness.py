@@ -279,3 +279,26 @@ def test_helm_installs_a_chart_into_the_cluster(kube: Kube, namespace: str, tmp_
     (chart / "values.yaml").write_text("greeting: hello\n")
     kube.helm("install", "tiny", str(chart), "-n", namespace, "--set", "greeting=hi", "--wait")
     assert get(kube, namespace, "configmap/tiny")["data"] == {"greeting": "hi"}
+
+
+def test_init_containers_run_first_and_on_failure_restarts_in_place(kube: Kube, namespace: str):
+    """The init container prepares an emptyDir; the main container fails once, is restarted in the same
+    pod (restartPolicy OnFailure, restartCount 1) and then succeeds."""
+    flaky = 'cat "$1"/greeting; if [ ! -e "$1"/tried ]; then touch "$1"/tried; exit 3; fi'
+    spec = job("flaky", ["sh", "-c", flaky, "sh", "/work"], restart="OnFailure", backoff=2,
+               container={"volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+               initContainers=[{"name": "prepare", "image": "busybox:1.36",
+                                "command": ["sh", "-c", 'echo prepared > "$0"/greeting', "/work"],
+                                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+               volumes=[{"name": "work", "emptyDir": {}}])
+    apply(kube, namespace, spec)
+    kube.kubectl("-n", namespace, "wait", "--for=condition=complete", "job/flaky", "--timeout=60s")
+    [pod] = job_pods(kube, namespace, "flaky")
+    assert pod["status"]["phase"] == "Succeeded"
+    [init] = pod["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 0
+    [main] = pod["status"]["containerStatuses"]
+    assert main["restartCount"] == 1
+    assert main["lastState"]["terminated"]["exitCode"] == 3
+    assert main["state"]["terminated"]["exitCode"] == 0
+    assert kube.logs(namespace, pod["metadata"]["name"], "main").count("prepared") == 2
