@@ -110,6 +110,12 @@ def test_deployment_with_readiness_gate_is_unavailable_until_the_gate_is_true(ku
     assert condition(pod, "Ready")["status"] == "True"
     assert condition(pod, gate)["status"] == "True"  # the runner's patches kept our condition
 
+    # A careless JSON merge patch replaces the whole list; the runner writes its conditions again.
+    kube.kubectl("-n", namespace, "patch", "pod", name, "--subresource=status", "--type=merge", "-p",
+                 json.dumps({"status": {"conditions": [{"type": gate, "status": "True", "reason": "Test"}]}}))
+    wait_until("Ready=True restored by the runner",
+               lambda: (condition(get(kube, namespace, f"pod/{name}"), "Ready") or {}).get("status") == "True")
+
     # And back: the gate turning False makes the pod unready again.
     kube.kubectl("-n", namespace, "patch", "pod", name, "--subresource=status", "--type=strategic", "-p",
                  json.dumps({"status": {"conditions": [{"type": gate, "status": "False", "reason": "Test"}]}}))

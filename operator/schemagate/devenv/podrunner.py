@@ -89,6 +89,13 @@ def _strip_times(status: dict[str, Any]) -> dict[str, Any]:
                                      for c in status.get("conditions", [])]}
 
 
+def _condition_states(status: dict[str, Any], like: dict[str, Any] | None = None) -> dict[str, str]:
+    """type -> status of the conditions we own (those in `like`, default `status` itself): a
+    mismatch with the observed pod means someone overwrote them, so the resync writes them again."""
+    ours = {c["type"] for c in (like or status).get("conditions", [])}
+    return {c["type"]: c.get("status") for c in status.get("conditions") or [] if c["type"] in ours}
+
+
 class PodRunner:
     def __init__(self, rest: Rest, ca_pem: bytes, workdir: Path, *, node_name: str = NODE_NAME,
                  image_rules: tuple[images.ImageRule, ...] | None = None,
@@ -378,7 +385,8 @@ class PodRunner:
             if st.gone or st.passive:
                 return
             status = self._desired_status(st)
-            if st.last_sent is not None and _strip_times(status) == st.last_sent:
+            if st.last_sent is not None and _strip_times(status) == st.last_sent and \
+                    _condition_states(status) == _condition_states(st.pod.get("status") or {}, status):
                 return
             try:
                 self.rest.request("PATCH", f"/api/v1/namespaces/{st.namespace}/pods/{st.name}/status",
