@@ -149,3 +149,17 @@ def test_conditions_keep_transition_time_unless_status_changes():
     flipped = podstatus.conditions(prev, {"Ready": ("True", None, None)}, "now")
     assert same[0]["lastTransitionTime"] == "old"
     assert flipped[0]["lastTransitionTime"] == "now"
+
+
+def test_kubeconfig_needs_exactly_one_credential(tmp_path):
+    from schemagate.devenv import kubeconfig
+
+    with pytest.raises(ValueError, match="needs either a token or a client certificate"):
+        kubeconfig.render("https://x", b"ca", user="u")
+    with pytest.raises(ValueError):
+        kubeconfig.render("https://x", b"ca", user="u", token="t", client_cert_pem=b"c", client_key_pem=b"k")
+    cfg = kubeconfig.render("https://x", b"ca", user="system:serviceaccount:ns:sa", token="t", namespace="ns")
+    path = kubeconfig.write(tmp_path / "kc", cfg)
+    assert path.stat().st_mode & 0o077 == 0  # holds a token: owner-only
+    assert cfg["contexts"][0]["context"] == {"cluster": "schemagate-dev", "user": "system:serviceaccount:ns:sa",
+                                             "namespace": "ns"}
