@@ -96,6 +96,14 @@ def test_failed_job_remembered_after_ttl_deletion():
     assert action == Refuse("MigrationFailed", "boom", 3, 2, name)
 
 
+def test_recorded_failure_wins_over_the_job_whose_result_is_no_longer_read():
+    i = inputs(db=DbState(1, frozenset({1})))
+    name = desired_job(i)
+    action = plan(dataclasses.replace(i, jobs=(JobState(name, "Failed"),),
+                                      runs=(PriorRun(name, "Failed", "MigrationFailed", "00002: boom"),)))
+    assert action == Refuse("MigrationFailed", "00002: boom", 3, 2, name)
+
+
 def test_retry_annotation_makes_a_new_plan():
     i = inputs(db=DbState(1, frozenset({1})))
     name = desired_job(i)

@@ -189,7 +189,9 @@ def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict
     return None, None
 
 
-def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str) -> list[JobInfo]:
+def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str,
+         recorded: frozenset[str] = frozenset()) -> list[JobInfo]:
+    """This SchemaMigration's Jobs; results are fetched only for finished Jobs not yet `recorded` in status."""
     out = []
     for job in batch.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={name}").items:
         owners = job.metadata.owner_references or []
@@ -197,7 +199,7 @@ def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name:
             continue  # a Job of an earlier SchemaMigration with the same name
         phase, ended = _phase(job)
         result, message = (None, None)
-        if phase != "Running":
+        if phase != "Running" and job.metadata.name not in recorded:
             result, message = _termination(core, namespace, job.metadata.name)
         status = job.status
         out.append(JobInfo(JobState(job.metadata.name, phase, result, message),  # type: ignore[arg-type]

@@ -211,7 +211,7 @@ def plan(i: Inputs) -> Action:
         return Refuse(reasons.VERIFICATION_FAILED,
                       f"Job {name} succeeded but the database is at version {i.db.current} with {count} migration(s) "
                       f"pending up to {target}", target, count, name)
-    if mine is not None and mine.phase == "Failed":
+    if mine is not None and mine.phase == "Failed" and not (prior is not None and prior.outcome == "Failed"):
         reason, message = describe_failure(None, mine.result, mine.message, name)
         return Refuse(reason, message, target, count, name)
     if prior is not None:  # the Job is gone (TTL, deleted) but we remember how it ended
