@@ -112,7 +112,7 @@ class _Api:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            resp = self._api.read_namespaced_lease(name, namespace, _preload_content=False)
+            resp: Any = self._api.read_namespaced_lease(name, namespace, _preload_content=False)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -126,12 +126,12 @@ class _Api:
                 "metadata": {"name": name, "namespace": namespace,
                              "labels": {"app.kubernetes.io/managed-by": "schemagate"}},
                 "spec": spec}
-        self._api.create_namespaced_lease(namespace, body)
+        self._api.create_namespaced_lease(namespace, body)  # type: ignore[arg-type]  # dicts go as-is
 
     def replace(self, namespace: str, obj: dict[str, Any], spec: dict[str, Any]) -> None:
         """Compare-and-swap on resourceVersion: a concurrent writer gets 409, never a lost update."""
         body = dict(obj, spec={**(obj.get("spec") or {}), **spec})
-        self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace, body)
+        self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace, body)  # type: ignore[arg-type]
 
 
 def _forbidden(namespace: str, name: str) -> str:

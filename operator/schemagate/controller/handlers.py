@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -14,18 +16,28 @@ from schemagate.controller.reconcile import Clients, Options, reconcile
 
 log = logging.getLogger(__name__)
 
-# Set by main before kopf starts; read at startup.
-CONFIG: dict[str, Any] = {"namespaces": [], "resync_seconds": 30.0, "options": Options()}
+@dataclass
+class Config:
+    """Set by main before kopf starts; read at startup."""
+
+    namespaces: list[str] = field(default_factory=list)
+    resync_seconds: float = 30.0
+    options: Options = field(default_factory=Options)
 
 
-def _lister(k: Clients, namespaces: list[str]):
+CONFIG = Config()
+
+
+def _lister(k: Clients, namespaces: list[str]) -> Callable[[], list[Key]]:
     def list_keys() -> list[Key]:
+        items: list[dict[str, Any]] = []
         if namespaces:
-            items = []
             for ns in namespaces:
-                items += k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)["items"]
+                found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)
+                items += found["items"]
         else:
-            items = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
+            found = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)
+            items = found["items"]
         return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
     return list_keys
 
@@ -44,9 +56,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     k = Clients(kube.api_client())
-    options: Options = CONFIG["options"]
+    options = CONFIG.options
     controller = Controller(lambda ns, name: reconcile(k, ns, name, options),
-                            _lister(k, list(CONFIG["namespaces"])), float(CONFIG["resync_seconds"]))
+                            _lister(k, list(CONFIG.namespaces)), CONFIG.resync_seconds)
     memo["controller"] = controller
     controller.start()
 
@@ -59,8 +71,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def schemamigration_event(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def schemamigration_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
+    if namespace is None:
+        return
     if type == "DELETED":
         controller.forget(namespace, name)
         return
@@ -68,12 +82,13 @@ async def schemamigration_event(type: str | None, namespace: str, name: str, mem
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={jobs_mod.LABEL_MANAGED_BY: jobs_mod.MANAGED_BY})
-async def job_event(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(jobs_mod.LABEL_MIGRATION)
-    if owner:
+    if owner and namespace:
         memo["controller"].trigger(namespace, owner)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={jobs_mod.LABEL_MANAGED_BY: jobs_mod.MANAGED_BY})
-async def lease_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].trigger_lease(namespace, name)
+async def lease_event(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    if namespace:
+        memo["controller"].trigger_lease(namespace, name)

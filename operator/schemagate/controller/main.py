@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kubernetes.client.rest", "urllib3", "kopf.objects", "kopf.activities.startup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    handlers.CONFIG.update(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
-                           options=Options(job_image=args.job_image))
+    handlers.CONFIG = handlers.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
+                                      options=Options(job_image=args.job_image))
     try:
         kopf.run(standalone=True, namespaces=list(args.namespace), clusterwide=not args.namespace,
                  liveness_endpoint=args.liveness)

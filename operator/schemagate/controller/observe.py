@@ -135,7 +135,7 @@ def database_state(db: Database) -> DbState:
 
 def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: str) -> LeaseState:
     try:
-        resp = coordination.read_namespaced_lease(name, namespace, _preload_content=False)
+        resp: Any = coordination.read_namespaced_lease(name, namespace, _preload_content=False)
     except ApiException as e:
         if e.status == 404:
             return LeaseState()
@@ -172,10 +172,11 @@ def _phase(job: client.V1Job) -> tuple[str, str | None]:
 def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
     """The runner's JSON result from the newest terminated pod, else the raw (redacted) message."""
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-    pods.sort(key=lambda p: p.metadata.creation_timestamp or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    pods.sort(key=lambda p: (p.metadata and p.metadata.creation_timestamp) or oldest, reverse=True)
     for pod in pods:
         for status in (pod.status and pod.status.container_statuses) or []:
-            term = status.state and status.state.terminated
+            term: client.V1ContainerStateTerminated | None = status.state.terminated if status.state else None
             if status.name != CONTAINER or term is None:
                 continue
             text = (term.message or "").strip()
@@ -194,14 +195,14 @@ def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name:
     """This SchemaMigration's Jobs; results are fetched only for finished Jobs not yet `recorded` in status."""
     out = []
     for job in batch.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={name}").items:
-        owners = job.metadata.owner_references or []
-        if not any(o.uid == uid for o in owners):
+        meta = job.metadata
+        if meta is None or not meta.name or not any(o.uid == uid for o in meta.owner_references or []):
             continue  # a Job of an earlier SchemaMigration with the same name
         phase, ended = _phase(job)
         result, message = (None, None)
-        if phase != "Running" and job.metadata.name not in recorded:
-            result, message = _termination(core, namespace, job.metadata.name)
+        if phase != "Running" and meta.name not in recorded:
+            result, message = _termination(core, namespace, meta.name)
         status = job.status
-        out.append(JobInfo(JobState(job.metadata.name, phase, result, message),  # type: ignore[arg-type]
+        out.append(JobInfo(JobState(meta.name, phase, result, message),  # type: ignore[arg-type]
                            _ts(status and status.start_time), _ts(status and status.completion_time) or ended))
     return out

@@ -67,7 +67,7 @@ def post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
         "reportingComponent": "schemagate.io/operator", "reportingInstance": socket.gethostname()[:128],
     }
     try:
-        k.core.create_namespaced_event(meta["namespace"], body)
+        k.core.create_namespaced_event(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
     except ApiException as e:  # events are best effort; status carries the truth
         log.warning("could not post event %s for %s/%s: %s", event.reason, meta["namespace"], meta["name"], e.reason)
 
@@ -82,7 +82,7 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
                               default_image=opts.job_image, retry=retry)
     body = jobs_mod.render_job(obj, spec, req)
     try:
-        k.batch.create_namespaced_job(meta["namespace"], body)
+        k.batch.create_namespaced_job(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
     except ApiException as e:
         if e.status == 409:
             return False
@@ -93,7 +93,8 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
 def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | None:
     """Bring one SchemaMigration's status (and its Job) in line with the world; returns its Lease name."""
     try:
-        obj = k.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name)
+        obj: dict[str, Any] = k.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+            api.GROUP, api.VERSION, namespace, api.PLURAL, name)
     except ApiException as e:
         if e.status == 404:
             return None
