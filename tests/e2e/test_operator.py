@@ -262,3 +262,12 @@ def test_edited_applied_migration_is_detected_not_ignored(app):
     stalled = app.wait_condition("Stalled", "True", "ChecksumMismatch")
     assert "00001_users.sql" in stalled["message"]
     assert app.db_versions() == [1]
+
+
+def test_missing_configmap_then_created(app):
+    app.secret(app.database_url)
+    app.schemamigration()
+    stalled = app.wait_condition("Stalled", "True", "SourceNotFound")
+    assert f"ConfigMap {app.namespace}/app-migrations not found" in stalled["message"]
+    app.migrations(V1)
+    app.wait_ready(1)

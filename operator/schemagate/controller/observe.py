@@ -69,6 +69,9 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
         except ApiException as e:
             if e.status == 404:
                 raise Blocked(reasons.SOURCE_NOT_FOUND, f"ConfigMap {namespace}/{name} not found") from None
+            if e.status == 403:
+                raise Blocked(reasons.SOURCE_NOT_FOUND,
+                              f"the operator may not read ConfigMap {namespace}/{name} (forbidden)") from None
             raise
         for key, text in (cm.data or {}).items():
             if key in merged:
