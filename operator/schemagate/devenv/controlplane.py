@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from schemagate.devenv import kubeconfig, pki, processes
 from schemagate.devenv.postgres import free_port
@@ -117,7 +117,7 @@ class _Probe:
             return exc.code, exc.read()
 
 
-def _wait(what: str, check, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def _wait(what: str, check: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:

@@ -41,7 +41,7 @@ def field_value(pod: dict[str, Any], path: str) -> str:
     if path in simple:
         return simple[path] or ""
     if m := _FIELD_LABEL.match(path):
-        return (meta.get(m.group(1)) or {}).get(m.group(2), "")
+        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
     raise ContainerConfigError(f"fieldRef {path!r} is not supported by the local pod runner")
 
 

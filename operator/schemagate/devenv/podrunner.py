@@ -197,9 +197,10 @@ class PodRunner:
         }}
         self.rest.request("PATCH", f"/api/v1/nodes/{self.node_name}/status", status, STRATEGIC)
 
-    def _lookup(self, plural: str):
+    def _lookup(self, plural: str) -> podenv.Lookup:
         def get(ns: str, name: str) -> dict[str, Any] | None:
-            return self.rest.get_or_none(f"/api/v1/namespaces/{ns}/{plural}/{name}")
+            found: dict[str, Any] | None = self.rest.get_or_none(f"/api/v1/namespaces/{ns}/{plural}/{name}")
+            return found
         return get
 
     def _token(self, pod: dict[str, Any], audience: str | None, seconds: int) -> str:
@@ -212,7 +213,7 @@ class PodRunner:
             spec["audiences"] = [audience]
         resp = self.rest.request("POST", f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{sa}/token",
                                  {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
-        return resp["status"]["token"]
+        return str(resp["status"]["token"])
 
     # ---- watch -----------------------------------------------------------------------------------
 
