@@ -27,6 +27,10 @@ HISTORY_LIMIT = 10
 
 # Annotation whose every new value asks for one more Job for an unchanged plan (no hot retry loop).
 RETRY_ANNOTATION = f"{GROUP}/retry"
+# Manual approval: the value is the hash of the plan shown in status.plan.hash; it approves exactly that plan.
+APPROVE_ANNOTATION = f"{GROUP}/approve"
+# Drift: "<version>:<sha256>" accepts that content of an applied migration as its new checksum.
+ACCEPT_CHECKSUM_ANNOTATION = f"{GROUP}/accept-checksum"
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -134,6 +138,26 @@ class LockSpec(_Model):
                                                                          "(e.g. 10s, 500ms).")] = "10s"
 
 
+class BackupSpec(_Model):
+    """A pg_dump (custom format) of the database before every run, onto a PersistentVolumeClaim."""
+
+    claim_name: Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN,
+                                     description="PersistentVolumeClaim in this namespace the dump is written to "
+                                                 "(as <job>.dump). The Job fails, applying nothing, if the dump "
+                                                 "fails.")]
+
+
+class LintSpec(_Model):
+    """squawk over the statements a plan would run; findings go to status.plan.lint and Events."""
+
+    fail_on: Annotated[Literal["none", "warning", "error"], Field(
+        description="Lowest finding level that blocks the plan (reason LintFailed): none (report only), "
+                    "warning (any finding), error (syntax errors).")] = "none"
+    exclude: Annotated[list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | None, Field(
+        default=None, max_length=64, description="squawk rules to ignore, e.g. ban-drop-column. "
+                                                  "require-lock-timeout is always ignored: the Job sets it.")]
+
+
 class SchemaMigrationSpec(_Model):
     """Desired state: the database, the migrations, the version to reach."""
 
@@ -146,6 +170,14 @@ class SchemaMigrationSpec(_Model):
                  "targetVersion must be 'latest' or a non-negative version number")]})] = "latest"
     job: Annotated[JobSpec, Field(default_factory=JobSpec)]
     lock: Annotated[LockSpec, Field(default_factory=LockSpec)]
+    approval: Annotated[Literal["Automatic", "Manual"], Field(
+        description="Manual: the plan waits in phase AwaitingApproval until the annotation "
+                    "schemagate.io/approve is set to its status.plan.hash.")] = "Automatic"
+    allow_downgrade: Annotated[bool, Field(
+        description="A targetVersion below the database's version runs the Down migrations down to it; "
+                    "otherwise it is refused (DowngradeNotAllowed).")] = False
+    backup: Annotated[BackupSpec | None, Field(description="pg_dump before applying (off when absent).")] = None
+    lint: Annotated[LintSpec, Field(default_factory=LintSpec)]
 
     def target(self) -> int | None:
         """The numeric target, or None for latest. Raises ValueError for anything else."""
@@ -175,6 +207,9 @@ class RunRecord(_Model):
     retry: Annotated[str | None, Field(description="Value of the retry annotation the Job was created for.")] = None
     target_version: Annotated[int | None, Field(description="Version the Job migrates to (absent: newest).")] = None
     outcome: Literal["Running", "Succeeded", "Failed"] = "Running"
+    command: Annotated[str | None, Field(description="What the Job runs: up, down or accept-checksum.")] = None
+    backup: Annotated[str | None, Field(description="File name of the pg_dump taken first, on the backup "
+                                                    "PersistentVolumeClaim.")] = None
     version_before: Annotated[int | None, Field(description="Database version before the run.")] = None
     version_after: Annotated[int | None, Field(description="Database version after the run.")] = None
     applied: Annotated[int | None, Field(description="Number of migrations the run applied.")] = None
@@ -185,12 +220,47 @@ class RunRecord(_Model):
     duration_seconds: float | None = None
 
 
+class PlannedMigration(_Model):
+    """One migration a plan would run."""
+
+    version: int
+    file: str
+    sha256: str
+    statements: Annotated[int, Field(description="Statements in the direction that runs.")]
+
+
+class LintFinding(_Model):
+    """One squawk finding on a planned migration."""
+
+    file: str
+    line: int | None = None
+    level: Literal["warning", "error"]
+    rule: str
+    message: str
+
+
+class PlanStatus(_Model):
+    """What the next run would do; with approval Manual, what awaits approval."""
+
+    hash: Annotated[str, Field(description="Identifies exactly this plan: the value of the approve annotation.")]
+    direction: Literal["up", "down"] = "up"
+    from_version: int | None = None
+    to_version: int | None = None
+    migrations: Annotated[list[PlannedMigration] | None, Field(
+        default=None, description="In the order they would run (absent for an image source).")]
+    lint: Annotated[list[LintFinding] | None, Field(default=None, description="squawk findings (at most 50).")]
+    lint_omitted: Annotated[int | None, Field(description="Findings beyond the 50 listed.")] = None
+    approval: Annotated[str | None, Field(
+        description="Manual mode: Pending, Approved or Stale (the annotation names another plan).")] = None
+
+
 class SchemaMigrationStatus(_Model):
     """Observed state, written only by the operator."""
 
-    phase: Annotated[Literal["Pending", "Waiting", "Migrating", "Ready", "Failed"] | None, Field(
+    phase: Annotated[Literal["Pending", "Waiting", "Migrating", "Ready", "Failed", "AwaitingApproval"] | None, Field(
         description="Ready: at the target. Migrating: a Job runs. Waiting: another holder has the database's "
-                    "Lease. Failed: stalled until something changes (see the Stalled condition).")] = None
+                    "Lease. Failed: stalled until something changes (see the Stalled condition). "
+                    "AwaitingApproval: approval Manual and status.plan not approved yet.")] = None
     current_version: Annotated[int | None, Field(description="Version the database is at, as read from it.")] = None
     target_version: Annotated[int | None, Field(description="Version to reach ('latest' resolved).")] = None
     pending: Annotated[int | None, Field(description="Migrations not yet applied up to the target.")] = None
@@ -205,6 +275,7 @@ class SchemaMigrationStatus(_Model):
     last_job: Annotated[RunRecord | None, Field(description="The last finished Job.")] = None
     history: Annotated[list[RunRecord] | None, Field(default=None, max_length=HISTORY_LIMIT,
                                                      description="Finished runs, newest first.")]
+    plan: Annotated[PlanStatus | None, Field(description="The pending plan (absent when at the target).")] = None
 
 
 class SchemaMigration(_Model):
