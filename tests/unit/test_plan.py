@@ -46,7 +46,7 @@ def test_empty_source_is_refused_not_reported_ready():
 
 @pytest.mark.parametrize("over, reason, words", [
     ({"target": 7}, "TargetNotFound", "targetVersion 7"),
-    ({"db": DbState(5, frozenset({1, 2, 3, 5}))}, "DowngradeRefused", "past the target 3"),
+    ({"db": DbState(5, frozenset({1, 2, 3, 5}))}, "DowngradeNotAllowed", "past the target 3"),
     ({"db": DbState(3, frozenset({1, 3}))}, "MissingMigrations", "00002_m2.sql"),
 ])
 def test_refusals_say_why(over, reason, words):

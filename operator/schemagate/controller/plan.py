@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Union
+from typing import Any, Iterable, Literal, Sequence, Union
 
 from schemagate.api import conditions as reasons
 
@@ -22,6 +22,9 @@ class MigrationFile:
     version: int
     name: str
     sha256: str
+    has_down: bool = True  # a `-- +goose Down` section exists (goose runs a missing one as a no-op; we refuse)
+    up_statements: int = 0
+    down_statements: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Inputs:
     runs: tuple[PriorRun, ...] = ()  # remembered outcomes, newest first
     retry: str | None = None
     source_key: str = ""  # identifies an image source (image + path) in the plan hash
+    allow_downgrade: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class RunUp:
     plan: str
     target: int | None
     pending: int | None
+    command: Literal["up", "down", "accept-checksum"] = "up"
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,14 @@ Action = Union[UpToDate, RunUp, WaitForJob, WaitForLease, Refuse]
 
 
 def plan_hash(target: int | None, migrations: Iterable[MigrationFile] | None, retry: str | None,
-              source_key: str = "") -> str:
+              source_key: str = "", down: Iterable[MigrationFile] = ()) -> str:
     files = None if migrations is None else [[m.version, m.sha256] for m in sorted(migrations, key=lambda m: m.version)
                                              if target is None or m.version <= target]
-    doc = json.dumps({"target": target, "files": files, "retry": retry or "", "source": source_key}, sort_keys=True)
+    body: dict[str, Any] = {"target": target, "files": files, "retry": retry or "", "source": source_key}
+    rollback = [[m.version, m.sha256] for m in down]
+    if rollback:  # only then, so every up plan keeps the hash (and Job name) it had before downgrades existed
+        body["down"] = rollback
+    doc = json.dumps(body, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:8]
 
 
@@ -168,10 +177,6 @@ def plan(i: Inputs) -> Action:
         elif target != 0 and target not in versions:
             return Refuse(reasons.TARGET_NOT_FOUND,
                           f"targetVersion {target} is not among the migration files (newest is {newest})", target)
-        if i.db.current > target:
-            return Refuse(reasons.DOWNGRADE_REFUSED,
-                          f"database is at version {i.db.current}, past the target {target}; "
-                          f"schemagate migrates up only", target, 0)
         recorded = dict(i.db.checksums)
         edited = [m for m in files if m.version in i.db.applied and recorded.get(m.version, m.sha256) != m.sha256]
         if edited:
@@ -180,6 +185,12 @@ def plan(i: Inputs) -> Action:
             return Refuse(reasons.CHECKSUM_MISMATCH,
                           f"{m.name} (version {m.version}) changed after it was applied{more}: restore the file, or "
                           f"accept the new content with `schemagate migrate accept-checksum {m.version}`", target)
+        if i.db.current > target:
+            refused = _refuse_downgrade(i, files, target)
+            if refused is not None:
+                return refused
+            rollback = rollback_steps(files, i.db, target)
+            return _run(i, target, files, rollback, "down", rollback)
         pending = [m for m in files if m.version <= target and m.version not in i.db.applied]
         missing = [m for m in pending if m.version < i.db.current]
         if missing:
@@ -190,7 +201,42 @@ def plan(i: Inputs) -> Action:
         if not pending:
             return UpToDate(i.db.current, target)
 
-    plan_id = plan_hash(target if files is not None else i.target, files, i.retry, i.source_key)
+    return _run(i, target if files is not None else i.target, files, pending, "up")
+
+
+def rollback_steps(files: list[MigrationFile], db: DbState, target: int) -> list[MigrationFile]:
+    """The applied migrations above `target`, newest first: the order down-to runs their Down sections."""
+    by_version = {m.version: m for m in files}
+    return [by_version[v] for v in sorted(db.applied, reverse=True) if v > target and v in by_version]
+
+
+def _refuse_downgrade(i: Inputs, files: list[MigrationFile], target: int) -> Refuse | None:
+    """Why a rollback to `target` must not start, checked before anything runs; None when it may."""
+    if not i.allow_downgrade or i.target is None:
+        how = ("set spec.allowDowngrade: true to run the Down migrations" if i.target is not None else
+               "targetVersion is latest, which never rolls back: set an explicit targetVersion and "
+               "spec.allowDowngrade: true to roll back")
+        return Refuse(reasons.DOWNGRADE_NOT_ALLOWED,
+                      f"database is at version {i.db.current}, past the target {target}; {how}", target, 0)
+    by_version = {m.version: m for m in files}
+    above = sorted((v for v in i.db.applied if v > target), reverse=True)
+    no_file = [v for v in above if v not in by_version]
+    if no_file:
+        return Refuse(reasons.NO_DOWN_MIGRATION,
+                      f"cannot roll back to version {target}: applied version {no_file[0]} has no migration file "
+                      f"in the source; nothing was run", target, len(above))
+    no_down = [by_version[v] for v in above if not by_version[v].has_down]
+    if no_down:
+        names = ", ".join(m.name for m in no_down[:5])
+        return Refuse(reasons.NO_DOWN_MIGRATION,
+                      f"cannot roll back to version {target}: {names} has no `-- +goose Down` section; "
+                      f"nothing was run", target, len(above))
+    return None
+
+
+def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pending: list[MigrationFile] | None,
+         command: Literal["up", "down"], rollback: Sequence[MigrationFile] = ()) -> Action:
+    plan_id = plan_hash(target, files, i.retry, i.source_key, rollback)
     name = job_name(i.name, i.generation, plan_id)
     count = None if pending is None else len(pending)
     jobs = {j.name: j for j in i.jobs}
@@ -208,9 +254,10 @@ def plan(i: Inputs) -> Action:
         if files is None:
             current = i.db.current
             return UpToDate(current, i.target if i.target is not None else current)
+        where = "pending up to" if command == "up" else "still to roll back down to"
         return Refuse(reasons.VERIFICATION_FAILED,
                       f"Job {name} succeeded but the database is at version {i.db.current} with {count} migration(s) "
-                      f"pending up to {target}", target, count, name)
+                      f"{where} {target}", target, count, name)
     if mine is not None and mine.phase == "Failed" and not (prior is not None and prior.outcome == "Failed"):
         reason, message = describe_failure(None, mine.result, mine.message, name)
         return Refuse(reason, message, target, count, name)
@@ -221,4 +268,4 @@ def plan(i: Inputs) -> Action:
                                           f"schemagate.io/retry to a new value to run it again", target, count, name)
     if i.lease.holder and not i.lease.expired and i.lease.holder != lease_holder(i.namespace, name):
         return WaitForLease(i.lease.holder, name, target, count)
-    return RunUp(name, plan_id, target if files is not None else i.target, count)
+    return RunUp(name, plan_id, target, count, command)
