@@ -158,6 +158,19 @@ class LintSpec(_Model):
                                                   "require-lock-timeout is always ignored: the Job sets it.")]
 
 
+class RolloutGateSpec(_Model):
+    """Deployments whose new pods become Ready only once the database has the schema they need.
+
+    Their pod template carries `readinessGates: [{conditionType: schemagate.io/schema-ready}]` and may
+    carry the annotation schemagate.io/required-schema-version (absent: this SchemaMigration's target).
+    """
+
+    deployments: Annotated[list[Annotated[str, Field(max_length=253, pattern=_DNS_SUBDOMAIN)]], Field(
+        min_length=1, max_length=16,
+        description="Deployments in this namespace whose pods' readiness gate this SchemaMigration decides.",
+        json_schema_extra={"x-kubernetes-list-type": "set"})]
+
+
 class SchemaMigrationSpec(_Model):
     """Desired state: the database, the migrations, the version to reach."""
 
@@ -178,6 +191,8 @@ class SchemaMigrationSpec(_Model):
                     "otherwise it is refused (DowngradeNotAllowed).")] = False
     backup: Annotated[BackupSpec | None, Field(description="pg_dump before applying (off when absent).")] = None
     lint: Annotated[LintSpec, Field(default_factory=LintSpec)]
+    rollout_gate: Annotated[RolloutGateSpec | None, Field(
+        description="Gate these Deployments' rollouts on the schema (off when absent).")] = None
 
     def target(self) -> int | None:
         """The numeric target, or None for latest. Raises ValueError for anything else."""
@@ -254,6 +269,29 @@ class PlanStatus(_Model):
         description="Manual mode: Pending, Approved or Stale (the annotation names another plan).")] = None
 
 
+class GatedDeployment(_Model):
+    """One gated Deployment as the operator last saw it."""
+
+    name: Annotated[str, Field(description="Name of the Deployment.")]
+    pods: Annotated[int, Field(description="Pods of the Deployment that carry the readiness gate.")] = 0
+    waiting: Annotated[int, Field(description="Gated pods held back: their schema-ready condition is "
+                                              "not True.")] = 0
+    required_version: Annotated[int | None, Field(description="Highest schema version a waiting pod "
+                                                              "needs.")] = None
+    reason: Annotated[str | None, Field(description="Why pods wait (the pods' condition reason).")] = None
+    message: Annotated[str | None, Field(description="Why the gate cannot work on this Deployment (not "
+                                                     "found, no readiness gate in its pod template).")] = None
+
+
+class RolloutGateStatus(_Model):
+    """The Deployments this SchemaMigration gates and how many of their pods wait for the schema."""
+
+    waiting: Annotated[int, Field(description="Pods waiting, all Deployments together.")] = 0
+    deployments: Annotated[list[GatedDeployment] | None, Field(
+        default=None, description="One entry per Deployment in spec.rolloutGate.deployments.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})]
+
+
 class SchemaMigrationStatus(_Model):
     """Observed state, written only by the operator."""
 
@@ -276,6 +314,8 @@ class SchemaMigrationStatus(_Model):
     history: Annotated[list[RunRecord] | None, Field(default=None, max_length=HISTORY_LIMIT,
                                                      description="Finished runs, newest first.")]
     plan: Annotated[PlanStatus | None, Field(description="The pending plan (absent when at the target).")] = None
+    rollout_gate: Annotated[RolloutGateStatus | None, Field(
+        description="Gated Deployments and their waiting pods (spec.rolloutGate).")] = None
 
 
 class SchemaMigration(_Model):
