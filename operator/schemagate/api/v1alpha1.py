@@ -225,6 +225,7 @@ class RunRecord(_Model):
     command: Annotated[str | None, Field(description="What the Job runs: up, down or accept-checksum.")] = None
     backup: Annotated[str | None, Field(description="File name of the pg_dump taken first, on the backup "
                                                     "PersistentVolumeClaim.")] = None
+    approved: Annotated[str | None, Field(description="Plan hash the run was approved as (approval Manual).")] = None
     version_before: Annotated[int | None, Field(description="Database version before the run.")] = None
     version_after: Annotated[int | None, Field(description="Database version after the run.")] = None
     applied: Annotated[int | None, Field(description="Number of migrations the run applied.")] = None

@@ -14,6 +14,7 @@ from typing import Any
 from schemagate.api import v1alpha1 as api
 
 MIGRATIONS_DIR = "/migrations"
+BACKUP_DIR = "/backup"
 TERMINATION_LOG = "/dev/termination-log"
 CONTAINER = "migrate"
 RUNNER_UID = 65532  # "nonroot" in distroless images; any non-zero uid passes runAsNonRoot
@@ -39,6 +40,8 @@ class JobRequest:
     lease_holder: str
     default_image: str
     retry: str | None = None
+    command: str = "up"  # up | down (to target) | accept-checksum (of version target)
+    backup_file: str | None = None  # pg_dump to BACKUP_DIR/<this> on spec.backup's claim first
 
 
 def _owner(obj: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +79,12 @@ def command(spec: api.SchemaMigrationSpec, req: JobRequest, namespace: str) -> l
             "--lock-timeout", spec.lock.lock_timeout, "--json", "--result-file", TERMINATION_LOG,
             "--lease-name", req.lease_name, "--lease-namespace", namespace,
             "--lease-holder", req.lease_holder, "--lease-duration", str(spec.lock.lease_duration_seconds)]
+    if req.backup_file:
+        args += ["--backup-file", f"{BACKUP_DIR}/{req.backup_file}"]
+    if req.command == "down":
+        return args + ["down-to", str(req.target)]
+    if req.command == "accept-checksum":
+        return args + ["accept-checksum", str(req.target)]
     return args + (["up"] if req.target is None else ["up-to", str(req.target)])
 
 
@@ -88,6 +97,10 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
         annotations[ANNOTATION_RETRY] = req.retry
     volumes, init = _migrations_volume(spec)
     volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+    mounts = [{"name": "migrations", "mountPath": MIGRATIONS_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    if req.backup_file and spec.backup is not None:
+        volumes.append({"name": "backup", "persistentVolumeClaim": {"claimName": spec.backup.claim_name}})
+        mounts.append({"name": "backup", "mountPath": BACKUP_DIR})
     job = spec.job
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -98,8 +111,7 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
                 "name": spec.database.secret_ref.name, "key": spec.database.secret_ref.key}}},
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         ],
-        "volumeMounts": [{"name": "migrations", "mountPath": MIGRATIONS_DIR, "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
         "securityContext": _container_security(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -109,7 +121,9 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                            # the backup claim must be writable by the runner's group
+                            **({"fsGroup": RUNNER_UID} if req.backup_file else {})},
         "containers": [container],
         "volumes": volumes,
     }
