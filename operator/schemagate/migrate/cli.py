@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")
     parser.add_argument("--result-file", metavar="PATH",
                         help="also write the compact JSON result here (≤ 4096 bytes), e.g. /dev/termination-log")
+    parser.add_argument("--backup-file", metavar="PATH",
+                        help="pg_dump the database (custom format) to PATH before changing it; if the dump "
+                             "fails nothing is applied")
     parser.add_argument("-s", "--sequential", action="store_true", help="create: sequential version (00001)")
     parser.add_argument("--lease-name", help="hold this Kubernetes Lease while migrating")
     parser.add_argument("--lease-namespace", help="namespace of --lease-name")
@@ -130,6 +133,9 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         runner.check_duration("--statement-timeout", args.statement_timeout)
         if args.lock_wait < 0:
             raise MigrateError(reasons.INVALID_ARGUMENTS, "--lock-wait must not be negative")
+        backup_file = getattr(args, "backup_file", None)
+        if backup_file and cmd not in runner.MUTATING:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, f"--backup-file: {cmd} does not change the database")
         migrations = source.load_dir(args.dir)
         if not migrations:
             raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
@@ -141,6 +147,10 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
             try:
                 info = conn.info
                 res.database = dburl.Target(info.host, int(info.port), info.dbname)
+                if backup_file:  # under the Lease: nobody migrates between the dump and the run
+                    from schemagate.migrate import backup
+
+                    res.backup = backup.dump(url, backup_file).to_json()
                 runner.run(conn, cmd, migrations, opts, res, target)
             except Exception as e:
                 if isinstance(e, MigrateError):

@@ -25,6 +25,8 @@ def to_json(r: RunResult) -> dict[str, Any]:
     }
     if r.migrations is not None:
         out["migrations"] = r.migrations
+    if r.backup is not None:
+        out["backup"] = r.backup
     return out
 
 

@@ -65,6 +65,7 @@ class RunResult:
     migrations: list[dict[str, Any]] | None = None  # status only
     notes: list[str] = field(default_factory=list)  # e.g. checksums adopted
     in_progress: AppliedStep | None = None  # the step running right now (said when interrupted)
+    backup: dict[str, Any] | None = None  # --backup-file: {"file", "bytes"} of the dump taken first
 
     @property
     def ok(self) -> bool:
