@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import gate_handlers  # noqa: F401  (registers the rollout gate's handlers)
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller.loop import Controller, Key
 from schemagate.controller.reconcile import Clients, Options, reconcile

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from schemagate import lease
 from schemagate.api import conditions as c
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import gate_reconcile
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller import observe
 from schemagate.controller import plan as p
@@ -108,6 +109,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     events: list[st.Event] = []
     lease_name: str | None = None
     fields: dict[str, Any] = {}
+    db_state: p.DbState | None = None  # what the rollout gate compares pods with, when read this round
     try:
         try:
             spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
@@ -127,7 +129,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             source_key = f"{spec.source.image.image}|{spec.source.image.path}"
         db = observe.database(k.core, namespace, spec)
         lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
-        state = observe.database_state(db)
+        state = db_state = observe.database_state(db)
         holder = observe.lease_state(k.coordination, namespace, lease_name)
         action = p.plan(p.Inputs(
             name=name, namespace=namespace, generation=generation, target=target, migrations=migrations, db=state,
@@ -146,6 +148,8 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     except observe.Blocked as b:
         phase, desired = st.blocked(b.reason, b.message)
     new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
+    gate = gate_reconcile.run(k, obj, new, db_state)
+    new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")
     stalled = st.stalled_event(old, new)
     if stalled and not any(e.type == "Warning" for e in events):
         events.append(stalled)
@@ -156,4 +160,5 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s: %s: %s",
                 namespace, name, event.reason, event.message)
         post_event(k, obj, event)
+    gate_reconcile.post_events(k, gate)
     return lease_name

@@ -1,0 +1,245 @@
+"""The rollout gate's decisions (pure): which pods are gated, what their schema-ready condition says,
+what the SchemaMigration's status and the Deployment's Events report. No I/O here.
+
+A gated pod declares `readinessGates: [{conditionType: schemagate.io/schema-ready}]`; the kubelet keeps
+it un-Ready while that condition is missing or not True. So the gate fails closed by itself: a pod nobody
+decided on (operator down, new pod) is not Ready. The operator only ever opens it:
+
+- True once the database is at (or past) the version the pod needs, and then never back to False — a
+  newer pending migration must not take the serving version out of service (a latch, per pod).
+- False with a reason and message otherwise, so `kubectl describe pod` says what it waits for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+CONDITION = "schemagate.io/schema-ready"
+REQUIRED_VERSION_ANNOTATION = "schemagate.io/required-schema-version"
+
+# Reasons of the pod condition (stable: alerts and people match on them).
+SCHEMA_READY = "SchemaReady"
+WAITING_FOR_MIGRATION = "WaitingForMigration"
+MIGRATION_STALLED = "MigrationStalled"
+VERSION_NOT_PLANNED = "VersionNotPlanned"
+DATABASE_UNAVAILABLE = "DatabaseUnavailable"
+INVALID_REQUIRED_VERSION = "InvalidRequiredVersion"
+
+# Events on the Deployment.
+ROLLOUT_HELD = "RolloutHeld"
+ROLLOUT_RELEASED = "RolloutReleased"
+
+MESSAGE_LIMIT = 512
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What the SchemaMigration knows this round, as far as the gate cares."""
+
+    migration: str  # the SchemaMigration's name, for messages
+    current: int | None  # the database's version read this round; None: could not be read
+    target: int | None  # the resolved target; None: not known (yet)
+    stalled: str | None = None  # the Stalled condition's message when it is True
+    progress: str | None = None  # what is under way (the Ready condition's message) when not at the target
+    unavailable: str | None = None  # why the database could not be read
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str  # "True" | "False"
+    reason: str
+    message: str
+    required: int | None
+
+
+@dataclass(frozen=True)
+class PodView:
+    """One gated pod after the decision: what status and Events count."""
+
+    name: str
+    status: str  # the condition's status once the decision is applied ("" when still absent)
+    reason: str
+    required: int | None
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def is_gated(pod_spec: Mapping[str, Any] | None) -> bool:
+    return any((g or {}).get("conditionType") == CONDITION for g in (pod_spec or {}).get("readinessGates") or [])
+
+
+def condition(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == CONDITION:
+            return dict(c)
+    return None
+
+
+def deployment_of(metadata: Mapping[str, Any]) -> str | None:
+    """The Deployment owning a pod, by the Deployment controller's naming: its ReplicaSet is
+    `<deployment>-<pod-template-hash>` and is the pod's controller."""
+    template_hash = (metadata.get("labels") or {}).get("pod-template-hash")
+    if not template_hash:
+        return None
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "ReplicaSet":
+            name = str(ref.get("name") or "")
+            suffix = f"-{template_hash}"
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+    return None
+
+
+def label_selector(selector: Mapping[str, Any] | None) -> str:
+    """A metav1.LabelSelector as the `labelSelector` query string. Raises ValueError for one that
+    selects nothing or everything (a Deployment's selector is never empty)."""
+    selector = selector or {}
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), list(e.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            raise ValueError(f"unknown selector operator {op!r}")
+    if not parts:
+        raise ValueError("the Deployment's selector is empty")
+    return ",".join(parts)
+
+
+def required_version(pod_name: str, annotations: Mapping[str, str] | None, target: int | None
+                     ) -> tuple[int | None, str | None]:
+    """(version the pod needs, error). The annotation wins; without it the SchemaMigration's target."""
+    raw = (annotations or {}).get(REQUIRED_VERSION_ANNOTATION)
+    if raw is None:
+        return target, None
+    text = str(raw).strip()
+    if not text.isdigit():
+        return None, (f"pod {pod_name}: annotation {REQUIRED_VERSION_ANNOTATION}={raw!r} is not a version "
+                      f"number (e.g. \"2\")")
+    return int(text), None
+
+
+def decide(pod: Mapping[str, Any], schema: Schema) -> Decision | None:
+    """The pod's schema-ready condition, or None to leave it as it is (it is True: the latch)."""
+    existing = condition(pod)
+    if existing and existing.get("status") == "True":
+        return None
+    meta = pod.get("metadata") or {}
+    name = str(meta.get("name") or "?")
+    required, error = required_version(name, meta.get("annotations"), schema.target)
+    if error:
+        return Decision("False", INVALID_REQUIRED_VERSION, _short(error), None)
+    where = f"SchemaMigration {schema.migration}"
+    if schema.current is None:
+        why = schema.unavailable or "the database could not be read"
+        return Decision("False", DATABASE_UNAVAILABLE, _short(f"{where}: {why}"), required)
+    if required is None:
+        return Decision("False", WAITING_FOR_MIGRATION,
+                        _short(f"{where} does not know its target version yet (database at {schema.current})"),
+                        None)
+    if schema.current >= required:
+        return Decision("True", SCHEMA_READY,
+                        f"database at version {schema.current}, pod needs {required} ({where})", required)
+    needs = f"pod needs schema version {required}, database is at {schema.current}"
+    if schema.target is not None and required > schema.target:
+        return Decision("False", VERSION_NOT_PLANNED,
+                        _short(f"{needs}, but {where} targets {schema.target}: add the migration or raise "
+                               f"targetVersion"), required)
+    if schema.stalled:
+        return Decision("False", MIGRATION_STALLED, _short(f"{needs}; {where} is stalled: {schema.stalled}"),
+                        required)
+    progress = f": {schema.progress}" if schema.progress else ""
+    return Decision("False", WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
+
+
+def needs_patch(pod: Mapping[str, Any], decision: Decision | None) -> bool:
+    if decision is None:
+        return False
+    existing = condition(pod)
+    return not existing or (existing.get("status"), existing.get("reason"), existing.get("message")) != (
+        decision.status, decision.reason, decision.message)
+
+
+def condition_patch(decision: Decision, existing: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
+    """A strategic-merge patch of pods/status: conditions merge by type, the kubelet's survive."""
+    since = existing.get("lastTransitionTime") if existing and existing.get("status") == decision.status else None
+    return {"status": {"conditions": [{
+        "type": CONDITION, "status": decision.status, "reason": decision.reason, "message": decision.message,
+        "lastProbeTime": None, "lastTransitionTime": since or now}]}}
+
+
+def view(pod: Mapping[str, Any], decision: Decision | None, target: int | None) -> PodView:
+    meta = pod.get("metadata") or {}
+    name = str(meta.get("name") or "?")
+    if decision is not None:
+        return PodView(name, decision.status, decision.reason, decision.required)
+    existing = condition(pod) or {}
+    required, _ = required_version(name, meta.get("annotations"), target)
+    return PodView(name, str(existing.get("status") or ""), str(existing.get("reason") or ""), required)
+
+
+# Severity when pods of one Deployment wait for different reasons: the one to show first.
+_SEVERITY = [INVALID_REQUIRED_VERSION, MIGRATION_STALLED, VERSION_NOT_PLANNED, DATABASE_UNAVAILABLE,
+             WAITING_FOR_MIGRATION]
+
+
+def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = None) -> dict[str, Any]:
+    """One status.rolloutGate.deployments entry (camelCase, as stored)."""
+    pods = list(pods)
+    waiting = [p for p in pods if p.status != "True"]
+    required = [p.required for p in waiting if p.required is not None]
+    reasons = {p.reason for p in waiting}
+    reason = next((r for r in _SEVERITY if r in reasons), next(iter(sorted(reasons)), None)) if waiting else None
+    return {"name": name, "pods": len(pods), "waiting": len(waiting),
+            "requiredVersion": max(required) if required else None, "reason": reason or None,
+            "message": problem}
+
+
+def status(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"waiting": sum(int(e.get("waiting") or 0) for e in entries), "deployments": entries}
+
+
+def events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: Schema, released: int) -> list[Event]:
+    """Events for one Deployment: held when pods start waiting (or wait for a new reason), released when
+    the gate opened for the last waiting pods. `released` = pods the gate opened this round."""
+    before = int((old or {}).get("waiting") or 0)
+    after = int(new.get("waiting") or 0)
+    if after:
+        if before and (old or {}).get("reason") == new.get("reason"):
+            return []
+        version = new.get("requiredVersion")
+        needs = f"schema version {version}" if version is not None else "a schema version"
+        at = "unknown" if schema.current is None else str(schema.current)
+        reason = new.get("reason")
+        kind = "Warning" if reason in (MIGRATION_STALLED, INVALID_REQUIRED_VERSION, VERSION_NOT_PLANNED,
+                                       DATABASE_UNAVAILABLE) else "Normal"
+        why = {MIGRATION_STALLED: f"SchemaMigration {schema.migration} is stalled: {schema.stalled}",
+               VERSION_NOT_PLANNED: f"SchemaMigration {schema.migration} targets {schema.target}",
+               DATABASE_UNAVAILABLE: f"{schema.unavailable or 'the database could not be read'}",
+               INVALID_REQUIRED_VERSION: f"annotation {REQUIRED_VERSION_ANNOTATION} is not a version number",
+               }.get(str(reason), f"SchemaMigration {schema.migration}"
+                                  f"{': ' + schema.progress if schema.progress else ' is migrating'}")
+        return [Event(kind, ROLLOUT_HELD, _short(f"rollout held: {after} pod(s) wait for {needs}, database at "
+                                                 f"{at}; {why}"))]
+    if before and released:
+        return [Event("Normal", ROLLOUT_RELEASED,
+                      _short(f"rollout released: database at version {schema.current}; the readiness gate of "
+                             f"{released} pod(s) opened (SchemaMigration {schema.migration})"))]
+    return []
