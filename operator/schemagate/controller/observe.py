@@ -84,7 +84,9 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
     except MigrateError as e:
         where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
-    return tuple(MigrationFile(m.version, m.file, m.sha256) for m in loaded)
+    return tuple(MigrationFile(m.version, m.file, m.sha256, m.parsed.has_down, not m.parsed.use_transaction,
+                               tuple((st.line, st.sql) for st in m.parsed.up),
+                               tuple((st.line, st.sql) for st in m.parsed.down)) for m in loaded)
 
 
 def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:

@@ -23,8 +23,10 @@ class MigrationFile:
     name: str
     sha256: str
     has_down: bool = True  # a `-- +goose Down` section exists (goose runs a missing one as a no-op; we refuse)
-    up_statements: int = 0
-    down_statements: int = 0
+    no_transaction: bool = False
+    # (line, sql) of each statement per direction, for counting and linting; not part of identity
+    up: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
+    down: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

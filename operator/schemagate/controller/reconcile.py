@@ -22,6 +22,7 @@ from schemagate.controller import gate_reconcile
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller import observe
 from schemagate.controller import plan as p
+from schemagate.controller import policy
 from schemagate.controller import status as st
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,14 @@ def post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
 
 
 def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.RunUp, lease_name: str,
-                retry: str | None, opts: Options) -> bool:
+                retry: str | None, opts: Options, backup_file: str | None = None) -> bool:
     """Create the plan's Job; False when it already exists (created before a restart: adopt it)."""
     meta = obj["metadata"]
     req = jobs_mod.JobRequest(name=action.job, plan=action.plan, generation=int(meta.get("generation") or 1),
                               target=action.target, lease_name=lease_name,
                               lease_holder=p.lease_holder(meta["namespace"], action.job),
-                              default_image=opts.job_image, retry=retry)
+                              default_image=opts.job_image, retry=retry, command=action.command,
+                              backup_file=backup_file)
     body = jobs_mod.render_job(obj, spec, req)
     try:
         k.batch.create_namespaced_job(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
@@ -89,6 +91,14 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
             return False
         raise
     return True
+
+
+def _started(action: p.RunUp, current: int) -> str:
+    if action.command == "down":
+        return f"Job {action.job} started: rolling back version {current} → {action.target}"
+    if action.command == "accept-checksum":
+        return f"Job {action.job} started: accepting the new checksum of version {action.target}"
+    return f"Job {action.job} started: version {current} → {'latest' if action.target is None else action.target}"
 
 
 def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | None:
@@ -131,22 +141,26 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
         state = db_state = observe.database_state(db)
         holder = observe.lease_state(k.coordination, namespace, lease_name)
-        action = p.plan(p.Inputs(
+        inputs = p.Inputs(
             name=name, namespace=namespace, generation=generation, target=target, migrations=migrations, db=state,
             lease=holder, jobs=tuple(i.state for i in infos), runs=st.prior_runs(runs), retry=retry,
-            source_key=source_key))
+            source_key=source_key, allow_downgrade=spec.allow_downgrade)
+        decision = policy.evaluate(inputs, p.plan(inputs), spec, meta.get("annotations") or {}, old)
+        action = decision.action
+        events += decision.events
         if isinstance(action, p.RunUp):
-            created = _create_job(k, obj, spec, action, lease_name, retry, opts)
+            created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file)
             if created:
-                events.append(st.Event("Normal", "MigrationStarted",
-                                       f"Job {action.job} started: version {state.current} → "
-                                       f"{'latest' if action.target is None else action.target}"))
+                events.append(st.Event("Normal", "MigrationStarted", _started(action, state.current)))
             runs["currentJob"] = {"job": action.job, "generation": generation, "plan": action.plan, "retry": retry,
                                   "targetVersion": action.target, "outcome": "Running",
-                                  "versionBefore": state.current, "startedAt": now}
-        phase, desired, fields = st.for_action(action, state)
+                                  "versionBefore": state.current, "startedAt": now, "command": action.command,
+                                  "approved": decision.approved}
+        phase, desired, fields = policy.for_action(action, state, old)
+        fields["plan"] = decision.plan
     except observe.Blocked as b:
         phase, desired = st.blocked(b.reason, b.message)
+        fields["plan"] = old.get("plan")
     new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
     gate = gate_reconcile.run(k, obj, new, db_state)
     new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")

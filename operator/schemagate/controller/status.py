@@ -47,6 +47,8 @@ def finished_record(base: dict[str, Any] | None, info: JobInfo, now: str) -> dic
         record["versionAfter"] = result["versionAfter"]
     if isinstance(result.get("applied"), list):
         record["applied"] = len(result["applied"])
+    if isinstance(result.get("backup"), dict):
+        record["backup"] = result["backup"].get("file")
     if state.phase == "Failed":
         reason, message = p.describe_failure(None, state.result, state.message, state.name)
         record["reason"], record["message"] = reason, message

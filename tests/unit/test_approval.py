@@ -1,0 +1,124 @@
+"""Manual approval, lint blocking and backup in the policy step (pure: findings are given)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from schemagate.api.v1alpha1 import SchemaMigrationSpec
+from schemagate.controller import approval, policy
+from schemagate.controller.lint import Finding
+from schemagate.controller.plan import DbState, Inputs, MigrationFile, RunUp, UpToDate, plan
+
+F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}", up=((2, "SELECT 1;"),)) for v in (1, 2, 3))
+WARN = Finding("00002_m2.sql", 5, "warning", "adding-required-field", "makes it required")
+
+
+def spec(**over) -> SchemaMigrationSpec:
+    return SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
+                                               "source": {"configMaps": ["m"]}, **over})
+
+
+def inputs(**over) -> Inputs:
+    base = Inputs(name="app", namespace="ns", generation=1, target=None, migrations=(F1, F2, F3),
+                  db=DbState(1, frozenset({1})))
+    return dataclasses.replace(base, **over)
+
+
+def decide(i: Inputs, s: SchemaMigrationSpec, annotations=None, old=None, findings=()):
+    return policy.decide(i, plan(i), s, annotations or {}, old or {}, list(findings))
+
+
+def test_automatic_runs_and_shows_the_plan():
+    d = decide(inputs(), spec())
+    assert isinstance(d.action, RunUp) and d.approved is None and d.backup_file is None
+    assert [m["file"] for m in d.plan["migrations"]] == ["00002_m2.sql", "00003_m3.sql"]
+    assert (d.plan["fromVersion"], d.plan["toVersion"], d.plan["direction"]) == (1, 3, "up")
+    assert d.plan["migrations"][0]["statements"] == 1 and d.plan["migrations"][0]["sha256"] == "sha2"
+
+
+def test_manual_waits_with_the_hash_and_how_to_approve():
+    d = decide(inputs(), spec(approval="Manual"))
+    assert isinstance(d.action, approval.AwaitingApproval) and d.action.state == "Pending"
+    h = d.plan["hash"]
+    assert d.plan["approval"] == "Pending" and f"schemagate.io/approve={h}" in d.action.message
+    assert [e.reason for e in d.events] == ["AwaitingApproval"]
+
+
+def test_approval_of_exactly_this_plan_runs_it():
+    h = decide(inputs(), spec(approval="Manual")).plan["hash"]
+    d = decide(inputs(), spec(approval="Manual"), {"schemagate.io/approve": h})
+    assert isinstance(d.action, RunUp) and d.approved == h and d.plan["approval"] == "Approved"
+
+
+def test_stale_approval_applies_nothing_and_says_so():
+    h = decide(inputs(), spec(approval="Manual")).plan["hash"]
+    changed = inputs(migrations=(F1, F2, dataclasses.replace(F3, sha256="edited")))
+    d = decide(changed, spec(approval="Manual"), {"schemagate.io/approve": h})
+    assert isinstance(d.action, approval.AwaitingApproval) and d.action.state == "Stale"
+    assert d.plan["hash"] != h and f"approval {h} is stale" in d.action.message
+    assert "nothing was applied" in d.action.message and [e.reason for e in d.events] == ["ApprovalStale"]
+
+
+def test_an_approval_already_used_is_not_called_stale():
+    h = "0123456789ab"
+    old = {"lastJob": {"job": "app-g1-x", "approved": h}}
+    d = decide(inputs(), spec(approval="Manual"), {"schemagate.io/approve": h}, old)
+    assert isinstance(d.action, approval.AwaitingApproval) and d.action.state == "Pending"
+
+
+def test_the_hash_changes_with_database_version_target_backup_and_retry():
+    base = decide(inputs(), spec()).plan["hash"]
+    others = [decide(inputs(db=DbState(2, frozenset({1, 2}))), spec()).plan["hash"],
+              decide(inputs(target=2), spec()).plan["hash"],
+              decide(inputs(), spec(backup={"claimName": "b"})).plan["hash"],
+              decide(inputs(retry="1"), spec()).plan["hash"]]
+    assert len({base, *others}) == 5
+
+
+def test_lint_findings_reported_but_not_blocking_by_default():
+    d = decide(inputs(), spec(), findings=[WARN])
+    assert isinstance(d.action, RunUp)
+    assert d.plan["lint"] == [WARN.to_status()]
+    (event,) = d.events
+    assert event.reason == "LintFindings" and "00002_m2.sql:5" in event.message
+
+
+def test_findings_event_once_per_plan():
+    first = decide(inputs(), spec(), findings=[WARN])
+    again = decide(inputs(), spec(), old={"plan": first.plan}, findings=[WARN])
+    assert again.events == []
+
+
+def test_fail_on_warning_blocks_before_anything_runs():
+    d = decide(inputs(), spec(lint={"failOn": "warning"}), findings=[WARN])
+    assert d.action.reason == "LintFailed" and "adding-required-field" in d.action.message
+    assert d.backup_file is None
+
+
+def test_fail_on_error_lets_warnings_through():
+    assert isinstance(decide(inputs(), spec(lint={"failOn": "error"}), findings=[WARN]).action, RunUp)
+
+
+def test_lint_that_cannot_run_blocks_only_when_asked():
+    i = inputs()
+    d = policy.decide(i, plan(i), spec(), {}, {}, None, "squawk is not installed")
+    assert isinstance(d.action, RunUp) and [e.reason for e in d.events] == ["LintUnavailable"]
+    d = policy.decide(i, plan(i), spec(lint={"failOn": "error"}), {}, {}, None, "squawk is not installed")
+    assert d.action.reason == "LintFailed"
+
+
+def test_backup_file_is_named_after_the_job():
+    d = decide(inputs(), spec(backup={"claimName": "db-backups"}))
+    assert isinstance(d.action, RunUp) and d.backup_file == f"{d.action.job}.dump"
+
+
+def test_up_to_date_keeps_the_last_plan():
+    old = {"plan": {"hash": "abc"}}
+    d = decide(inputs(db=DbState(3, frozenset({1, 2, 3}))), spec(approval="Manual"), old=old)
+    assert isinstance(d.action, UpToDate) and d.plan == old["plan"]
+
+
+def test_rollback_plan_lists_down_steps_newest_first():
+    i = inputs(db=DbState(3, frozenset({1, 2, 3})), target=1, allow_downgrade=True)
+    d = decide(i, spec(approval="Manual"))
+    assert d.plan["direction"] == "down" and [m["version"] for m in d.plan["migrations"]] == [3, 2]
