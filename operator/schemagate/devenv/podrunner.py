@@ -460,7 +460,8 @@ class PodRunner:
             problem: tuple[str, str, str] | None = None
             try:
                 volumes = materialise(pod, st.directory / "volumes", secrets=secrets, configmaps=configmaps,
-                                      token=lambda aud, secs: self._token(pod, aud, secs))
+                                      token=lambda aud, secs: self._token(pod, aud, secs),
+                                      claims=self.workdir / "claims")
                 envs: dict[str, dict[str, str]] = {}
                 for c in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
                     try:

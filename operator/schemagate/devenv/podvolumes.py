@@ -1,8 +1,9 @@
 """Materialising a pod's volumes in a host directory, as the kubelet's volume plugins would.
 
 ConfigMap and Secret (with `items`, `defaultMode`, `optional`), emptyDir, downwardAPI, and projected
-(serviceAccountToken, configMap, secret, downwardAPI sources). Any other type (a PVC, hostPath, ...)
-becomes an empty directory: nothing we run here needs its contents.
+(serviceAccountToken, configMap, secret, downwardAPI sources). A persistentVolumeClaim is a directory
+per namespace and claim name under `claims`, shared by every pod using the claim and kept after they end
+(no binding, no capacity, no access modes). Any other type (hostPath, ...) becomes an empty directory.
 """
 
 from __future__ import annotations
@@ -59,13 +60,19 @@ def _downward(target: Path, pod: dict[str, Any], items: list[dict[str, Any]], de
         _write(target / item["path"], value.encode(), item.get("mode", default_mode))
 
 
+def claim_dir(claims: Path, namespace: str, claim_name: str) -> Path:
+    return claims / namespace / claim_name
+
+
 def materialise(pod: dict[str, Any], root: Path, *, secrets: Lookup, configmaps: Lookup,
-                token: TokenSource) -> dict[str, Path]:
+                token: TokenSource, claims: Path | None = None) -> dict[str, Path]:
     """Write every volume of `pod` under root/<volume name>; returns volume name -> host directory."""
     ns = pod["metadata"]["namespace"]
     out: dict[str, Path] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         target = root / vol["name"]
+        if "persistentVolumeClaim" in vol and claims is not None:
+            target = claim_dir(claims, ns, vol["persistentVolumeClaim"]["claimName"])
         target.mkdir(parents=True, exist_ok=True)
         out[vol["name"]] = target
         if "configMap" in vol:
