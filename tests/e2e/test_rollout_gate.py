@@ -1,0 +1,328 @@
+"""The rollout gate end to end: a config-server Deployment (2 replicas, maxUnavailable 0, the readiness gate)
+whose new pods become Ready only when the database has the schema they need.
+
+Real control plane, pod runner, PostgreSQL, kubectl and `schemagate operator`. A watch records every
+status change of the Deployment and of its pods while a rollout runs, so "availableReplicas never drops
+below 2" and "no new pod was Ready before its schema" are checked on every change, not on samples.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from kube_fixtures import wait_until
+
+pytestmark = pytest.mark.e2e
+
+GATE = "schemagate.io/schema-ready"
+REQUIRED = "schemagate.io/required-schema-version"
+V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
+                         "-- +goose Down\nDROP TABLE users;\n"}
+# The short sleep keeps the Job visibly running while the new pod is decided, whatever the machine's speed.
+V2 = {"00002_orders.sql": "-- +goose Up\nSELECT pg_sleep(1);\nCREATE TABLE orders (id bigint PRIMARY KEY, user_id "
+                          "bigint REFERENCES users);\n-- +goose Down\nDROP TABLE orders;\n"}
+V2_BROKEN = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
+                                 "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE orders;\n"}
+
+
+def deployment(name: str = "config-server", image: str = "config-server:v1", required: int | None = 1,
+               replicas: int = 2) -> dict[str, Any]:
+    """What the config-server chart renders: the readiness gate and the version the build needs."""
+    annotations = {REQUIRED: str(required)} if required is not None else {}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {
+        "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {"metadata": {"labels": {"app": name}, "annotations": annotations}, "spec": {
+            "readinessGates": [{"conditionType": GATE}],
+            "containers": [{"name": "server", "image": image}]}}}}
+
+
+def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == ctype), {})
+
+
+@dataclass
+class PodRecord:
+    required: str | None
+    gate_seen: list[tuple[str, str]] = field(default_factory=list)  # (status, reason) in the order seen
+    ready_at: float | None = None
+    db_version_when_ready: int | None = None
+
+
+class Recorder:
+    """Watches the Deployment, its pods and the migration Jobs from a thread while a rollout runs."""
+
+    def __init__(self, kube: Any, namespace: str, db_version: Any, name: str = "config-server"):
+        from kubernetes import config
+
+        self.api = config.new_client_from_config(config_file=str(kube.kubeconfig))
+        self.namespace, self.name, self.db_version = namespace, name, db_version
+        self.available: list[int] = []
+        self.pods: dict[str, PodRecord] = {}
+        self.job_complete_at: float | None = None  # the first Job that finished while recording
+        self.versions: list[tuple[float, int]] = []  # (when first seen, database version), polled
+        self.errors: list[str] = []
+        self._running_jobs: set[str] = set()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, args=(what,), daemon=True)
+                         for what in ("deployments", "pods", "jobs")]
+        self._threads.append(threading.Thread(target=self._poll_database, daemon=True))
+
+    def __enter__(self) -> Recorder:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.api.close()
+
+    def _loop(self, what: str) -> None:
+        from kubernetes import client, watch
+
+        core, apps, batch = client.CoreV1Api(self.api), client.AppsV1Api(self.api), client.BatchV1Api(self.api)
+        lister = {"deployments": apps.list_namespaced_deployment, "pods": core.list_namespaced_pod,
+                  "jobs": batch.list_namespaced_job}[what]
+        kw = {"field_selector": f"metadata.name={self.name}"} if what == "deployments" else (
+            {"label_selector": f"app={self.name}"} if what == "pods" else {})
+        version = None
+        while not self._stop.is_set():
+            try:
+                w = watch.Watch()
+                for ev in w.stream(lister, self.namespace, resource_version=version, timeout_seconds=1,
+                                   _preload_content=False, **kw):
+                    obj = ev["raw_object"]
+                    version = obj["metadata"].get("resourceVersion")
+                    getattr(self, f"_on_{what}")(ev["type"], obj)
+                    if self._stop.is_set():
+                        w.stop()
+            except Exception as e:  # noqa: BLE001  (reported by check(); a watch may expire and restart)
+                if "410" in str(e):
+                    version = None
+                    continue
+                self.errors.append(f"{what}: {e}")
+                time.sleep(0.2)
+
+    def _poll_database(self) -> None:
+        while not self._stop.is_set():
+            try:
+                version = self.db_version()
+                if not self.versions or self.versions[-1][1] != version:
+                    self.versions.append((time.monotonic(), version))
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"database: {e}")
+            self._stop.wait(0.05)
+
+    def version_seen_at(self, version: int) -> float | None:
+        return next((t for t, v in self.versions if v >= version), None)
+
+    def _on_deployments(self, type_: str, obj: dict[str, Any]) -> None:
+        self.available.append(int((obj.get("status") or {}).get("availableReplicas") or 0))
+
+    def _on_pods(self, type_: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        rec = self.pods.setdefault(name, PodRecord((obj["metadata"].get("annotations") or {}).get(REQUIRED)))
+        gate = condition(obj, GATE)
+        if gate and (not rec.gate_seen or rec.gate_seen[-1] != (gate["status"], gate.get("reason"))):
+            rec.gate_seen.append((gate["status"], gate.get("reason")))
+        if condition(obj, "Ready").get("status") == "True" and rec.ready_at is None:
+            rec.ready_at = time.monotonic()
+            rec.db_version_when_ready = self.db_version()
+
+    def _on_jobs(self, type_: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if condition(obj, "Complete").get("status") != "True":
+            self._running_jobs.add(name)
+        elif name in self._running_jobs and self.job_complete_at is None:
+            self.job_complete_at = time.monotonic()
+
+    def new_pods(self, required: str) -> dict[str, PodRecord]:
+        return {n: r for n, r in self.pods.items() if r.required == required}
+
+
+def current_version(app: Any) -> int:
+    versions = app.db_versions()
+    return max(versions) if versions else 0
+
+
+def serving_v1(app: Any) -> None:
+    """config-server at schema v1 and Ready, its SchemaMigration gating it."""
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration(rolloutGate={"deployments": ["config-server"]})
+    app.wait_ready(1)
+    app.apply(deployment())
+    app.kubectl("rollout", "status", "deployment/config-server", "--timeout=60s")
+    gated = wait_until("status.rolloutGate: 2 pods, none waiting",
+                       lambda: (g := app.status().get("rolloutGate")) and g["deployments"][0].get("pods") == 2 and g)
+    assert gated["waiting"] == 0 and gated["deployments"][0]["name"] == "config-server"
+
+
+def pods(app: Any) -> list[dict[str, Any]]:
+    return json.loads(app.kubectl("get", "pods", "-l", "app=config-server", "-o", "json").stdout)["items"]
+
+
+def deployment_events(app: Any) -> list[tuple[str, str, str]]:
+    items = json.loads(app.kubectl("get", "events", "--field-selector",
+                                   "involvedObject.kind=Deployment,involvedObject.name=config-server",
+                                   "-o", "json").stdout)["items"]
+    return [(e["type"], e["reason"], e["message"]) for e in items if e.get("source", {}).get("component") ==
+            "schemagate"]
+
+
+def report(what: str, figures: dict[str, float | None]) -> None:
+    shown = ", ".join(f"{k} {v:.2f} s" if v is not None else f"{k} n/a" for k, v in figures.items())
+    print(f"\n[gate latency] {what}: {shown}")
+
+
+def report_latency(rec: Recorder) -> None:
+    """Figures for the issue's note, not assertions: when v2 became visible in the database (polled every
+    50 ms), when the Job was Complete, when the first and the last new pod were Ready."""
+    new = [p.ready_at for p in rec.new_pods("2").values() if p.ready_at]
+    committed, complete = rec.version_seen_at(2), rec.job_complete_at
+    if not new or committed is None:
+        return
+    report("v2 in the database → new pods Ready", {"first": min(new) - committed, "last": max(new) - committed})
+    if complete is not None:
+        report("Job Complete → new pods Ready", {"first": min(new) - complete, "last": max(new) - complete})
+
+
+def test_rollout_waits_for_the_migration_and_completes_by_itself(app, kube):
+    serving_v1(app)
+    with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:
+        # One apply: the new build needing v2, and migration v2.
+        app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
+                   "data": {**V1, **V2}}, deployment(image="config-server:v2", required=2))
+        done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
+        app.wait_ready(2)
+        # The gate follows the database, which is at v2 before the Job controller marks the Job Complete.
+        wait_until("the Job Complete", lambda: rec.job_complete_at, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert not rec.errors, rec.errors
+    assert rec.available and min(rec.available) >= 2, rec.available
+    new = rec.new_pods("2")
+    assert len(new) == 2, rec.pods
+    for name, pod in new.items():
+        assert pod.ready_at is not None, (name, pod)
+        assert pod.db_version_when_ready is not None and pod.db_version_when_ready >= 2, (name, pod)
+    # The first new pod was held (the Job had not finished) and then released.
+    first = min(new.values(), key=lambda r: r.ready_at or 0)
+    assert first.gate_seen[0] == ("False", "WaitingForMigration") and first.gate_seen[-1] == ("True", "SchemaReady")
+    assert len(pods(app)) == 2 and all(condition(p, GATE)["status"] == "True" for p in pods(app))
+    gated = wait_until("no pod waiting", lambda: (g := app.status()["rolloutGate"])["waiting"] == 0 and g)
+    assert gated["deployments"][0]["pods"] == 2
+    reasons = [r for _, r, _ in deployment_events(app)]
+    assert "RolloutHeld" in reasons and "RolloutReleased" in reasons
+    report_latency(rec)
+
+
+def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kube):
+    serving_v1(app)
+    with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:
+        app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
+                   "data": {**V1, **V2_BROKEN}}, deployment(image="config-server:v2", required=2))
+        stalled = app.wait_condition("Stalled", "True", "MigrationFailed")
+        assert "no_such_table" in stalled["message"] and "42P01" in stalled["message"]
+        gated = wait_until("the held pod in status.rolloutGate", lambda: (
+            (g := app.status().get("rolloutGate")) and g["waiting"] == 1
+            and g["deployments"][0].get("reason") == "MigrationStalled" and g))
+        assert gated["deployments"][0]["requiredVersion"] == 2
+        held = [p for p in pods(app) if (p["metadata"].get("annotations") or {}).get(REQUIRED) == "2"]
+        assert len(held) == 1
+        gate = condition(held[0], GATE)
+        assert (gate["status"], gate["reason"]) == ("False", "MigrationStalled") and "no_such_table" in gate["message"]
+        assert condition(held[0], "Ready")["status"] == "False"
+        old = [p for p in pods(app) if (p["metadata"].get("annotations") or {}).get(REQUIRED) == "1"]
+        assert len(old) == 2 and all(condition(p, "Ready")["status"] == "True" for p in old)
+        assert app.kubectl("rollout", "status", "deployment/config-server", "--timeout=2s",
+                           check=False).returncode != 0
+        assert ("Warning", "RolloutHeld") in [(t, r) for t, r, _ in deployment_events(app)]
+
+        app.migrations({**V1, **V2})
+        done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
+        wait_until("the fixed Job Complete", lambda: rec.job_complete_at, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert not rec.errors, rec.errors
+    assert min(rec.available) >= 2, rec.available
+    assert all(p.db_version_when_ready and p.db_version_when_ready >= 2 for p in rec.new_pods("2").values()
+               if p.ready_at), rec.pods
+    app.wait_ready(2)
+    assert "RolloutReleased" in [r for _, r, _ in deployment_events(app)]
+    report_latency(rec)
+
+
+def test_operator_down_keeps_new_pods_unready_and_the_rollout_resumes_when_it_is_back(app, kube, operator):
+    serving_v1(app)
+    with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:
+        operator.kill()
+        try:
+            app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
+                       "data": {**V1, **V2}}, deployment(image="config-server:v2", required=2))
+
+            def new_running() -> list[dict[str, Any]]:
+                return [p for p in pods(app) if (p["metadata"].get("annotations") or {}).get(REQUIRED) == "2"
+                        and condition(p, "ContainersReady").get("status") == "True"]
+
+            (pod,) = wait_until("the new pod's containers running", new_running)
+            time.sleep(2)  # a chance for anything but the operator to open the gate
+            pod = next(p for p in pods(app) if p["metadata"]["name"] == pod["metadata"]["name"])
+            assert condition(pod, GATE) == {} and condition(pod, "Ready")["status"] == "False"
+            assert current_version(app) == 1
+        finally:
+            operator.start()
+        done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
+        time.sleep(0.5)
+    assert done.returncode == 0, done.stderr
+    assert not rec.errors, rec.errors
+    assert min(rec.available) >= 2, rec.available
+    assert all(p.db_version_when_ready and p.db_version_when_ready >= 2 for p in rec.new_pods("2").values()
+               if p.ready_at), rec.pods
+    app.wait_ready(2)
+
+
+def test_scale_ups_are_not_blocked_and_open_gates_stay_open_while_a_migration_is_stalled(app):
+    """`pinned` declares the version it needs; `unpinned` needs whatever the SchemaMigration targets."""
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration(rolloutGate={"deployments": ["pinned", "unpinned"]})
+    app.wait_ready(1)
+    app.apply(deployment("pinned"), deployment("unpinned", required=None))
+    for d in ("pinned", "unpinned"):
+        app.kubectl("rollout", "status", f"deployment/{d}", "--timeout=60s")
+    before = {p["metadata"]["name"] for p in
+              json.loads(app.kubectl("get", "pods", "-l", "app=unpinned", "-o", "json").stdout)["items"]}
+
+    # v2 fails: the target moves to 2 but the database stays at 1.
+    app.migrations({**V1, **V2_BROKEN})
+    app.wait_condition("Stalled", "True", "MigrationFailed")
+    app.kubectl("scale", "deployment/pinned", "deployment/unpinned", "--replicas=3")
+    # A pinned pod needs v1, which the database has: Ready at once.
+    app.kubectl("rollout", "status", "deployment/pinned", "--timeout=60s")
+
+    def unpinned_held() -> dict[str, Any] | None:
+        g = app.status().get("rolloutGate") or {}
+        entry = next((d for d in g.get("deployments") or [] if d["name"] == "unpinned"), {})
+        return entry if entry.get("pods") == 3 and entry.get("waiting") == 1 else None
+
+    entry = unpinned_held() or wait_until("the unpinned scale-up held", unpinned_held)
+    assert entry["reason"] == "MigrationStalled" and entry["requiredVersion"] == 2
+    unpinned = json.loads(app.kubectl("get", "pods", "-l", "app=unpinned", "-o", "json").stdout)["items"]
+    for p in unpinned:
+        # The two pods serving since v1 keep their open gate although the target is now 2.
+        expected = "True" if p["metadata"]["name"] in before else "False"
+        assert condition(p, GATE)["status"] == expected, p["metadata"]["name"]
+        assert condition(p, "Ready")["status"] == expected
+    dep = json.loads(app.kubectl("get", "deployment", "unpinned", "-o", "json").stdout)
+    assert dep["status"]["availableReplicas"] == 2
+
+    # Fixed: the held pod opens too.
+    app.migrations({**V1, **V2})
+    app.kubectl("rollout", "status", "deployment/unpinned", "--timeout=90s")
