@@ -1,0 +1,173 @@
+"""The rollout gate's pure decisions: which pods it holds, what their condition says, status and Events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from schemagate.controller import gate
+from schemagate.controller.gate import Schema
+
+AT_1 = Schema("app", current=1, target=1)
+MIGRATING = Schema("app", current=1, target=2, progress="Job app-g1-abc is migrating from version 1 to version 2")
+STALLED = Schema("app", current=1, target=2, stalled="Job app-g1-abc: 00002_orders.sql: relation \"no_such_table\" "
+                                                     "does not exist (SQLSTATE 42P01)")
+AT_2 = Schema("app", current=2, target=2)
+UNKNOWN = Schema("app", current=None, target=2, unavailable="cannot reach database db:5432/app: timeout")
+
+
+def pod(name: str = "web-7d9f-abcde", required: str | None = None, gate_status: str | None = None,
+        reason: str = "SchemaReady", message: str = "m") -> dict[str, Any]:
+    annotations = {gate.REQUIRED_VERSION_ANNOTATION: required} if required is not None else {}
+    conditions = [{"type": "Ready", "status": "False"}]
+    if gate_status:
+        conditions.append({"type": gate.CONDITION, "status": gate_status, "reason": reason, "message": message,
+                           "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    return {"metadata": {"name": name, "annotations": annotations},
+            "spec": {"readinessGates": [{"conditionType": gate.CONDITION}]},
+            "status": {"conditions": conditions}}
+
+
+@pytest.mark.parametrize("the_pod, schema, expected", [
+    # Needs what the database has: open, whatever is pending (scale-ups and restarts are not blocked).
+    (pod(required="1"), AT_1, ("True", gate.SCHEMA_READY)),
+    (pod(required="1"), MIGRATING, ("True", gate.SCHEMA_READY)),
+    (pod(required="1"), STALLED, ("True", gate.SCHEMA_READY)),
+    (pod(required="1"), AT_2, ("True", gate.SCHEMA_READY)),  # past it counts
+    # Needs more than the database has: held, saying why.
+    (pod(required="2"), MIGRATING, ("False", gate.WAITING_FOR_MIGRATION)),
+    (pod(required="2"), STALLED, ("False", gate.MIGRATION_STALLED)),
+    (pod(required="3"), MIGRATING, ("False", gate.VERSION_NOT_PLANNED)),
+    (pod(required="2"), UNKNOWN, ("False", gate.DATABASE_UNAVAILABLE)),
+    (pod(required="two"), AT_2, ("False", gate.INVALID_REQUIRED_VERSION)),
+    (pod(required=" 2 "), AT_2, ("True", gate.SCHEMA_READY)),
+    # No annotation: the SchemaMigration's target.
+    (pod(), AT_1, ("True", gate.SCHEMA_READY)),
+    (pod(), MIGRATING, ("False", gate.WAITING_FOR_MIGRATION)),
+    (pod(), Schema("app", current=1, target=None), ("False", gate.WAITING_FOR_MIGRATION)),
+    # A held pod is re-decided; its False is replaced as soon as the database is there.
+    (pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION), AT_2, ("True", gate.SCHEMA_READY)),
+    (pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION), STALLED,
+     ("False", gate.MIGRATION_STALLED)),
+])
+def test_decide(the_pod, schema, expected):
+    decision = gate.decide(the_pod, schema)
+    assert decision is not None and (decision.status, decision.reason) == expected
+
+
+@pytest.mark.parametrize("schema", [AT_1, MIGRATING, STALLED, UNKNOWN, Schema("app", current=0, target=None)])
+def test_an_open_gate_is_never_closed(schema):
+    """Closing it would take a serving pod out of service because a newer migration is pending."""
+    assert gate.decide(pod(required="2", gate_status="True"), schema) is None
+    assert gate.decide(pod(gate_status="True"), schema) is None
+    assert not gate.needs_patch(pod(gate_status="True"), gate.decide(pod(gate_status="True"), schema))
+
+
+def test_messages_say_what_the_pod_waits_for():
+    held = gate.decide(pod(required="2"), STALLED)
+    assert held is not None
+    assert "needs schema version 2" in held.message and "database is at 1" in held.message
+    assert "no_such_table" in held.message and "SchemaMigration app" in held.message
+    not_planned = gate.decide(pod(required="3"), MIGRATING)
+    assert not_planned is not None and "targets 2" in not_planned.message
+    invalid = gate.decide(pod(name="web-1", required="v2"), AT_2)
+    assert invalid is not None and "web-1" in invalid.message and gate.REQUIRED_VERSION_ANNOTATION in invalid.message
+    unknown = gate.decide(pod(required="2"), UNKNOWN)
+    assert unknown is not None and "cannot reach database" in unknown.message
+    assert len(gate.decide(pod(required="2"), Schema("app", 1, 2, stalled="x" * 5000)).message) <= gate.MESSAGE_LIMIT
+
+
+def test_patch_only_when_the_condition_changes():
+    decision = gate.decide(pod(required="2"), MIGRATING)
+    assert gate.needs_patch(pod(required="2"), decision)
+    same = pod(required="2", gate_status="False", reason=decision.reason, message=decision.message)
+    assert not gate.needs_patch(same, decision)
+
+
+def test_condition_patch_merges_by_type_and_keeps_the_transition_time():
+    held = pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION)
+    still = gate.decide(held, STALLED)
+    body = gate.condition_patch(still, gate.condition(held), "2026-02-02T00:00:00Z")
+    (cond,) = body["status"]["conditions"]
+    assert cond["type"] == gate.CONDITION and cond["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    opened = gate.condition_patch(gate.decide(held, AT_2), gate.condition(held), "2026-02-02T00:00:00Z")
+    assert opened["status"]["conditions"][0]["lastTransitionTime"] == "2026-02-02T00:00:00Z"
+
+
+@pytest.mark.parametrize("spec, gated", [
+    ({"readinessGates": [{"conditionType": gate.CONDITION}]}, True),
+    ({"readinessGates": [{"conditionType": "other.io/ready"}, {"conditionType": gate.CONDITION}]}, True),
+    ({"readinessGates": [{"conditionType": "other.io/ready"}]}, False),
+    ({}, False),
+    (None, False),
+])
+def test_is_gated(spec, gated):
+    assert gate.is_gated(spec) is gated
+
+
+@pytest.mark.parametrize("metadata, deployment", [
+    ({"labels": {"pod-template-hash": "7d9f"},
+      "ownerReferences": [{"kind": "ReplicaSet", "name": "config-server-7d9f", "controller": True}]}, "config-server"),
+    ({"labels": {"pod-template-hash": "7d9f"},
+      "ownerReferences": [{"kind": "ReplicaSet", "name": "other-abc", "controller": True}]}, None),
+    ({"labels": {}, "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f", "controller": True}]}, None),
+    ({"labels": {"pod-template-hash": "7d9f"},
+      "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f", "controller": False}]}, None),
+    ({"labels": {"pod-template-hash": "7d9f"},
+      "ownerReferences": [{"kind": "StatefulSet", "name": "web-7d9f", "controller": True}]}, None),
+    ({"labels": {"pod-template-hash": "7d9f"}}, None),
+])
+def test_deployment_of(metadata, deployment):
+    assert gate.deployment_of(metadata) == deployment
+
+
+def test_label_selector():
+    assert gate.label_selector({"matchLabels": {"b": "2", "a": "1"}}) == "a=1,b=2"
+    assert gate.label_selector({"matchLabels": {"app": "x"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["web", "api"]},
+        {"key": "env", "operator": "NotIn", "values": ["dev"]},
+        {"key": "canary", "operator": "DoesNotExist"},
+        {"key": "team", "operator": "Exists"}]}) == "app=x,tier in (web,api),env notin (dev),!canary,team"
+    with pytest.raises(ValueError, match="empty"):
+        gate.label_selector({})
+    with pytest.raises(ValueError, match="Near"):
+        gate.label_selector({"matchExpressions": [{"key": "a", "operator": "Near"}]})
+
+
+def _views(*specs: tuple[str, str, int | None]) -> list[gate.PodView]:
+    return [gate.PodView(f"p{i}", status, reason, required) for i, (status, reason, required) in enumerate(specs)]
+
+
+def test_deployment_status_counts_waiting_pods_and_shows_the_worst_reason():
+    entry = gate.deployment_status("web", _views(("True", gate.SCHEMA_READY, 1), ("False", gate.WAITING_FOR_MIGRATION, 2),
+                                                 ("", "", 3), ("False", gate.MIGRATION_STALLED, 2)))
+    assert entry == {"name": "web", "pods": 4, "waiting": 3, "requiredVersion": 3,
+                     "reason": gate.MIGRATION_STALLED, "message": None}
+    assert gate.deployment_status("web", _views(("True", gate.SCHEMA_READY, 1)))["waiting"] == 0
+    assert gate.status([entry, gate.deployment_status("api", [], "Deployment ns/api not found")])["waiting"] == 3
+
+
+def _entry(waiting: int, reason: str | None = None, required: int | None = 2) -> dict[str, Any]:
+    return {"name": "web", "pods": 3, "waiting": waiting, "requiredVersion": required if waiting else None,
+            "reason": reason}
+
+
+def test_events_held_once_then_released():
+    held = gate.events(_entry(0), _entry(1, gate.WAITING_FOR_MIGRATION), MIGRATING, released=0)
+    assert [(e.type, e.reason) for e in held] == [("Normal", gate.ROLLOUT_HELD)]
+    assert "schema version 2" in held[0].message and "database at 1" in held[0].message
+    # Still waiting for the same reason: no new Event on every reconcile.
+    assert gate.events(_entry(1, gate.WAITING_FOR_MIGRATION), _entry(2, gate.WAITING_FOR_MIGRATION), MIGRATING, 0) == []
+    # The migration failed: the hold is now a Warning carrying the error.
+    stalled = gate.events(_entry(1, gate.WAITING_FOR_MIGRATION), _entry(1, gate.MIGRATION_STALLED), STALLED, 0)
+    assert [(e.type, e.reason) for e in stalled] == [("Warning", gate.ROLLOUT_HELD)]
+    assert "no_such_table" in stalled[0].message
+    released = gate.events(_entry(1, gate.MIGRATION_STALLED), _entry(0), AT_2, released=1)
+    assert [(e.type, e.reason) for e in released] == [("Normal", gate.ROLLOUT_RELEASED)]
+    assert "version 2" in released[0].message
+    # Waiting pods deleted (rollout undone): nothing was released.
+    assert gate.events(_entry(1, gate.WAITING_FOR_MIGRATION), _entry(0), MIGRATING, released=0) == []
+    # A pod decided at once (database already there): neither held nor released.
+    assert gate.events(_entry(0), _entry(0), AT_2, released=1) == []
+    assert gate.events(None, _entry(0), AT_2, released=2) == []
