@@ -33,8 +33,8 @@ def _has_gate(spec: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.event("v1", "pods", when=_has_gate)
-async def gated_pod_event(type: str | None, body: kopf.Body, namespace: str | None, memo: kopf.Memo,
-                          gated_deployments: kopf.Index[tuple[str, str], str], **_: Any) -> None:
+async def gated_pod_event(type: str, body: kopf.Body, namespace: str | None, memo: Any, **kwargs: Any) -> None:
+    index: kopf.Index[tuple[str, str], str] = kwargs["gated_deployments"]  # kopf passes indices by name
     if not namespace:
         return
     deployment = gate.deployment_of(body.get("metadata") or {})
@@ -46,5 +46,5 @@ async def gated_pod_event(type: str | None, body: kopf.Body, namespace: str | No
     controller = memo.get("controller")
     if controller is None:
         return
-    for migration in gated_deployments.get((namespace, deployment), []):
+    for migration in index.get((namespace, deployment), []):
         controller.trigger(namespace, migration)

@@ -166,7 +166,7 @@ def post_events(k: Clients, result: Result | None) -> None:
         log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "deployment %s/%s: %s: %s",
                 ref["namespace"], ref["name"], event.reason, event.message)
         try:
-            k.core.create_namespaced_event(ref["namespace"], body)
+            k.core.create_namespaced_event(ref["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
         except ApiException as e:
             log.warning("could not post event %s on deployment %s/%s: %s", event.reason, ref["namespace"],
                         ref["name"], e.reason)
