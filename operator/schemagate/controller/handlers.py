@@ -54,6 +54,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         prefix=api.GROUP, key="last-handled-configuration")
     settings.persistence.finalizer = f"{api.GROUP}/finalizer"
     settings.posting.level = logging.WARNING
+    # Namespaces are given by exact name and the CRD is installed beforehand, so kopf need not list/watch
+    # namespaces or CRDs cluster-wide, a right the Helm chart's namespaced Roles do not grant (kopf would
+    # otherwise retry 403s for a minute at every start before falling back to the same behaviour).
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     k = Clients(kube.api_client())
