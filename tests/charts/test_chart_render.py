@@ -18,7 +18,9 @@ OPERATOR_RULES = [
     {"apiGroups": ["schemagate.io"], "resources": ["schemamigrations/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["schemagate.io"], "resources": ["schemamigrations/finalizers"], "verbs": ["update"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
@@ -138,21 +140,15 @@ def test_chart_crd_is_the_generated_one(helm_bin: str, tmp_path: Path):
     assert helm_run(helm_bin, "show", "crds", str(tgz)).stdout.strip() == generated.strip()
 
 
-def test_operator_rules_match_the_rbac_docs_operator_md_lists():
-    """docs/operator.md is where the operator's needs are written down; the chart must grant exactly that."""
+def test_operator_rules_are_the_table_in_docs_security_md():
+    """docs/security.md lists what the operator may do; the chart grants exactly that."""
     import re
 
-    text = (REPO / "docs" / "operator.md").read_text()
-    para = re.search(r"The operator's RBAC:(.*?)\n\n", text, re.S)
-    assert para, "docs/operator.md lost its 'The operator's RBAC:' paragraph"
-    documented: dict[str, set[str]] = {}
-    for m in re.finditer(r"((?:`[a-z/]+`(?:,| and)?\s*)+)\s+([a-z]+(?:/[a-z]+)*)", para.group(1)):
-        for resource in re.findall(r"`([a-z/]+)`", m.group(1)):
-            documented.setdefault(resource, set()).update(m.group(2).split("/"))
-    granted: dict[str, set[str]] = {}
-    for rule in OPERATOR_RULES:
-        for resource in rule["resources"]:
-            granted.setdefault(resource, set()).update(rule["verbs"])
+    text = (REPO / "docs" / "security.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9.]*)` \| `([a-z/]+)` \| ([a-z, ]+) \|", text, re.M)
+    assert rows, "docs/security.md lost its operator RBAC table"
+    documented = {(g if g != "core" else "", r): sorted(v.replace(" ", "").split(",")) for g, r, v in rows}
+    granted = {(rule["apiGroups"][0], rule["resources"][0]): sorted(rule["verbs"]) for rule in OPERATOR_RULES}
     assert granted == documented
 
 

@@ -70,10 +70,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]
-# The runner's result comes back as the Job pod's termination message.
+# Pods: the runner's result is the Job pod's termination message; the rollout gate watches gated pods
+# and sets their schemagate.io/schema-ready condition.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/status]
+  verbs: [patch]
+# The rollout gate reads each gated Deployment (selector, pod template's readinessGates).
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get]
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get]

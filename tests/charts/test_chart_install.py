@@ -1,0 +1,163 @@
+"""Both charts installed into the real control plane, the operator running AS A POD (the pod runner maps
+the schemagate image to this repository's CLI) with the chart's ServiceAccount token, not admin:
+
+- the example reaches Ready, so the chart's RBAC is enough, and the operator cannot read what it need not;
+- operator, migration and app pods are admitted in namespaces enforcing the `restricted` Pod Security
+  Standard (and a non-compliant pod is not: the label really is enforced);
+- the database password shows nowhere: operator and Job logs, Events, status, Job specs, Helm's record.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+from typing import Any, Iterator
+
+import pytest
+
+from chart_support import CHARTS
+from kube_fixtures import Kube, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SMIG = "cs-config-server"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+
+
+def restricted_namespace(kube: Kube, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    kube.kubectl("label", "namespace", name, RESTRICTED, "pod-security.kubernetes.io/enforce-version=latest")
+    wait_until(f"ServiceAccount default in {name}",
+               lambda: kube.kubectl("-n", name, "get", "sa", "default", check=False).returncode == 0, timeout=30)
+    return name
+
+
+@pytest.fixture
+def namespaces(kube: Kube) -> Iterator[tuple[str, str]]:
+    """(operator namespace, app namespace), both enforcing `restricted`."""
+    ops, app = restricted_namespace(kube, "ops"), restricted_namespace(kube, "app")
+    yield ops, app
+    for release, ns in (("cs", app), ("sg", ops)):
+        kube.helm("uninstall", release, "-n", ns, "--wait", check=False)
+    kube.kubectl("delete", "namespace", ops, app, "--wait=false", check=False)
+
+
+def get_json(kube: Kube, *args: str) -> Any:
+    return json.loads(kube.kubectl(*args, "-o", "json").stdout)
+
+
+def can_i(kube: Kube, who: str, *args: str) -> bool:
+    proc = kube.kubectl("auth", "can-i", *args, f"--as={who}", check=False)
+    answer = proc.stdout.strip()
+    assert answer in ("yes", "no"), f"kubectl auth can-i {' '.join(args)}: {proc.stdout} {proc.stderr}"
+    return answer == "yes"
+
+
+def wait_ready(kube: Kube, namespace: str, operator_log: Any) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        status = get_json(kube, "-n", namespace, "get", "smig", SMIG).get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+        return status if (ready.get("status"), status.get("currentVersion")) == ("True", 1) else None
+
+    try:
+        return wait_until(f"{namespace}/{SMIG} Ready at version 1", probe, timeout=120)
+    except pytest.fail.Exception:
+        print("--- operator log:\n" + operator_log()[-4000:])
+        raise
+
+
+@pytest.mark.parametrize("secrets", ["namespace", "none"])
+def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Kube, namespaces: tuple[str, str],
+                                                                       database_url: str, secrets: str):
+    if not kube.local:
+        pytest.fail("this test runs the operator as a pod through the local pod runner (no SCHEMAGATE_E2E_KUBECONFIG)")
+    from schemagate.devenv.postgres import free_port
+
+    ops, app = namespaces
+    password = urllib.parse.urlsplit(database_url).password
+    assert password
+    kube.kubectl("-n", app, "create", "secret", "generic", "config-server-db", f"--from-literal=url={database_url}")
+    kube.kubectl("-n", app, "create", "secret", "generic", "unrelated", "--from-literal=token=not-yours")
+
+    kube.helm("install", "sg", str(CHARTS / "schemagate"), "-n", ops, "--wait", "--timeout=120s",
+              "--set", f"watch.namespaces={{{app}}}", "--set", f"image.repository={kube.image.rsplit(':', 1)[0]}",
+              "--set", f"operator.healthPort={free_port()}", "--set", "operator.resyncSeconds=1",
+              "--set", f"rbac.secrets={secrets}")
+    app_values = ["--set", "operatorAccess.enabled=true", "--set", "operatorAccess.serviceAccount=sg-schemagate",
+                  "--set", f"operatorAccess.namespace={ops}"] if secrets == "none" else []
+    kube.helm("install", "cs", str(CHARTS / "config-server"), "-n", app, *app_values)
+
+    [op_pod] = get_json(kube, "-n", ops, "get", "pods", "-l", "app.kubernetes.io/instance=sg")["items"]
+    op_name = op_pod["metadata"]["name"]
+    assert op_pod["spec"]["serviceAccountName"] == "sg-schemagate"
+
+    def operator_log() -> str:
+        return kube.logs(ops, op_name)
+
+    status = wait_ready(kube, app, operator_log)
+    assert status["phase"] == "Ready"
+    # This operator pod, with the chart's token, created the Job (only the creator reports it started),
+    # and nothing it tried was refused.
+    log = operator_log()
+    assert f"{app}/{SMIG}: MigrationStarted" in log
+    assert "Forbidden" not in log and " ERROR " not in log, log[-4000:]
+
+    # The Job ran as the migration ServiceAccount, in the restricted namespace.
+    [job] = get_json(kube, "-n", app, "get", "jobs", "-l", f"schemagate.io/migration={SMIG}")["items"]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "schemagate-migration"
+    def job_pods_done() -> list[dict[str, Any]] | None:
+        pods = get_json(kube, "-n", app, "get", "pods", "-l", f"job-name={job['metadata']['name']}")["items"]
+        return pods if [p["status"].get("phase") for p in pods] == ["Succeeded"] else None
+
+    # The database can be Ready a moment before the pod's phase is reported.
+    job_pods = wait_until("the migration pod Succeeded", job_pods_done, timeout=60)
+    # The app's pods were admitted too; they carry the gate and the version they need.
+    app_pods = wait_until("config-server pods", lambda: get_json(
+        kube, "-n", app, "get", "pods", "-l", "app.kubernetes.io/instance=cs")["items"], timeout=60)
+    for pod in app_pods:
+        assert pod["spec"]["readinessGates"] == [{"conditionType": "schemagate.io/schema-ready"}]
+        assert pod["metadata"]["annotations"]["schemagate.io/required-schema-version"] == "1"
+    for ns in (ops, app):
+        labels = get_json(kube, "get", "namespace", ns)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    # The label is enforced: a pod without the restricted settings is refused in the same namespaces.
+    for ns in (ops, app):
+        proc = kube.kubectl("-n", ns, "run", "not-restricted", "--image=busybox:1.36", "--restart=Never",
+                            "--", "true", check=False)
+        assert proc.returncode != 0 and 'violates PodSecurity "restricted:latest"' in proc.stderr, proc.stderr
+
+    # What the operator may and may not do, as the API server's authorizer answers for its token.
+    operator = f"system:serviceaccount:{ops}:sg-schemagate"
+    assert can_i(kube, operator, "get", "secret/config-server-db", "-n", app)
+    assert can_i(kube, operator, "get", "secret/unrelated", "-n", app) is (secrets == "namespace")
+    for verb in ("list", "watch", "create", "update", "delete"):
+        assert not can_i(kube, operator, verb, "secrets", "-n", app), verb
+    for ns in (ops, "default", "kube-system"):
+        assert not can_i(kube, operator, "get", "secrets", "-n", ns), ns
+        assert not can_i(kube, operator, "list", "schemamigrations.schemagate.io", "-n", ns), ns
+    assert not can_i(kube, operator, "create", "pods", "-n", app)
+    assert not can_i(kube, operator, "delete", "jobs", "-n", app)
+    assert not can_i(kube, operator, "list", "schemamigrations.schemagate.io", "--all-namespaces")
+    migration = f"system:serviceaccount:{app}:schemagate-migration"
+    for verb in ("get", "create", "update"):
+        assert can_i(kube, migration, verb, "leases.coordination.k8s.io", "-n", app)
+    assert not can_i(kube, migration, "delete", "leases.coordination.k8s.io", "-n", app)
+    assert not can_i(kube, migration, "get", "secrets", "-n", app)
+    assert not can_i(kube, migration, "get", "configmaps", "-n", app)
+
+    # The password: nowhere but in the Secret.
+    wait_until("the run recorded in status", lambda: (get_json(kube, "-n", app, "get", "smig", SMIG)
+                                                      .get("status") or {}).get("lastJob"))
+    seen = {
+        "operator log": operator_log(),
+        "job logs": "".join(kube.logs(app, p["metadata"]["name"]) for p in job_pods),
+        "status, Jobs and pods": kube.kubectl("-n", app, "get", "smig,jobs,pods", "-o", "yaml").stdout,
+        "events": kube.kubectl("get", "events", "-A", "-o", "yaml").stdout,
+        "Helm's records": kube.helm("get", "all", "cs", "-n", app).stdout + kube.helm("get", "all", "sg", "-n", ops).stdout,
+    }
+    for where, text in seen.items():
+        assert text, f"{where}: nothing to look at"
+        assert password not in text, f"the database password shows in {where}"
