@@ -119,6 +119,11 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
     for pod in app_pods:
         assert pod["spec"]["readinessGates"] == [{"conditionType": "schemagate.io/schema-ready"}]
         assert pod["metadata"]["annotations"]["schemagate.io/required-schema-version"] == "1"
+    # With the schema there, the operator (same token) opens the gate: the rollout completes.
+    kube.kubectl("-n", app, "rollout", "status", "deployment/cs-config-server", "--timeout=60s", timeout=90)
+    for pod in get_json(kube, "-n", app, "get", "pods", "-l", "app.kubernetes.io/instance=cs")["items"]:
+        gate = next(c for c in pod["status"]["conditions"] if c["type"] == "schemagate.io/schema-ready")
+        assert gate["status"] == "True", pod["metadata"]["name"]
     for ns in (ops, app):
         labels = get_json(kube, "get", "namespace", ns)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
