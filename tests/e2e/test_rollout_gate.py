@@ -65,7 +65,7 @@ class Recorder:
         self.namespace, self.name, self.db_version = namespace, name, db_version
         self.available: list[int] = []
         self.pods: dict[str, PodRecord] = {}
-        self.job_complete_at: float | None = None  # the first Job that finished while recording
+        self.jobs_complete: dict[str, float] = {}  # Jobs seen running, then Complete
         self.versions: list[tuple[float, int]] = []  # (when first seen, database version), polled
         self.errors: list[str] = []
         self._running_jobs: set[str] = set()
@@ -124,6 +124,11 @@ class Recorder:
     def version_seen_at(self, version: int) -> float | None:
         return next((t for t, v in self.versions if v >= version), None)
 
+    def job_complete_after(self, version: int) -> float | None:
+        """When the Job that brought the database to `version` was Complete (the first Complete after)."""
+        seen = self.version_seen_at(version)
+        return None if seen is None else min((t for t in self.jobs_complete.values() if t >= seen), default=None)
+
     def _on_deployments(self, type_: str, obj: dict[str, Any]) -> None:
         self.available.append(int((obj.get("status") or {}).get("availableReplicas") or 0))
 
@@ -141,8 +146,8 @@ class Recorder:
         name = obj["metadata"]["name"]
         if condition(obj, "Complete").get("status") != "True":
             self._running_jobs.add(name)
-        elif name in self._running_jobs and self.job_complete_at is None:
-            self.job_complete_at = time.monotonic()
+        elif name in self._running_jobs and name not in self.jobs_complete:
+            self.jobs_complete[name] = time.monotonic()
 
     def new_pods(self, required: str) -> dict[str, PodRecord]:
         return {n: r for n, r in self.pods.items() if r.required == required}
@@ -187,7 +192,7 @@ def report_latency(rec: Recorder) -> None:
     """Figures for the issue's note, not assertions: when v2 became visible in the database (polled every
     50 ms), when the Job was Complete, when the first and the last new pod were Ready."""
     new = [p.ready_at for p in rec.new_pods("2").values() if p.ready_at]
-    committed, complete = rec.version_seen_at(2), rec.job_complete_at
+    committed, complete = rec.version_seen_at(2), rec.job_complete_after(2)
     if not new or committed is None:
         return
     report("v2 in the database → new pods Ready", {"first": min(new) - committed, "last": max(new) - committed})
@@ -204,7 +209,7 @@ def test_rollout_waits_for_the_migration_and_completes_by_itself(app, kube):
         done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
         app.wait_ready(2)
         # The gate follows the database, which is at v2 before the Job controller marks the Job Complete.
-        wait_until("the Job Complete", lambda: rec.job_complete_at, timeout=30)
+        wait_until("the Job Complete", lambda: rec.job_complete_after(2), timeout=30)
     assert done.returncode == 0, done.stderr
     assert not rec.errors, rec.errors
     assert rec.available and min(rec.available) >= 2, rec.available
@@ -248,7 +253,7 @@ def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kub
 
         app.migrations({**V1, **V2})
         done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
-        wait_until("the fixed Job Complete", lambda: rec.job_complete_at, timeout=30)
+        wait_until("the fixed Job Complete", lambda: rec.job_complete_after(2), timeout=30)
     assert done.returncode == 0, done.stderr
     assert not rec.errors, rec.errors
     assert min(rec.available) >= 2, rec.available
