@@ -173,3 +173,16 @@ def test_reconcile_stopped_before_the_database_so_the_gate_reads_it(world, monke
     gate_reconcile.run(k, _migration(), _status(stalled=(c.INVALID_MIGRATIONS, "00003_x.sql:1: bad")), None)
     ((_, body, _),) = k.core.patches
     assert body["status"]["conditions"][0]["status"] == "True"
+
+
+def test_a_failing_api_call_keeps_the_last_known_entry_and_does_not_stop_the_reconcile(world):
+    k = world([_pod("web-abc-1")])
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise ApiException(status=500, reason="Internal Server Error")
+
+    k.core.list_namespaced_pod = broken
+    known = {"name": "web", "pods": 2, "waiting": 1, "requiredVersion": 2, "reason": gate.WAITING_FOR_MIGRATION}
+    result = gate_reconcile.run(k, _migration({"rolloutGate": {"waiting": 1, "deployments": [known]}}), _status(),
+                                DbState(1))
+    assert result is not None and result.status == {"waiting": 1, "deployments": [known]} and result.events == []

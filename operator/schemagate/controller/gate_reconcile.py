@@ -68,6 +68,8 @@ def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec
                 current = observe.database_state(observe.database(k.core, namespace, spec)).current
             except observe.Blocked as b:
                 unavailable = b.message
+            except ApiException as e:
+                unavailable = f"cannot read Secret {namespace}/{spec.database.secret_ref.name}: {e.status} {e.reason}"
     target = status.get("targetVersion")
     return gate.Schema(migration=name, current=current, target=target if isinstance(target, int) else None,
                        stalled=stalled_message, progress=progress or None, unavailable=unavailable)
@@ -145,8 +147,9 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbSta
     for deployment in spec.rollout_gate.deployments:
         try:
             entry, evs = _deployment(k, namespace, deployment, schema, old.get(deployment))
-        except ApiException as e:  # the next event or resync tries again; keep what was known
-            log.warning("rollout gate of %s/%s: Deployment %s: %s %s", namespace, name, deployment, e.status, e.reason)
+        except Exception:  # noqa: BLE001  the gate must not stop the migration's own status; the next
+            # event or resync tries again, and until then the pods keep their condition (fail closed).
+            log.exception("rollout gate of %s/%s: Deployment %s failed", namespace, name, deployment)
             entry, evs = old.get(deployment) or gate.deployment_status(deployment, []), []
         entries.append(entry)
         events += evs
