@@ -317,3 +317,16 @@ def test_every_checkov_skip_carries_its_reason():
     assert skips, ".checkov.yaml skips nothing: drop this test's expectation"
     for i in skips:
         assert lines[i - 1].strip().startswith("#"), f".checkov.yaml: {lines[i].strip()} has no reason above it"
+
+
+def test_migrations_from_an_image_for_schemas_too_big_for_a_helm_release(render: Render, helm_bin: str):
+    objs = render("config-server", "migrationsImage.image=registry.example/cs-migrations:1.4.0",
+                  "schema.requiredVersion=7", namespace="app", release="cs")
+    assert not find(objs, "ConfigMap")
+    assert one(objs, "SchemaMigration")["spec"]["source"] == {
+        "image": {"image": "registry.example/cs-migrations:1.4.0", "path": "/migrations"}}
+    annotations = one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["schemagate.io/required-schema-version"] == "7"
+    proc = helm_run(helm_bin, "template", "cs", str(CHARTS / "config-server"),
+                    "--set", "migrationsImage.image=registry.example/cs-migrations:1.4.0", check=False)
+    assert proc.returncode != 0 and "set schema.requiredVersion" in proc.stderr

@@ -66,5 +66,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "config-server.requiredVersion" -}}
+{{- if and .Values.migrationsImage.image (not .Values.schema.requiredVersion) -}}
+{{- fail "config-server: with migrationsImage.image the chart cannot see the migration files: set schema.requiredVersion" -}}
+{{- end -}}
 {{- .Values.schema.requiredVersion | default (include "config-server.latestVersion" .) | toString -}}
 {{- end -}}
