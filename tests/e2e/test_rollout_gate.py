@@ -31,7 +31,12 @@ V2_BROKEN = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint P
                                  "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE orders;\n"}
 
 
-def deployment(name: str = "config-server", image: str = "config-server:v1", required: int | None = 1,
+# Stands in for config-server's image: the local pod runner reports any unmapped image Running, and a
+# kind node has the pause image (its sandbox image), so the same test runs on kind.
+APP_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def deployment(name: str = "config-server", build: str = "v1", required: int | None = 1,
                replicas: int = 2) -> dict[str, Any]:
     """What the config-server chart renders: the readiness gate and the version the build needs."""
     annotations = {REQUIRED: str(required)} if required is not None else {}
@@ -40,7 +45,8 @@ def deployment(name: str = "config-server", image: str = "config-server:v1", req
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {"metadata": {"labels": {"app": name}, "annotations": annotations}, "spec": {
             "readinessGates": [{"conditionType": GATE}],
-            "containers": [{"name": "server", "image": image}]}}}}
+            "containers": [{"name": "server", "image": APP_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "BUILD", "value": build}]}]}}}}
 
 
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
@@ -205,7 +211,7 @@ def test_rollout_waits_for_the_migration_and_completes_by_itself(app, kube):
     with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:
         # One apply: the new build needing v2, and migration v2.
         app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
-                   "data": {**V1, **V2}}, deployment(image="config-server:v2", required=2))
+                   "data": {**V1, **V2}}, deployment(build="v2", required=2))
         done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
         app.wait_ready(2)
         # The gate follows the database, which is at v2 before the Job controller marks the Job Complete.
@@ -233,7 +239,7 @@ def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kub
     serving_v1(app)
     with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:
         app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
-                   "data": {**V1, **V2_BROKEN}}, deployment(image="config-server:v2", required=2))
+                   "data": {**V1, **V2_BROKEN}}, deployment(build="v2", required=2))
         stalled = app.wait_condition("Stalled", "True", "MigrationFailed")
         assert "no_such_table" in stalled["message"] and "42P01" in stalled["message"]
         gated = wait_until("the held pod in status.rolloutGate", lambda: (
@@ -270,7 +276,7 @@ def test_operator_down_keeps_new_pods_unready_and_the_rollout_resumes_when_it_is
         operator.kill()
         try:
             app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
-                       "data": {**V1, **V2}}, deployment(image="config-server:v2", required=2))
+                       "data": {**V1, **V2}}, deployment(build="v2", required=2))
 
             def new_running() -> list[dict[str, Any]]:
                 return [p for p in pods(app) if (p["metadata"].get("annotations") or {}).get(REQUIRED) == "2"
