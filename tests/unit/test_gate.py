@@ -171,3 +171,20 @@ def test_events_held_once_then_released():
     # A pod decided at once (database already there): neither held nor released.
     assert gate.events(_entry(0), _entry(0), AT_2, released=1) == []
     assert gate.events(None, _entry(0), AT_2, released=2) == []
+
+
+def test_misconfiguration_is_a_warning_once():
+    problem = "the pod template of Deployment shop/web has no readinessGates entry"
+    new = {**_entry(0), "message": problem}
+    assert [(e.type, e.reason) for e in gate.events(_entry(0), new, AT_1, 0)] == [
+        ("Warning", gate.ROLLOUT_GATE_MISCONFIGURED)]
+    assert gate.events(new, new, AT_1, 0) == []
+
+
+def test_conflict_holds_no_pod_and_says_who_else_names_the_deployment():
+    entry = gate.deployment_status("web", _views(("", "", 2), ("True", gate.SCHEMA_READY, 1)),
+                                   gate.conflict_message("shop", "web", ["b", "a"]), conflict=True)
+    assert entry["reason"] == gate.CONFLICT and entry["waiting"] == 1
+    assert "SchemaMigration a, b" in entry["message"]
+    # Only the misconfiguration Warning, no "held for schema version" story.
+    assert [e.reason for e in gate.events(None, entry, AT_1, 0)] == [gate.ROLLOUT_GATE_MISCONFIGURED]

@@ -78,13 +78,21 @@ def _status(target: int = 2, stalled: tuple[str, str] | None = None) -> dict[str
     return {"targetVersion": target, "conditions": c.apply(None, desired, 1)}
 
 
+class FakeCustom:
+    def __init__(self) -> None:
+        self.migrations: list[dict[str, Any]] = [_migration()]
+
+    def list_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str) -> Any:
+        return {"items": self.migrations}
+
+
 @pytest.fixture
 def world(monkeypatch):
     def make(pods: list[dict[str, Any]], deployment: dict[str, Any] | None = None) -> SimpleNamespace:
         core = FakeCore(pods)
         apps = FakeApps(_deployment() if deployment is None else deployment)
         monkeypatch.setattr(gate_reconcile.client, "AppsV1Api", lambda _api: apps)
-        return SimpleNamespace(core=core, apps=apps)
+        return SimpleNamespace(core=core, apps=apps, custom=FakeCustom())
     return make
 
 
@@ -186,3 +194,31 @@ def test_a_failing_api_call_keeps_the_last_known_entry_and_does_not_stop_the_rec
     result = gate_reconcile.run(k, _migration({"rolloutGate": {"waiting": 1, "deployments": [known]}}), _status(),
                                 DbState(1))
     assert result is not None and result.status == {"waiting": 1, "deployments": [known]} and result.events == []
+
+
+def test_two_schemamigrations_naming_one_deployment_decide_none_of_its_pods(world):
+    k = world([_pod("web-abc-1", required="1"), _pod("web-abc-2", gate_status="True")])
+    rival = _migration()
+    rival["metadata"]["name"] = "billing"
+    k.custom.migrations.append(rival)
+    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    assert k.core.patches == []  # not even the pod whose version the database has
+    assert result is not None
+    (entry,) = result.status["deployments"]
+    assert entry["reason"] == gate.CONFLICT and entry["waiting"] == 1
+    assert "SchemaMigration billing" in entry["message"] and f"{NS}/web" in entry["message"]
+    assert [(e.type, e.reason) for _, e in result.events] == [("Warning", gate.ROLLOUT_GATE_MISCONFIGURED)]
+    # Said once, not on every reconcile.
+    again = gate_reconcile.run(k, _migration({"rolloutGate": result.status}), _status(), DbState(1))
+    assert again is not None and again.events == []
+
+
+def test_schemamigrations_unlistable_decides_nothing(world):
+    k = world([_pod("web-abc-1", required="1")])
+
+    def forbidden(*_: Any) -> Any:
+        raise ApiException(status=403, reason="Forbidden")
+
+    k.custom.list_namespaced_custom_object = forbidden
+    assert gate_reconcile.run(k, _migration(), _status(), DbState(1)) is None
+    assert k.core.patches == []

@@ -25,10 +25,13 @@ MIGRATION_STALLED = "MigrationStalled"
 VERSION_NOT_PLANNED = "VersionNotPlanned"
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 INVALID_REQUIRED_VERSION = "InvalidRequiredVersion"
+# Status reason when several SchemaMigrations name one Deployment: none of them decides its pods.
+CONFLICT = "GateConflict"
 
 # Events on the Deployment.
 ROLLOUT_HELD = "RolloutHeld"
 ROLLOUT_RELEASED = "RolloutReleased"
+ROLLOUT_GATE_MISCONFIGURED = "RolloutGateMisconfigured"
 
 MESSAGE_LIMIT = 512
 
@@ -200,13 +203,16 @@ _SEVERITY = [INVALID_REQUIRED_VERSION, MIGRATION_STALLED, VERSION_NOT_PLANNED, D
              WAITING_FOR_MIGRATION]
 
 
-def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = None) -> dict[str, Any]:
+def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = None,
+                      conflict: bool = False) -> dict[str, Any]:
     """One status.rolloutGate.deployments entry (camelCase, as stored)."""
     pods = list(pods)
     waiting = [p for p in pods if p.status != "True"]
     required = [p.required for p in waiting if p.required is not None]
     reasons = {p.reason for p in waiting}
     reason = next((r for r in _SEVERITY if r in reasons), next(iter(sorted(reasons)), None)) if waiting else None
+    if conflict:
+        reason = CONFLICT
     return {"name": name, "pods": len(pods), "waiting": len(waiting),
             "requiredVersion": max(required) if required else None, "reason": reason or None,
             "message": problem}
@@ -216,9 +222,27 @@ def status(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"waiting": sum(int(e.get("waiting") or 0) for e in entries), "deployments": entries}
 
 
+def conflict_message(namespace: str, deployment: str, others: Iterable[str]) -> str:
+    names = ", ".join(sorted(others))
+    return (f"Deployment {namespace}/{deployment} is also named in spec.rolloutGate of SchemaMigration {names}: "
+            f"none of them decides its pods until exactly one names it")
+
+
 def events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: Schema, released: int) -> list[Event]:
-    """Events for one Deployment: held when pods start waiting (or wait for a new reason), released when
-    the gate opened for the last waiting pods. `released` = pods the gate opened this round."""
+    """Events for one Deployment: a Warning when its gate is misconfigured, held when pods start waiting (or
+    wait for a new reason), released when the gate opened for the last waiting pods. `released` = pods the
+    gate opened this round."""
+    out: list[Event] = []
+    problem = new.get("message")
+    if problem and problem != (old or {}).get("message"):
+        out.append(Event("Warning", ROLLOUT_GATE_MISCONFIGURED, _short(str(problem))))
+    if new.get("reason") == CONFLICT:
+        return out
+    return out + _hold_events(old, new, schema, released)
+
+
+def _hold_events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: Schema, released: int
+                 ) -> list[Event]:
     before = int((old or {}).get("waiting") or 0)
     after = int(new.get("waiting") or 0)
     if after:

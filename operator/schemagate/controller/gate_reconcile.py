@@ -90,8 +90,21 @@ def _patch_pod(core: client.CoreV1Api, namespace: str, pod: dict[str, Any], deci
     return True
 
 
-def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old: dict[str, Any] | None
-                ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], gate.Event]]]:
+def _also_gating(k: Clients, namespace: str, name: str) -> dict[str, list[str]]:
+    """Deployment → the other SchemaMigrations of the namespace naming it in spec.rolloutGate."""
+    found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
+    out: dict[str, list[str]] = {}
+    for item in found.get("items") or []:
+        other = (item.get("metadata") or {}).get("name")
+        deployments = ((item.get("spec") or {}).get("rolloutGate") or {}).get("deployments") or []
+        if other and other != name and isinstance(deployments, list):
+            for d in deployments:
+                out.setdefault(str(d), []).append(other)
+    return out
+
+
+def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old: dict[str, Any] | None,
+                others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], gate.Event]]]:
     apps = client.AppsV1Api(k.core.api_client)
     try:
         dep = _json(apps.read_namespaced_deployment(name, namespace, _preload_content=False))
@@ -101,8 +114,8 @@ def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old:
             return gate.deployment_status(name, [], f"Deployment {namespace}/{name} {what}"), []
         raise
     spec = dep.get("spec") or {}
-    problem = None
-    if not gate.is_gated((spec.get("template") or {}).get("spec")):
+    problem = gate.conflict_message(namespace, name, others) if others else None
+    if not problem and not gate.is_gated((spec.get("template") or {}).get("spec")):
         problem = (f"the pod template of Deployment {namespace}/{name} has no readinessGates entry "
                    f"{{conditionType: {gate.CONDITION}}}: its new pods are not held")
     try:
@@ -116,7 +129,8 @@ def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old:
         meta = pod.get("metadata") or {}
         if gate.deployment_of(meta) != name or not gate.is_gated(pod.get("spec")) or meta.get("deletionTimestamp"):
             continue
-        decision = gate.decide(pod, schema)
+        # Two SchemaMigrations (two databases, perhaps) would each open the gate by their own measure.
+        decision = None if others else gate.decide(pod, schema)
         if gate.needs_patch(pod, decision):
             assert decision is not None
             if not _patch_pod(k.core, namespace, pod, decision):
@@ -124,14 +138,15 @@ def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old:
             elif decision.status == c.TRUE:
                 released += 1
         views.append(gate.view(pod, decision, schema.target))
-    entry = gate.deployment_status(name, views, problem)
+    entry = gate.deployment_status(name, views, problem, conflict=bool(others))
     ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "namespace": namespace,
            "uid": (dep.get("metadata") or {}).get("uid")}
     return entry, [(ref, e) for e in gate.events(old, entry, schema, released)]
 
 
 def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None) -> Result | None:
-    """Decide every gated pod; None when the spec cannot be read (status.rolloutGate stays as it was)."""
+    """Decide every gated pod; None when the spec cannot be read or the namespace's SchemaMigrations cannot
+    be listed (no pod is decided, status.rolloutGate stays as it was)."""
     meta = obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     try:
@@ -141,12 +156,18 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbSta
     if spec.rollout_gate is None:
         return Result(None)
     schema = _schema(k, namespace, name, spec, status, db_state)
+    try:
+        others = _also_gating(k, namespace, name)
+    except ApiException as e:  # decide nothing this round rather than without knowing (fail closed)
+        log.warning("rollout gate of %s/%s: cannot list SchemaMigrations: %s %s", namespace, name, e.status, e.reason)
+        return None
     old = {d.get("name"): d for d in ((obj.get("status") or {}).get("rolloutGate") or {}).get("deployments") or []}
     entries: list[dict[str, Any]] = []
     events: list[tuple[dict[str, Any], gate.Event]] = []
     for deployment in spec.rollout_gate.deployments:
         try:
-            entry, evs = _deployment(k, namespace, deployment, schema, old.get(deployment))
+            entry, evs = _deployment(k, namespace, deployment, schema, old.get(deployment),
+                                     others.get(deployment, []))
         except Exception:  # noqa: BLE001  the gate must not stop the migration's own status; the next
             # event or resync tries again, and until then the pods keep their condition (fail closed).
             log.exception("rollout gate of %s/%s: Deployment %s failed", namespace, name, deployment)
