@@ -65,6 +65,10 @@ def test_demo_up_shows_ready_and_the_held_then_released_rollout_and_down_stops_i
         assert port_open(pg["port"])
         status = run_demo("status", env, timeout=60)
         assert status.returncode == 0 and "schemagate demo is running" in status.stdout
+        again = run_demo("up", env, timeout=60)  # a second `up` changes nothing and says so
+        assert again.returncode == 0 and "already up" in again.stdout
+        assert kubectl("-n", "config-server", "get", "schemamigrations", "--no-headers").split()[1:5] == [
+            "2", "2", "Ready", "True"]
     finally:
         down = run_demo("down", env, timeout=120)
     assert down.returncode == 0, down.stdout
