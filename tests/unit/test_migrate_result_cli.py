@@ -105,3 +105,26 @@ def test_lease_unavailable_maps_to_its_reason_before_connecting(tmp_path: Path, 
     assert code == 1
     assert doc["error"] == {"reason": "LeaseUnavailable", "message": "Lease apps/db-lease: held by job-0 until 12:00:00",
                             "file": None, "version": None, "line": None, "statement": None, "sqlstate": None}
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app:s3cr%zzet@203.0.113.1:1/app",  # libpq: invalid percent-encoded token: "s3cr%zzet"
+    "postgresql://app:s3cr%00et@203.0.113.1:1/app",  # libpq: forbidden value %00 ...: "s3cr%00et"
+    "postgresql://app@203.0.113.1:1/app?password=s3cr%zzet",
+])
+def test_unparsable_url_password_quoted_by_libpq_is_redacted(url: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # libpq quotes the undecodable userinfo/parameter verbatim in its parse error; psycopg cannot decode
+    # the URL either, so the password has to be found in the URL's text.
+    from schemagate import cli
+
+    (tmp_path / "00001_a.sql").write_text("-- +goose Up\nSELECT 1;\n")
+    result_file = tmp_path / "result.json"
+    code = cli.main(["migrate", "--dir", str(tmp_path), "--database-url", url, "--json",
+                     "--result-file", str(result_file), "up"])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert code == 1 and doc["error"]["reason"] == "ConnectionFailed"
+    assert "percent-encoded" in doc["error"]["message"]  # the reason is still said
+    for text in (out, err, result_file.read_text()):
+        assert "s3cr" not in text, text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,13 @@ def _passwords(url: str, env: Mapping[str, str]) -> list[str]:
             found.append(str(pw))
     except psycopg.Error:
         pass
+    # As written in the URL too: libpq's parse errors quote an undecodable password verbatim
+    # ('invalid percent-encoded token: "s3cr%zz"'), and then conninfo_to_dict cannot find it either.
+    for pattern in (_URI_PASSWORD, _QUERY_PASSWORD, _KV_PASSWORD):
+        for m in pattern.finditer(url):
+            raw = m.group(2).strip("'")
+            if raw:
+                found += [raw, urllib.parse.unquote(raw)]
     if env.get("PGPASSWORD"):
         found.append(env["PGPASSWORD"])
     return found
