@@ -135,3 +135,17 @@ def test_checksums_of_goose_applied_files_are_adopted(database_url: str, tmp_pat
     assert r.code == 0, r.text
     (d / "00001_a.sql").write_text(mig("CREATE TABLE a (id text);", "DROP TABLE a;"))
     assert sg(database_url, d, "validate").json["error"]["reason"] == "ChecksumMismatch"
+
+
+def test_envsub_value_never_shown_in_a_failure(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ENVSUB is how goose users pass a role's password; the failing statement is quoted as written in the
+    # file, never with the substituted secret.
+    d = write_dir(tmp_path / "m", {"00001_role.sql": "-- +goose Up\n-- +goose ENVSUB ON\n"
+                                   "ALTER ROLE no_such_role_here LOGIN PASSWORD '${APP_DB_PASSWORD}';\n"})
+    monkeypatch.setenv("APP_DB_PASSWORD", "Sup3rS3cretPw")
+    result_file = tmp_path / "result.json"
+    r = sg(database_url, d, "up", extra=("--result-file", str(result_file)))
+    assert r.code == 1 and r.json["error"]["reason"] == "MigrationFailed"
+    assert "line 3: ALTER ROLE no_such_role_here LOGIN PASSWORD '${APP_DB_PASSWORD}'" in r.json["error"]["message"]
+    for text in (r.out, r.err, result_file.read_text()):
+        assert "Sup3rS3cretPw" not in text, text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from schemagate.migrate.envsub import EnvsubError, interpolate
@@ -33,10 +33,13 @@ class MigrationParseError(ValueError):
 class Statement:
     sql: str
     line: int  # 1-based line of the file where the statement's first line is
+    # That line as written in the file, before ENVSUB: what messages quote, since substituted values are
+    # often secrets (a role's password). Empty when it is the same as the statement's first line.
+    source_line: str = field(default="", compare=False)
 
     @property
     def first_line(self) -> str:
-        return self.sql.split("\n", 1)[0]
+        return self.source_line.strip() or self.sql.split("\n", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def _parse_direction(
     stmts: list[Statement] = []
     buf: list[str] = []
     buf_line = 0
+    raw_buf: list[str] = []  # buf's lines before ENVSUB
     begin_line = 0
 
     def fail(lineno: int, message: str) -> MigrationParseError:
@@ -122,9 +126,10 @@ def _parse_direction(
                             f"unexpected unfinished SQL query: {go_quote(remaining)}: missing semicolon?")
 
     def emit() -> None:
-        nonlocal buf, buf_line
-        stmts.append(Statement("\n".join(buf).strip(), buf_line))
-        buf = []
+        nonlocal buf, buf_line, raw_buf
+        text, raw = "\n".join(buf).strip(), "\n".join(raw_buf).strip()
+        stmts.append(Statement(text, buf_line, raw.split("\n", 1)[0] if raw != text else ""))
+        buf, raw_buf = [], []
         buf_line = 0
 
     for lineno, line in enumerate(lines, start=1):
@@ -182,6 +187,7 @@ def _parse_direction(
         if not buf and (line.strip().startswith("--") or line == ""):
             continue
         if state not in (_State.END_UP, _State.END_DOWN):
+            raw = line
             if use_envsub:
                 try:
                     line = interpolate(line, env)
@@ -189,7 +195,9 @@ def _parse_direction(
                     raise fail(lineno, f"variable substitution failed: {e}:\n{line}") from None
             if not buf:
                 buf_line = lineno
+                raw_buf = []
             buf.append(line)
+            raw_buf.append(raw)
         if state in (_State.UP, _State.BEGIN_UP, _State.END_UP):
             if not up:
                 buf, buf_line = [], 0
