@@ -128,3 +128,50 @@ def test_unparsable_url_password_quoted_by_libpq_is_redacted(url: str, tmp_path:
     assert "percent-encoded" in doc["error"]["message"]  # the reason is still said
     for text in (out, err, result_file.read_text()):
         assert "s3cr" not in text, text
+
+
+def test_lease_api_failure_is_a_result_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # The Kubernetes API answering 500 (or being unreachable) must still give the Job a result to report,
+    # naming the Lease by the namespace actually used (the pod's, when --lease-namespace is not given).
+    from kubernetes.client.exceptions import ApiException
+
+    from schemagate import cli, lease
+
+    def held_lease(**kwargs):  # type: ignore[no-untyped-def]
+        raise ApiException(status=500, reason="Internal Server Error")
+
+    monkeypatch.setattr(lease, "held_lease", held_lease)
+    monkeypatch.setattr(cli_module(), "_pod_namespace", lambda: "team-a")
+    (tmp_path / "00001_a.sql").write_text("-- +goose Up\nSELECT 1;\n")
+    result_file = tmp_path / "result.json"
+    code = cli.main(["migrate", "--dir", str(tmp_path), "--database-url", "postgresql://u:pw@203.0.113.1:1/x",
+                     "--json", "--result-file", str(result_file), "--lease-name", "db-lease", "up"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and json.loads(result_file.read_text()) == doc
+    assert doc["error"]["reason"] == "LeaseUnavailable"
+    assert doc["error"]["message"].startswith("Lease team-a/db-lease: ")
+    assert "500" in doc["error"]["message"]
+
+
+def test_lease_unavailable_names_the_namespace_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from schemagate import cli, lease
+
+    def held_lease(**kwargs):  # type: ignore[no-untyped-def]
+        raise lease.LeaseUnavailable(f"held by job-0 (asked in {kwargs['namespace']})")
+
+    monkeypatch.setattr(lease, "held_lease", held_lease)
+    monkeypatch.setattr(cli_module(), "_pod_namespace", lambda: "team-a")
+    (tmp_path / "00001_a.sql").write_text("-- +goose Up\nSELECT 1;\n")
+    code = cli.main(["migrate", "--dir", str(tmp_path), "--database-url", "postgresql://u:pw@203.0.113.1:1/x",
+                     "--json", "--lease-name", "db-lease", "up"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert doc["error"]["message"] == "Lease team-a/db-lease: held by job-0 (asked in team-a)"
+
+
+def cli_module():  # type: ignore[no-untyped-def]
+    from schemagate.migrate import cli as migrate_cli
+
+    return migrate_cli

@@ -76,13 +76,20 @@ def _lease(args: argparse.Namespace) -> Iterator[None]:
         return
     from schemagate import lease  # imported only when asked: it needs the Kubernetes client
 
+    namespace = args.lease_namespace or _pod_namespace()
     try:
-        cm = lease.held_lease(name=args.lease_name, namespace=args.lease_namespace or _pod_namespace(),
+        cm = lease.held_lease(name=args.lease_name, namespace=namespace,
                               holder=args.lease_holder or os.environ.get("HOSTNAME") or "schemagate",
                               duration_seconds=args.lease_duration)
         cm.__enter__()
     except lease.LeaseUnavailable as e:
-        raise MigrateError(reasons.LEASE_UNAVAILABLE, f"Lease {args.lease_namespace}/{args.lease_name}: {e}") from None
+        raise MigrateError(reasons.LEASE_UNAVAILABLE, f"Lease {namespace}/{args.lease_name}: {e}") from None
+    except Exception as e:  # API down, 5xx, no kubeconfig: still a result the Job can report, not a traceback
+        status = getattr(e, "status", None)
+        why = (f"Kubernetes API answered {status} {getattr(e, 'reason', '') or ''}".rstrip() if status
+               else f"{type(e).__name__}: {e}")
+        raise MigrateError(reasons.LEASE_UNAVAILABLE,
+                           f"Lease {namespace}/{args.lease_name}: cannot take it: {why}") from None
     exc: BaseException | None = None
     try:
         yield
