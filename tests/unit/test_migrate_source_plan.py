@@ -74,6 +74,16 @@ def test_load_dir_errors_name_the_directory_or_file(tmp_path: Path) -> None:
         load_dir(tmp_path)
 
 
+def test_a_dangling_migration_symlink_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    # goose globs *.sql and fails opening it; skipping it would silently leave version 2 out of the run.
+    (tmp_path / "00001_a.sql").write_text("-- +goose Up\nSELECT 1;\n")
+    (tmp_path / "00002_b.sql").symlink_to(tmp_path / "gone" / "00002_b.sql")
+    with pytest.raises(MigrateError) as info:
+        load_dir(tmp_path)
+    assert (info.value.reason, info.value.file) == (reasons.INVALID_MIGRATIONS, "00002_b.sql")
+    assert "00002_b.sql" in info.value.message and "not a regular file" in info.value.message
+
+
 
 def state(*versions: int, unapplied: tuple[int, ...] = ()) -> DbState:
     """Rows in insertion order (version 0 first), as goose writes them."""

@@ -114,7 +114,12 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, str]:
     files: dict[str, str] = {}
     problems: list[tuple[str, int | None, str]] = []
     for entry in entries:
-        if not entry.name.endswith((".sql", ".go")) or not entry.is_file():
+        if not entry.name.endswith((".sql", ".go")):
+            continue
+        if not entry.is_file():
+            if entry.name.endswith(".sql"):  # goose globs it and fails to read it: never a quiet skip
+                problems.append((entry.name, None, f"{entry.path} is not a regular file (a dangling symlink or "
+                                                   "a directory)"))
             continue
         try:
             files[entry.name] = Path(entry.path).read_bytes().decode("utf-8")
