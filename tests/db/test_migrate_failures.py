@@ -149,3 +149,30 @@ def test_envsub_value_never_shown_in_a_failure(database_url: str, tmp_path: Path
     assert "line 3: ALTER ROLE no_such_role_here LOGIN PASSWORD '${APP_DB_PASSWORD}'" in r.json["error"]["message"]
     for text in (r.out, r.err, result_file.read_text()):
         assert "Sup3rS3cretPw" not in text, text
+
+
+def test_no_transaction_file_whose_version_cannot_be_recorded_says_it_stays_applied(database_url: str,
+                                                                                      tmp_path: Path) -> None:
+    # The statements of a NO TRANSACTION file have run when the version row is written; if that write fails
+    # the result must name the file and say its statements stay applied (not a bare "database error").
+    d = write_dir(tmp_path / "m", {"00001_t.sql": mig("CREATE TABLE kept (id int);\nDROP TABLE schemagate_checksums;",
+                                                      extra="-- +goose NO TRANSACTION\n")})
+    r = sg(database_url, d, "up")
+    assert r.code == 1, r.text
+    err = r.json["error"]
+    assert (err["file"], err["version"], err["sqlstate"]) == ("00001_t.sql", 1, "42P01")
+    assert "NO TRANSACTION" in err["message"] and "stay applied" in err["message"], err["message"]
+    assert r.json["applied"] == [] and r.json["versionAfter"] == 0
+    assert query(database_url, "SELECT to_regclass('kept') IS NOT NULL") == [(True,)]
+    assert rows(database_url) == [(0, True)]
+
+
+def test_transactional_file_whose_version_cannot_be_recorded_is_rolled_back_and_named(database_url: str,
+                                                                                       tmp_path: Path) -> None:
+    d = write_dir(tmp_path / "m", {"00001_t.sql": mig("CREATE TABLE gone (id int);\nDROP TABLE schemagate_checksums;")})
+    r = sg(database_url, d, "up")
+    assert r.code == 1, r.text
+    err = r.json["error"]
+    assert (err["file"], err["version"]) == ("00001_t.sql", 1) and "rolled back" in err["message"], err["message"]
+    assert query(database_url, "SELECT to_regclass('gone')") == [(None,)]
+    assert rows(database_url) == [(0, True)]

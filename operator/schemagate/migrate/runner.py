@@ -158,12 +158,24 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
                 raise _statement_error(m, step.direction, n, st, e, use_tx) from e
 
     def bookkeeping() -> None:
-        if step.direction == "up":
-            row_id = store.insert_version(conn, t, m.version)
-            store.record_checksum(conn, t, m.version, row_id, m.file, m.sha256)
-        else:
-            store.delete_version(conn, t, m.version)
-            store.delete_checksum(conn, t, m.version)
+        try:
+            if step.direction == "up":
+                row_id = store.insert_version(conn, t, m.version)
+                store.record_checksum(conn, t, m.version, row_id, m.file, m.sha256)
+            else:
+                store.delete_version(conn, t, m.version)
+                store.delete_checksum(conn, t, m.version)
+        except psycopg.Error as e:
+            # The statements have run: say which file, and whether they were undone.
+            aftermath = ("rolled back, nothing of it applied" if use_tx else
+                         f"NO TRANSACTION: its {step.direction} statements ran and stay applied, but {t.goose} "
+                         "was not updated; record or undo it by hand")
+            primary = e.diag.message_primary or str(e).strip().splitlines()[0]
+            raise MigrateError(
+                reasons.DATABASE_ERROR,
+                f"{m.file}: recording the {step.direction} of version {m.version} failed: {primary} "
+                f"[SQLSTATE {e.sqlstate}]; {aftermath}",
+                file=m.file, version=m.version, sqlstate=e.sqlstate) from e
 
     if use_tx:
         with conn.transaction():
