@@ -175,3 +175,14 @@ def cli_module():  # type: ignore[no-untyped-def]
     from schemagate.migrate import cli as migrate_cli
 
     return migrate_cli
+
+
+def test_interrupted_between_migrations_does_not_claim_nothing_ran() -> None:
+    from schemagate.migrate.cli import _interrupted
+
+    r = RunResult("up", dburl.Target("h", 1, "d"), "goose_db_version", 0, 1)
+    assert "before any migration" in _interrupted(r).message
+    r.applied = [AppliedStep(1, "00001_a.sql", "up", 3)]
+    e = _interrupted(r)
+    assert e.reason == reasons.INTERRUPTED and "before any migration" not in e.message
+    assert "after 1 migration step(s)" in e.message and "00001_a.sql" in e.message

@@ -180,6 +180,11 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
 
 def _interrupted(res: runner.RunResult) -> MigrateError:
     step = res.in_progress
+    if step is None and res.applied:  # between two files, or after the last one: nothing was cut short
+        last = res.applied[-1]
+        return MigrateError(reasons.INTERRUPTED,
+                            f"interrupted by a signal after {len(res.applied)} migration step(s) had completed "
+                            f"(the last: {last.file}, {last.direction}); no migration was running")
     if step is None:
         return MigrateError(reasons.INTERRUPTED, "interrupted by a signal before any migration started running")
     return MigrateError(reasons.INTERRUPTED,
