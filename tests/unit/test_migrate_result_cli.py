@@ -186,3 +186,14 @@ def test_interrupted_between_migrations_does_not_claim_nothing_ran() -> None:
     e = _interrupted(r)
     assert e.reason == reasons.INTERRUPTED and "before any migration" not in e.message
     assert "after 1 migration step(s)" in e.message and "00001_a.sql" in e.message
+
+
+def test_redact_finds_an_undecodable_password_in_the_url_text() -> None:
+    # The operator's status path calls redact(text, url, env={}) with psycopg's parse error.
+    url = "postgresql://app:s3cr%zzet@db:5432/app"
+    with pytest.raises(Exception) as info:
+        import psycopg
+
+        psycopg.conninfo.conninfo_to_dict(url)
+    assert "s3cr%zzet" in str(info.value)  # what libpq says, verbatim
+    assert "s3cr" not in dburl.redact(str(info.value), url, env={})
