@@ -197,3 +197,14 @@ def test_redact_finds_an_undecodable_password_in_the_url_text() -> None:
         psycopg.conninfo.conninfo_to_dict(url)
     assert "s3cr%zzet" in str(info.value)  # what libpq says, verbatim
     assert "s3cr" not in dburl.redact(str(info.value), url, env={})
+
+
+def test_malformed_url_is_said_to_be_malformed_not_blamed_on_a_default_database() -> None:
+    from schemagate.migrate import runner
+
+    with pytest.raises(MigrateError) as info:
+        runner.connect("host=db.internal password='Secr3t dbname=orders")
+    e = info.value
+    assert e.reason == reasons.CONNECTION_FAILED
+    assert e.message.startswith("the database URL is malformed: unterminated quoted string"), e.message
+    assert "localhost" not in e.message and "Secr3t" not in e.message

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 
 from schemagate.migrate import dburl, plan, reasons, store
 from schemagate.migrate.errors import MigrateError
@@ -81,6 +82,10 @@ def connect(url: str) -> psycopg.Connection:
         return psycopg.connect(url, **kwargs)
     except psycopg.Error as e:
         text = dburl.redact(str(e).strip(), url)
+        try:
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.Error:  # describe() would fall back to localhost and the user's name: not this database
+            raise MigrateError(reasons.CONNECTION_FAILED, f"the database URL is malformed: {text}") from None
         where = dburl.describe(url)
         low = text.lower()
         if "password authentication failed" in low or "authentication failed" in low or \
