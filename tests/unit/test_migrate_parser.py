@@ -121,3 +121,17 @@ def test_invalid_files_fail_with_goose_message_file_and_line(text: str, line: in
     assert message in info.value.message
     assert (info.value.file, info.value.line) == ("00007_bad.sql", line)
     assert str(info.value).startswith(f"00007_bad.sql:{line}: ")
+
+
+def test_envsub_values_stay_out_of_messages_and_quoted_lines() -> None:
+    # With ENVSUB, substituted values are often secrets; errors and quoted lines show the file as written.
+    env = {"APP_PW": "Sup3rS3cret"}
+    with pytest.raises(MigrationParseError) as info:
+        parse("-- +goose Up\n-- +goose ENVSUB ON\nALTER ROLE app PASSWORD '${APP_PW}'\n", "00007_bad.sql", env)
+    assert "Sup3rS3cret" not in str(info.value)
+    assert "unexpected unfinished SQL query: \"ALTER ROLE app PASSWORD '${APP_PW}'\"" in info.value.message
+    p = parse("-- +goose Up\n-- +goose ENVSUB ON\nALTER ROLE app\n  PASSWORD '${APP_PW}';\n"
+              "-- +goose StatementBegin\nSELECT '${APP_PW}';\n-- +goose StatementEnd\n", "00001_x.sql", env)
+    assert [(s.sql, s.first_line) for s in p.up] == [
+        ("ALTER ROLE app\n  PASSWORD 'Sup3rS3cret';", "ALTER ROLE app"),
+        ("SELECT 'Sup3rS3cret';", "SELECT '${APP_PW}';")]

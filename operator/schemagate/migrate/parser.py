@@ -121,7 +121,7 @@ def _parse_direction(
         return MigrationParseError(filename, lineno, message)
 
     def unfinished(lineno: int) -> MigrationParseError:
-        remaining = "\n".join(buf).strip()
+        remaining = "\n".join(raw_buf).strip()  # as written: ENVSUB values are often secrets
         return fail(lineno, f"failed to parse migration: state {int(state)}, direction: {direction}: "
                             f"unexpected unfinished SQL query: {go_quote(remaining)}: missing semicolon?")
 
@@ -207,7 +207,7 @@ def _parse_direction(
                 buf, buf_line = [], 0
                 continue
         else:
-            raise fail(lineno, f"failed to parse migration: unexpected state {int(state)} on line {go_quote(line)}, "
+            raise fail(lineno, f"failed to parse migration: unexpected state {int(state)} on line {go_quote(raw)}, "
                                f"{SQL_MIGRATIONS_URL}")
         if state in (_State.UP, _State.DOWN):
             if ends_with_semicolon(line):
