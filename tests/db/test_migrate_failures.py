@@ -176,3 +176,20 @@ def test_transactional_file_whose_version_cannot_be_recorded_is_rolled_back_and_
     assert (err["file"], err["version"]) == ("00001_t.sql", 1) and "rolled back" in err["message"], err["message"]
     assert query(database_url, "SELECT to_regclass('gone')") == [(None,)]
     assert rows(database_url) == [(0, True)]
+
+
+def test_failure_at_commit_names_the_file(database_url: str, tmp_path: Path) -> None:
+    # A deferred constraint is checked at COMMIT, after every statement succeeded: still the file's failure.
+    d = write_dir(tmp_path / "m", {
+        "00001_t.sql": mig("CREATE TABLE parent (id int PRIMARY KEY);\nCREATE TABLE child (p int REFERENCES parent "
+                           "DEFERRABLE INITIALLY DEFERRED);"),
+        "00002_bad.sql": mig("INSERT INTO child VALUES (42);"),
+    })
+    r = sg(database_url, d, "up")
+    assert r.code == 1, r.text
+    err = r.json["error"]
+    assert (err["reason"], err["file"], err["version"], err["sqlstate"]) == ("MigrationFailed", "00002_bad.sql", 2,
+                                                                             "23503"), err
+    assert "COMMIT" in err["message"] and "rolled back" in err["message"], err["message"]
+    assert r.json["versionAfter"] == 1 and rows(database_url) == [(0, True), (1, True)]
+    assert query(database_url, "SELECT count(*) FROM child") == [(0,)]

@@ -183,9 +183,18 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
                 file=m.file, version=m.version, sqlstate=e.sqlstate) from e
 
     if use_tx:
-        with conn.transaction():
-            execute_all()
-            bookkeeping()
+        try:
+            with conn.transaction():
+                execute_all()
+                bookkeeping()
+        except psycopg.Error as e:  # statements and bookkeeping raise MigrateError: this is BEGIN or COMMIT
+            detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
+            primary = e.diag.message_primary or str(e).strip().splitlines()[0]
+            raise MigrateError(
+                reasons.MIGRATION_FAILED,
+                f"{m.file}: {step.direction} failed at COMMIT (e.g. a deferred constraint): {primary}{detail} "
+                f"[SQLSTATE {e.sqlstate}]; rolled back, no version row written",
+                file=m.file, version=m.version, sqlstate=e.sqlstate) from e
     else:
         execute_all()
         with conn.transaction():
