@@ -193,3 +193,15 @@ def test_failure_at_commit_names_the_file(database_url: str, tmp_path: Path) -> 
     assert "COMMIT" in err["message"] and "rolled back" in err["message"], err["message"]
     assert r.json["versionAfter"] == 1 and rows(database_url) == [(0, True), (1, True)]
     assert query(database_url, "SELECT count(*) FROM child") == [(0,)]
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("SELECT 1/0;\nCREATE TABLE t (id int);", "NO TRANSACTION: nothing of this file was applied"),
+    ("CREATE TABLE t (id int);\nCREATE TABLE u (id int);\nSELECT 1/0;",
+     "NO TRANSACTION: statements 1-2 of this file stay applied"),
+])
+def test_no_transaction_failure_says_exactly_what_stays_applied(database_url: str, tmp_path: Path, body: str,
+                                                                said: str) -> None:
+    d = write_dir(tmp_path / "m", {"00001_t.sql": mig(body, extra="-- +goose NO TRANSACTION\n")})
+    r = sg(database_url, d, "up")
+    assert r.code == 1 and said in r.json["error"]["message"], r.json["error"]["message"]

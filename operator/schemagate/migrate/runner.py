@@ -137,8 +137,13 @@ def _statement_error(m: Migration, direction: str, n: int, st: Statement, e: psy
         where = f", at line {err_line}"
     detail = f" ({diag.message_detail})" if diag.message_detail else ""
     first = st.first_line if len(st.first_line) <= 80 else st.first_line[:77] + "..."
-    aftermath = ("rolled back, no version row written" if use_tx else
-                 "NO TRANSACTION: earlier statements of this file stay applied, no version row written")
+    if use_tx:
+        aftermath = "rolled back, no version row written"
+    elif n > 1:
+        aftermath = (f"NO TRANSACTION: statement{'s 1-' if n > 2 else ' '}{n - 1} of this file stay"
+                     f"{'' if n > 2 else 's'} applied, no version row written")
+    else:
+        aftermath = "NO TRANSACTION: nothing of this file was applied, no version row written"
     code = f"[SQLSTATE {sqlstate}{where}]" if sqlstate else f"[{type(e).__name__}{where}]"
     return MigrateError(
         reasons.MIGRATION_FAILED,
