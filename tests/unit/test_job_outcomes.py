@@ -82,3 +82,29 @@ def test_stalled_event_only_on_entering_or_changing_reason():
     assert stalled_event(status("SecretNotFound"), status("ConnectionFailed")).reason == "ConnectionFailed"
     ready = {"conditions": c.apply(None, c.ready("ok"), 1)}
     assert stalled_event(status("SecretNotFound"), ready) is None
+
+
+def _merge_patch(target, patch):
+    """RFC 7386, as the apiserver applies the status patch."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
+def test_a_new_run_record_keeps_nothing_of_the_previous_one_once_patched():
+    old = {"lastJob": {"job": "a-g1-x", "outcome": "Succeeded", "versionAfter": 3, "applied": 2,
+                       "backup": "a-g1-x.dump"},
+           "currentJob": {"job": "a-g2-y", "outcome": "Running", "startedAt": "2026-01-01T00:00:00Z"}}
+    killed = info("a-g2-y", "Failed", None, "DeadlineExceeded")  # no JSON result: no versions, no backup
+    runs, _ = absorb_jobs(old, [killed], NOW)
+    phase, desired, fields = for_action(p.Refuse("JobFailed", "x"), p.DbState(3))
+    stored = _merge_patch(old, compose(old, 2, phase, desired, fields, runs, "l"))
+    assert stored["lastJob"]["job"] == "a-g2-y" and stored["lastJob"]["outcome"] == "Failed"
+    assert not {"versionAfter", "applied", "backup"} & stored["lastJob"].keys()
+    assert "currentJob" not in stored
