@@ -105,7 +105,14 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
     raw = (secret.data or {}).get(ref.key)
     if raw is None:
         raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
-    url = base64.b64decode(raw).decode("utf-8").strip()
+    try:
+        url = base64.b64decode(raw).decode("utf-8").strip()
+    except (ValueError, UnicodeDecodeError):  # binary junk would otherwise fail the reconcile with no status
+        raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} key {ref.key!r} is not text: "
+                                                f"it must hold the database URL") from None
+    if not url:
+        raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} key {ref.key!r} is empty: "
+                                                f"it must hold the database URL")
     target = describe(url, env={})
     return Database(url, target.host, target.port, target.name, spec.database.table)
 
