@@ -92,8 +92,9 @@ def desired_spec(current: Observed | None, me: str, duration: int, now: datetime
     spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": duration, "renewTime": micro_time(now)}
     if taking:
         spec["acquireTime"] = micro_time(now)
-        spec["leaseTransitions"] = (current.transitions + 1) if current is not None and current.holder else (
-            current.transitions if current is not None else 0)
+        # As client-go counts: every acquisition of an existing Lease by a new holder is a transition,
+        # also after a release (the normal hand-over from one migration Job to the next).
+        spec["leaseTransitions"] = current.transitions + 1 if current is not None else 0
     return spec
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -195,6 +196,13 @@ def test_stale_lease_holder_is_taken_over(app, kube):
                         "renewTime": "2020-01-01T00:00:00.000000Z"}})
     app.schemamigration()
     app.wait_ready(1)
+    # The Job really took the Lease over (one transition) and gave it back, rather than ignoring it.
+    def released() -> dict | None:
+        spec = json.loads(app.kubectl("get", "lease", name, "-o", "json").stdout)["spec"]
+        return spec if not spec.get("holderIdentity") else None
+
+    spec = wait_until("the Lease released by the Job", released)
+    assert spec["leaseTransitions"] == 1
 
 
 def test_operator_killed_mid_job_creates_no_duplicate(app, operator):

@@ -117,3 +117,14 @@ def test_missing_rbac_is_a_clear_lease_error(monkeypatch):
     with pytest.raises(LeaseUnavailable, match="may not use Lease ns/l: grant it get, create and update"):
         with held_lease(name="l", namespace="ns", holder="me", duration_seconds=15):
             pass
+
+
+def test_every_new_holder_counts_as_a_transition_also_after_a_release():
+    api = FakeLeases()
+    try_acquire(api, "ns", "l", "ns/job-1", 15, now=lambda: T0)
+    assert api.get("ns", "l")["spec"]["leaseTransitions"] == 0
+    lease.release(api, "ns", "l", "ns/job-1")
+    try_acquire(api, "ns", "l", "ns/job-2", 15, now=lambda: T0 + timedelta(seconds=1))
+    try_acquire(api, "ns", "l", "ns/job-2", 15, now=lambda: T0 + timedelta(seconds=2))  # a renewal is none
+    spec = api.get("ns", "l")["spec"]
+    assert spec["holderIdentity"] == "ns/job-2" and spec["leaseTransitions"] == 1
