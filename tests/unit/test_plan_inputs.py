@@ -37,3 +37,53 @@ def test_a_url_is_read_without_showing_it():
     db = observe.database(FakeCore(b"postgres://u:s3cret@db.example:6543/app\n"), "team", SPEC)
     assert (db.host, db.port, db.name, db.table) == ("db.example", 6543, "app", "goose_db_version")
     assert "s3cret" not in repr(db)
+
+
+class FakeJobs:
+    def __init__(self, jobs: list):
+        self.items = jobs
+
+    def list_namespaced_job(self, namespace: str, label_selector: str) -> SimpleNamespace:
+        return SimpleNamespace(items=self.items)
+
+
+class FakePods:
+    def __init__(self, pods: list):
+        self.items = pods
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str) -> SimpleNamespace:
+        return SimpleNamespace(items=self.items)
+
+
+def _failed_job(reason: str, message: str):
+    from kubernetes import client
+
+    return client.V1Job(
+        metadata=client.V1ObjectMeta(name="app-g1-abc", owner_references=[client.V1OwnerReference(
+            api_version="schemagate.io/v1alpha1", kind="SchemaMigration", name="app", uid="u-1")]),
+        status=client.V1JobStatus(conditions=[client.V1JobCondition(type="Failed", status="True", reason=reason,
+                                                                    message=message)]))
+
+
+def _killed_pod(log_tail: str):
+    from kubernetes import client
+
+    term = client.V1ContainerStateTerminated(exit_code=137, message=log_tail, reason="Error")
+    return client.V1Pod(metadata=client.V1ObjectMeta(name="app-g1-abc-xyz"), status=client.V1PodStatus(
+        container_statuses=[client.V1ContainerStatus(name="migrate", state=client.V1ContainerState(terminated=term),
+                                                     image="i", image_id="", ready=False, restart_count=0)]))
+
+
+@pytest.mark.parametrize("pods, also", [
+    ([], None),  # the Job controller deleted the pod
+    ([_killed_pod("applying 00002_big_index.sql\n")], "applying 00002_big_index.sql"),
+])
+def test_a_job_stopped_by_its_deadline_says_so(pods, also):
+    from schemagate.controller.status import finished_record
+
+    (found,) = observe.jobs(FakeJobs([_failed_job("DeadlineExceeded", "Job was active longer than specified "
+                                                  "deadline")]), FakePods(pods), "team", "app", "u-1")
+    record = finished_record(None, found, "2026-01-01T00:00:00Z")
+    assert record["reason"] == "JobFailed"
+    assert "DeadlineExceeded: Job was active longer than specified deadline" in record["message"]
+    assert also is None or also in record["message"]

@@ -171,14 +171,16 @@ def _ts(value: Any) -> str | None:
     return str(value)
 
 
-def _phase(job: client.V1Job) -> tuple[str, str | None]:
-    """Only the final conditions count (SuccessCriteriaMet/FailureTarget come before them)."""
+def _phase(job: client.V1Job) -> tuple[str, str | None, str | None]:
+    """(phase, finished, why the Job controller failed it). Only the final conditions count
+    (SuccessCriteriaMet/FailureTarget come before them)."""
     for cond in (job.status and job.status.conditions) or []:
         if cond.status == "True" and cond.type == "Complete":
-            return "Succeeded", _ts(cond.last_transition_time)
+            return "Succeeded", _ts(cond.last_transition_time), None
         if cond.status == "True" and cond.type == "Failed":
-            return "Failed", _ts(cond.last_transition_time)
-    return "Running", None
+            why = ": ".join(str(x) for x in (cond.reason, cond.message) if x) or None
+            return "Failed", _ts(cond.last_transition_time), why
+    return "Running", None, None
 
 
 def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -210,10 +212,15 @@ def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name:
         meta = job.metadata
         if meta is None or not meta.name or not any(o.uid == uid for o in meta.owner_references or []):
             continue  # a Job of an earlier SchemaMigration with the same name
-        phase, ended = _phase(job)
+        phase, ended, why = _phase(job)
         result, message = (None, None)
         if phase != "Running" and meta.name not in recorded:
             result, message = _termination(core, namespace, meta.name)
+            if result is None and why:
+                # No runner result: the runner was stopped (activeDeadlineSeconds) or never ran; what the
+                # Job controller says comes first, the pod's last words after it, on one line.
+                last = (message or "").strip().splitlines()[-1:]
+                message = f"{why} (last output: {last[0][:200]})" if last else why
         status = job.status
         out.append(JobInfo(JobState(meta.name, phase, result, message),  # type: ignore[arg-type]
                            _ts(status and status.start_time), _ts(status and status.completion_time) or ended))
