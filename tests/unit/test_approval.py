@@ -122,3 +122,17 @@ def test_rollback_plan_lists_down_steps_newest_first():
     i = inputs(db=DbState(3, frozenset({1, 2, 3})), target=1, allow_downgrade=True)
     d = decide(i, spec(approval="Manual"))
     assert d.plan["direction"] == "down" and [m["version"] for m in d.plan["migrations"]] == [3, 2]
+
+
+def test_a_spec_edit_does_not_rerun_a_failed_plan_on_its_used_approval():
+    i = inputs()
+    h = decide(i, spec(approval="Manual")).plan["hash"]
+    ran = decide(i, spec(approval="Manual"), {"schemagate.io/approve": h})
+    assert isinstance(ran.action, RunUp)
+    # The approved Job failed, its transaction rolled back: the database is where it was.
+    old = {"plan": ran.plan, "lastJob": {"job": ran.action.job, "outcome": "Failed", "approved": h},
+           "history": [{"job": ran.action.job, "outcome": "Failed", "approved": h}]}
+    edited = dataclasses.replace(i, generation=2)  # e.g. spec.job.resources raised
+    d = decide(edited, spec(approval="Manual"), {"schemagate.io/approve": h}, old)
+    assert isinstance(d.action, approval.AwaitingApproval) and d.action.state == "Pending"
+    assert d.plan["hash"] != h

@@ -1,8 +1,9 @@
 """Manual approval (pure): the plan a person reviews, its hash, and whether an annotation approves it.
 
 The hash covers everything that decides what the Job does: direction, the database's version now, the
-target, each step's version and checksum, the source (image), the retry token and the backup claim. So an
-approval given for one plan can never start a different one: if anything changed, the annotation names
+target, each step's version and checksum, the source (image), the retry token, the backup claim and the
+spec's generation. So an approval given for one plan can never start a different one, nor start its plan
+a second time: if anything changed, the annotation names
 a plan that no longer exists (Stale) and nothing runs.
 """
 
@@ -48,9 +49,11 @@ def steps(i: p.Inputs, target: int | None) -> list[p.MigrationFile] | None:
 
 def plan_hash(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile] | None,
               backup_claim: str | None) -> str:
+    # The generation too: one Job per (generation, plan), so without it a spec edit (more memory, say)
+    # would re-run a failed or restored-over plan on the approval its first run already used.
     doc = {"direction": direction(i, target), "from": i.db.current, "to": target, "source": i.source_key,
            "steps": None if planned is None else [[m.version, m.sha256] for m in planned],
-           "retry": i.retry or "", "backup": backup_claim or ""}
+           "retry": i.retry or "", "backup": backup_claim or "", "generation": i.generation}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:HASH_LENGTH]
 
 
