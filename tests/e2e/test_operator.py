@@ -279,3 +279,28 @@ def test_missing_configmap_then_created(app):
     assert f"ConfigMap {app.namespace}/app-migrations not found" in stalled["message"]
     app.migrations(V1)
     app.wait_ready(1)
+
+
+def test_a_job_left_by_a_deleted_schemamigration_of_the_same_name_is_not_adopted(app):
+    app.secret(app.database_url)
+    app.migrations({**V1, **V2_BROKEN})
+    app.schemamigration()
+    app.wait_condition("Stalled", "True", "MigrationFailed")
+    (job,) = app.jobs()
+    name, first_uid = job["metadata"]["name"], app.get()["metadata"]["uid"]
+    # Deleted keeping its Job (as an orphan), then re-created: the same plan, so the same Job name. While
+    # the orphan finalizer holds the object its generation is bumped: that is no reason to run again.
+    app.kubectl("delete", "smig/app", "--cascade=orphan", "--wait=true")
+    assert len(app.jobs()) == 1
+    app.schemamigration()
+    stalled = app.wait_condition("Stalled", "True", "JobConflict")
+    assert f"Job {app.namespace}/{name} already exists" in stalled["message"] and "nothing was run" in stalled["message"]
+    assert "currentJob" not in app.status() and len(app.jobs()) == 1
+
+    app.kubectl("delete", "job", name, "--wait=true")
+    uid = app.get()["metadata"]["uid"]
+    assert uid != first_uid
+    owned = wait_until("the new object's own Job", lambda: [j for j in app.jobs() if
+                                                           j["metadata"]["ownerReferences"][0]["uid"] == uid])
+    assert owned[0]["metadata"]["name"] == name
+    app.wait_condition("Stalled", "True", "MigrationFailed")

@@ -38,6 +38,7 @@ BACKUP_FAILED = "BackupFailed"
 CHECKSUM_MISMATCH = "ChecksumMismatch"
 MISSING_MIGRATIONS = "MissingMigrations"
 JOB_FAILED = "JobFailed"
+JOB_CONFLICT = "JobConflict"  # the plan's Job name is taken by a Job this object does not own
 VERIFICATION_FAILED = "VerificationFailed"
 PROGRESSING = "Progressing"
 NOT_STALLED = "NotStalled"

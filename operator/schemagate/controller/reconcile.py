@@ -111,6 +111,10 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             return None
         raise
     meta = obj["metadata"]
+    if meta.get("deletionTimestamp"):
+        # Being deleted (foreground or orphan cascade, someone's finalizer). The apiserver bumps the
+        # generation as it marks it, which would otherwise read as a spec change and run the plan again.
+        return None
     generation = int(meta.get("generation") or 1)
     old: dict[str, Any] = obj.get("status") or {}
     retry = (meta.get("annotations") or {}).get(api.RETRY_ANNOTATION)
@@ -150,6 +154,13 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         events += decision.events
         if isinstance(action, p.RunUp):
             created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file)
+            if not created and action.job not in {i.state.name for i in infos}:
+                # Our own Job would have been listed above (and planned as WaitForJob): this one belongs to
+                # a deleted SchemaMigration of the same name. Adopting it would report its outcome as ours.
+                raise observe.Blocked(c.JOB_CONFLICT, f"Job {namespace}/{action.job} already exists but is not "
+                                                      f"owned by this SchemaMigration (one of the same name was "
+                                                      f"deleted and re-created?); nothing was run. It is created "
+                                                      f"once that Job is gone: kubectl delete job {action.job}")
             if created:
                 events.append(st.Event("Normal", "MigrationStarted", _started(action, state.current)))
             runs["currentJob"] = {"job": action.job, "generation": generation, "plan": action.plan, "retry": retry,
