@@ -87,3 +87,22 @@ def test_a_job_stopped_by_its_deadline_says_so(pods, also):
     assert record["reason"] == "JobFailed"
     assert "DeadlineExceeded: Job was active longer than specified deadline" in record["message"]
     assert also is None or also in record["message"]
+
+
+class FakeConfigMaps:
+    def __init__(self, data: dict, binary: dict | None = None):
+        self.cm = SimpleNamespace(data=data, binary_data=binary)
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> SimpleNamespace:
+        return self.cm
+
+
+def test_a_migration_file_kubectl_stored_as_binary_data_is_named_not_ignored():
+    ok = "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"
+    core = FakeConfigMaps({"00001_a.sql": ok}, {"00002_b.sql": base64.b64encode(b"-- caf\xe9\n").decode()})
+    with pytest.raises(observe.Blocked) as err:
+        observe.migration_files(core, "team", ["app-migrations"])
+    assert err.value.reason == "InvalidMigrations"
+    assert "file 00002_b.sql in ConfigMap team/app-migrations is not UTF-8 text" in err.value.message
+    (only,) = observe.migration_files(FakeConfigMaps({"00001_a.sql": ok}), "team", ["app-migrations"])
+    assert only.version == 1

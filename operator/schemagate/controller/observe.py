@@ -73,6 +73,12 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
                 raise Blocked(reasons.SOURCE_NOT_FOUND,
                               f"the operator may not read ConfigMap {namespace}/{name} (forbidden)") from None
             raise
+        binary = sorted(k for k in (cm.binary_data or {}) if k.endswith(".sql"))
+        if binary:
+            # kubectl puts a file that is not UTF-8 there; the Job would mount it, the plan would not see it
+            raise Blocked(reasons.INVALID_MIGRATIONS,
+                          f"file {binary[0]} in ConfigMap {namespace}/{name} is not UTF-8 text (it is under "
+                          f"binaryData): save it as UTF-8 and re-create the ConfigMap")
         for key, text in (cm.data or {}).items():
             if key in merged:
                 raise Blocked(reasons.INVALID_MIGRATIONS,
