@@ -304,3 +304,15 @@ def test_a_job_left_by_a_deleted_schemamigration_of_the_same_name_is_not_adopted
                                                            j["metadata"]["ownerReferences"][0]["uid"] == uid])
     assert owned[0]["metadata"]["name"] == name
     app.wait_condition("Stalled", "True", "MigrationFailed")
+
+
+def test_a_job_the_apiserver_refuses_stalls_with_its_message(app):
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration(job={"resources": {"limits": {"cpu": "1x"}}})  # passes the CRD, not Job validation
+    stalled = app.wait_condition("Stalled", "True", "JobRejected")
+    assert "cannot create Job" in stalled["message"] and "quantities must match" in stalled["message"]
+    assert "nothing was run" in stalled["message"]
+    assert app.jobs() == [] and app.db_versions() == []
+    app.schemamigration(job={"resources": {"limits": {"cpu": "1"}}})
+    app.wait_ready(1)

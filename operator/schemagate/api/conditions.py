@@ -39,6 +39,7 @@ CHECKSUM_MISMATCH = "ChecksumMismatch"
 MISSING_MIGRATIONS = "MissingMigrations"
 JOB_FAILED = "JobFailed"
 JOB_CONFLICT = "JobConflict"  # the plan's Job name is taken by a Job this object does not own
+JOB_REJECTED = "JobRejected"  # the apiserver refused the Job (invalid resources, quota, RBAC, admission)
 VERIFICATION_FAILED = "VerificationFailed"
 PROGRESSING = "Progressing"
 NOT_STALLED = "NotStalled"

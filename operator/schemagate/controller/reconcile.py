@@ -6,6 +6,7 @@ per object, so two triggers never reconcile the same SchemaMigration at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from dataclasses import dataclass
@@ -89,8 +90,20 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
     except ApiException as e:
         if e.status == 409:
             return False
+        if e.status in (400, 403, 422):  # it will be refused again until someone changes something: say so
+            raise observe.Blocked(c.JOB_REJECTED, f"cannot create Job {meta['namespace']}/{action.job}: "
+                                                  f"{_api_message(e)}; nothing was run") from None
         raise
     return True
+
+
+def _api_message(e: ApiException) -> str:
+    """The apiserver's own message (names the invalid field, the quota, the missing right)."""
+    try:
+        message = json.loads(e.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or f"{e.status} {e.reason}")
 
 
 def _started(action: p.RunUp, current: int) -> str:
