@@ -314,7 +314,9 @@ class SchemaMigrationStatus(_Model):
     last_job: Annotated[RunRecord | None, Field(description="The last finished Job.")] = None
     history: Annotated[list[RunRecord] | None, Field(default=None, max_length=HISTORY_LIMIT,
                                                      description="Finished runs, newest first.")]
-    plan: Annotated[PlanStatus | None, Field(description="The pending plan (absent when at the target).")] = None
+    plan: Annotated[PlanStatus | None, Field(description=(
+        "The last plan computed (steps, hash, approval, lint findings); kept after it ran so its findings "
+        "stay visible."))] = None
     rollout_gate: Annotated[RolloutGateStatus | None, Field(
         description="Gated Deployments and their waiting pods (spec.rolloutGate).")] = None
 
