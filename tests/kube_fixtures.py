@@ -73,6 +73,19 @@ def wait_until(what: str, probe: Callable[[], T], timeout: float = 60, interval:
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
 
 
+def processes_with(marker: str) -> list[int]:
+    """PIDs of live processes whose command line contains `marker` (to prove nothing was left running)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def _tool(name: str) -> str:
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and os.access(Path(assets) / name, os.X_OK):

@@ -12,22 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kube_fixtures import wait_until
+from kube_fixtures import processes_with, wait_until
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp_path: Path):
@@ -64,13 +52,13 @@ def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp
 
         # A pod process whose child would outlive a SIGKILLed runner...
         kubectl("apply", "-f", "-", input=job("sleeper", ["sh", "-c", "sleep 300; echo", marker]))
-        wait_until("the sleeper process", lambda: _processes_with(marker))
+        wait_until("the sleeper process", lambda: processes_with(marker))
         os.kill(int((tmp_path / "run" / "cluster.pid").read_text()), signal.SIGKILL)
         wait_until("hack/cluster to notice", lambda: cluster("status", check=False).returncode == 3)
 
         # ...is swept by the next `up`, which gives a fresh, working cluster.
         kubeconfig = cluster("up").stdout.strip()
-        assert _processes_with(marker) == []
+        assert processes_with(marker) == []
         kubectl("apply", "-f", "-", input=job("hello", ["sh", "-c", "echo hello"]))
         kubectl("wait", "--for=condition=complete", "job/hello", "--timeout=60s")
         state = json.loads((tmp_path / "run" / "state.json").read_text())
@@ -78,5 +66,5 @@ def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp
     finally:
         cluster("down", check=False)
     assert cluster("status", check=False).returncode == 3
-    assert _processes_with(str(tmp_path / "run")) == []
-    assert _processes_with(marker) == []
+    assert processes_with(str(tmp_path / "run")) == []
+    assert processes_with(marker) == []

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_fixtures import Kube, wait_until
+from kube_fixtures import Kube, processes_with, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -219,18 +219,6 @@ def test_env_volumes_and_path_convention(kube: Kube, namespace: str):
     assert f"pod={pod['metadata']['name']} ns={namespace} mode=fast" in out
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def test_namespace_deletion_completes_and_kills_pod_processes(kube: Kube):
     name = f"t-del-{uuid.uuid4().hex[:8]}"
     kube.kubectl("create", "namespace", name)
@@ -244,12 +232,12 @@ def test_namespace_deletion_completes_and_kills_pod_processes(kube: Kube):
                                  "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
     kube.kubectl("-n", name, "wait", "--for=condition=Available", "deployment/app", "--timeout=60s")
     if kube.local:
-        wait_until("the sleeper process", lambda: _processes_with(marker))
+        wait_until("the sleeper process", lambda: processes_with(marker))
     kube.kubectl("delete", "namespace", name, "--timeout=90s")
     gone = kube.kubectl("get", "namespace", name, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
     if kube.local:
-        assert _processes_with(marker) == []
+        assert processes_with(marker) == []
 
 
 def test_mapped_image_runs_this_repository_cli(kube: Kube, namespace: str):
