@@ -36,6 +36,7 @@ AWAITING_APPROVAL = "AwaitingApproval"
 LINT_FAILED = "LintFailed"
 BACKUP_FAILED = "BackupFailed"
 CHECKSUM_MISMATCH = "ChecksumMismatch"
+SOURCE_CHANGED = "SourceChanged"  # the runner saw other files than the plan covered (a ConfigMap edited since)
 MISSING_MIGRATIONS = "MissingMigrations"
 JOB_FAILED = "JobFailed"
 JOB_CONFLICT = "JobConflict"  # the plan's Job name is taken by a Job this object does not own

@@ -8,10 +8,13 @@ reads back from the pod's status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import plan as p
+from schemagate.migrate import source
 
 MIGRATIONS_DIR = "/migrations"
 BACKUP_DIR = "/backup"
@@ -42,6 +45,24 @@ class JobRequest:
     retry: str | None = None
     command: str = "up"  # up | down (to target) | accept-checksum (of version target)
     backup_file: str | None = None  # pg_dump to BACKUP_DIR/<this> on spec.backup's claim first
+    # ConfigMap sources: source.files_digest of the files the plan covers; the runner refuses other files
+    expect_digest: str | None = None
+    expect_rollback: tuple[int, ...] = ()  # down: the versions above the target the digest also covers
+
+
+def plan_digest(files: Sequence[p.MigrationFile] | None, command: str, target: int | None,
+                db: p.DbState) -> tuple[str | None, tuple[int, ...]]:
+    """(digest, rollback versions) pinning the Job to the files the plan hash covers; no digest when the
+    operator did not read the files (image source) or the command runs no migration file (accept-checksum)."""
+    if files is None or command not in ("up", "down"):
+        return None, ()
+    ordered = sorted(files, key=lambda m: m.version)
+    rollback: tuple[int, ...] = ()
+    if command == "down":
+        assert target is not None  # a rollback always has an explicit target
+        rollback = tuple(m.version for m in p.rollback_steps(ordered, db, target))
+    versions = source.digest_versions((m.version for m in ordered), target, rollback)
+    return source.files_digest(((m.version, m.name, m.sha256) for m in ordered), versions), rollback
 
 
 def _owner(obj: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +102,10 @@ def command(spec: api.SchemaMigrationSpec, req: JobRequest, namespace: str) -> l
             "--lease-holder", req.lease_holder, "--lease-duration", str(spec.lock.lease_duration_seconds)]
     if req.backup_file:
         args += ["--backup-file", f"{BACKUP_DIR}/{req.backup_file}"]
+    if req.expect_digest and spec.source.config_maps:  # image sources: the operator never saw the files
+        args += ["--expect-digest", req.expect_digest]
+        if req.expect_rollback:
+            args += ["--expect-rollback", ",".join(map(str, req.expect_rollback))]
     if req.command == "down":
         return args + ["down-to", str(req.target)]
     if req.command == "accept-checksum":

@@ -76,14 +76,16 @@ def post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
 
 
 def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.RunUp, lease_name: str,
-                retry: str | None, opts: Options, backup_file: str | None = None) -> bool:
+                retry: str | None, opts: Options, backup_file: str | None = None,
+                files: tuple[p.MigrationFile, ...] | None = None, db: p.DbState | None = None) -> bool:
     """Create the plan's Job; False when it already exists (created before a restart: adopt it)."""
     meta = obj["metadata"]
+    digest, rollback = jobs_mod.plan_digest(files, action.command, action.target, db or p.DbState(0))
     req = jobs_mod.JobRequest(name=action.job, plan=action.plan, generation=int(meta.get("generation") or 1),
                               target=action.target, lease_name=lease_name,
                               lease_holder=p.lease_holder(meta["namespace"], action.job),
                               default_image=opts.job_image, retry=retry, command=action.command,
-                              backup_file=backup_file)
+                              backup_file=backup_file, expect_digest=digest, expect_rollback=rollback)
     body = jobs_mod.render_job(obj, spec, req)
     try:
         k.batch.create_namespaced_job(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
@@ -166,7 +168,8 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         action = decision.action
         events += decision.events
         if isinstance(action, p.RunUp):
-            created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file)
+            created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
+                                  migrations, state)
             if not created and action.job not in {i.state.name for i in infos}:
                 # Our own Job would have been listed above (and planned as WaitForJob): this one belongs to
                 # a deleted SchemaMigration of the same name. Adopting it would report its outcome as ours.

@@ -34,6 +34,7 @@ COMMANDS = {
     "accept-checksum": "record the current content of applied migration VERSION as its checksum",
 }
 NEEDS_VERSION = {"up-to", "down-to", "accept-checksum"}
+DIGEST_COMMANDS = {"up", "up-to", "down-to"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-file", metavar="PATH",
                         help="pg_dump the database (custom format) to PATH before changing it; if the dump "
                              "fails nothing is applied")
+    parser.add_argument("--expect-digest", metavar="HEX",
+                        help="up/up-to/down-to: refuse (SourceChanged, nothing applied) unless the files this run "
+                             "covers (every file up to the target, plus --expect-rollback) have this "
+                             "files_digest; the operator passes the digest of the files it planned with")
+    parser.add_argument("--expect-rollback", metavar="V,V,...", default="",
+                        help="down-to with --expect-digest: the versions above the target the plan rolls back")
     parser.add_argument("-s", "--sequential", action="store_true", help="create: sequential version (00001)")
     parser.add_argument("--lease-name", help="hold this Kubernetes Lease while migrating")
     parser.add_argument("--lease-namespace", help="namespace of --lease-name")
@@ -128,6 +135,55 @@ def _parse_version(args: argparse.Namespace) -> int | None:
     return None
 
 
+def _expected_digest(args: argparse.Namespace, target: int | None) -> tuple[str, int | None, frozenset[int]] | None:
+    """(digest, target, rollback versions) from --expect-digest/--expect-rollback, validated; None without."""
+    digest = getattr(args, "expect_digest", None)
+    rollback_arg = (getattr(args, "expect_rollback", "") or "").strip()
+    if digest is None:
+        if rollback_arg:
+            raise MigrateError(reasons.INVALID_ARGUMENTS, "--expect-rollback needs --expect-digest")
+        return None
+    cmd = args.migrate_command
+    if cmd not in DIGEST_COMMANDS:
+        raise MigrateError(reasons.INVALID_ARGUMENTS,
+                           f"--expect-digest: only {', '.join(sorted(DIGEST_COMMANDS))} check it, not {cmd}")
+    digest = digest.strip().lower()
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise MigrateError(reasons.INVALID_ARGUMENTS, f"--expect-digest: {args.expect_digest!r} is not a "
+                                                      "sha256 hex digest (64 hex digits)")
+    rollback: set[int] = set()
+    if rollback_arg:
+        if cmd != "down-to":
+            raise MigrateError(reasons.INVALID_ARGUMENTS, f"--expect-rollback: only down-to rolls back, not {cmd}")
+        for part in rollback_arg.split(","):
+            try:
+                rollback.add(int(part))
+            except ValueError:
+                raise MigrateError(reasons.INVALID_ARGUMENTS,
+                                   f"--expect-rollback: {part.strip()!r} is not a version number") from None
+    return digest, target, frozenset(rollback)
+
+
+def _check_digest(migrations: list[source.Migration], digest: str, target: int | None, rollback: frozenset[int],
+                  directory: str) -> None:
+    versions = source.digest_versions((m.version for m in migrations), target, rollback)
+    rows = [(m.version, m.file, m.sha256) for m in migrations]
+    found = source.files_digest(rows, versions)
+    if found == digest:
+        return
+    covered = "every file" if target is None else f"the files up to version {target}"
+    if rollback:
+        covered += f" and versions {', '.join(map(str, sorted(rollback, reverse=True)))} being rolled back"
+    absent = sorted(rollback - {m.version for m in migrations})
+    gone = f"; rolled-back version(s) {', '.join(map(str, absent))} have no file any more" if absent else ""
+    raise MigrateError(
+        reasons.SOURCE_CHANGED,
+        f"the migration files in {directory} changed since this run was planned (and approved, if it needed "
+        f"approval): {covered} should have digest {digest[:12]}…, the files here give {found[:12]}…{gone}; "
+        "nothing was applied. A ConfigMap was edited after the plan: the operator plans again from the new "
+        "content")
+
+
 def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunResult:
     """Everything but printing: validate input, take the lease, connect, run. Never raises MigrateError."""
     url = dburl.resolve(args.database_url)
@@ -143,9 +199,12 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         backup_file = getattr(args, "backup_file", None)
         if backup_file and cmd not in runner.MUTATING:
             raise MigrateError(reasons.INVALID_ARGUMENTS, f"--backup-file: {cmd} does not change the database")
+        expected = _expected_digest(args, target)
         migrations = source.load_dir(args.dir)
         if not migrations:
             raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
+        if expected is not None:  # before the lease, the backup and the connection: nothing is touched
+            _check_digest(migrations, *expected, args.dir)
         opts = runner.Options(table=table, allow_missing=args.allow_missing, lock_timeout=args.lock_timeout,
                               statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log)
         lease_cm = _lease(args) if cmd in runner.MUTATING else contextlib.nullcontext()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +136,20 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, str]:
 
 def load_dir(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> list[Migration]:
     return load_files(read_dir(path), env)
+
+
+def digest_versions(versions: Iterable[int], target: int | None, rollback: Iterable[int] = ()) -> frozenset[int]:
+    """The versions a run's digest covers: every file up to the target (all when None) plus the ones it
+    rolls back. The same set the operator's plan hash covers, so approving a plan approves these files."""
+    return frozenset(v for v in versions if target is None or v <= target) | frozenset(rollback)
+
+
+def files_digest(files: Iterable[tuple[int, str, str]], versions: Collection[int]) -> str:
+    """sha256 hex over the sorted (version, file name, sha256) of the files whose version is in `versions`.
+
+    Operator and runner both call this: the operator over the ConfigMaps it planned with, the runner over
+    the files its pod mounted. A file edited, added (under the target) or removed in between changes it.
+    """
+    rows = sorted((v, name, sha) for v, name, sha in files if v in versions)
+    body = "".join(f"{v}\t{name}\t{sha}\n" for v, name, sha in rows)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
