@@ -142,3 +142,18 @@ def test_the_created_job_carries_the_digest_of_the_planned_files():
     (body,) = batch.bodies
     args = body["spec"]["template"]["spec"]["containers"][0]["command"]
     assert args[args.index("--expect-digest") + 1] == runner_digest(FILES, 3)
+
+
+def test_a_source_changed_job_is_stalled_with_that_reason_and_an_edit_is_a_new_plan():
+    planned = as_planned(FILES)
+    inputs = p.Inputs(name="app", namespace="team", generation=1, target=None, migrations=planned, db=p.DbState(0))
+    first = p.plan(inputs)
+    assert isinstance(first, p.RunUp)
+    failed = p.JobState(first.job, "Failed", {"error": {"reason": "SourceChanged", "message": "the migration files "
+                                                        "in /migrations changed since this run was planned"}})
+    refused = p.plan(p.Inputs(**{**inputs.__dict__, "jobs": (failed,)}))
+    assert isinstance(refused, p.Refuse) and refused.reason == "SourceChanged"
+    assert "changed since this run was planned" in refused.message
+    edited = as_planned({**FILES, "00002_t2.sql": FILES["00002_t2.sql"] + "-- edited\n"})
+    again = p.plan(p.Inputs(**{**inputs.__dict__, "jobs": (failed,), "migrations": edited}))
+    assert isinstance(again, p.RunUp) and again.job != first.job
