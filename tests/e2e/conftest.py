@@ -137,12 +137,7 @@ class App:
             ok = c.get("status") == status and (reason is None or c.get("reason") == reason)
             return c if ok else None
 
-        try:
-            return wait_until(f"{name}: {ctype}={status} {reason or ''}", probe, timeout=timeout)
-        except pytest.fail.Exception:
-            print(f"--- status of {name}:\n{json.dumps(self.status(name), indent=1)}\n--- operator log:\n"
-                  f"{self.operator.tail()}")
-            raise
+        return self._wait(name, f"{name}: {ctype}={status} {reason or ''}", probe, timeout)
 
     def wait_ready(self, version: int, name: str = "app", timeout: float = 90) -> dict[str, Any]:
         """Ready=True at `version`, CURRENT = TARGET, as `kubectl get smig` shows it."""
@@ -153,8 +148,12 @@ class App:
                   status.get("phase")) == ("True", "UpToDate", version, version, "Ready")
             return status if ok else None
 
+        return self._wait(name, f"{name}: Ready at version {version}", probe, timeout)
+
+    def _wait(self, name: str, what: str, probe: Any, timeout: float) -> Any:
+        """wait_until, printing the object's status and the operator's log when it times out."""
         try:
-            return wait_until(f"{name}: Ready at version {version}", probe, timeout=timeout)
+            return wait_until(what, probe, timeout=timeout)
         except pytest.fail.Exception:
             print(f"--- status of {name}:\n{json.dumps(self.status(name), indent=1)}\n--- operator log:\n"
                   f"{self.operator.tail()}")

@@ -64,15 +64,7 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
     merged: dict[str, str] = {}
     origin: dict[str, str] = {}
     for name in names:
-        try:
-            cm = core.read_namespaced_config_map(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                raise Blocked(reasons.SOURCE_NOT_FOUND, f"ConfigMap {namespace}/{name} not found") from None
-            if e.status == 403:
-                raise Blocked(reasons.SOURCE_NOT_FOUND,
-                              f"the operator may not read ConfigMap {namespace}/{name} (forbidden)") from None
-            raise
+        cm = _read(core.read_namespaced_config_map, "ConfigMap", namespace, name, reasons.SOURCE_NOT_FOUND)
         binary = sorted(k for k in (cm.binary_data or {}) if k.endswith(".sql"))
         if binary:
             # kubectl puts a file that is not UTF-8 there; the Job would mount it, the plan would not see it
@@ -95,19 +87,23 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
                                tuple((st.line, st.sql) for st in m.parsed.down)) for m in loaded)
 
 
+def _read(read: Any, kind: str, namespace: str, name: str, reason: str) -> Any:
+    """Read one object the spec names; absent or forbidden blocks the plan with `reason`."""
+    try:
+        return read(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            raise Blocked(reason, f"{kind} {namespace}/{name} not found") from None
+        if e.status == 403:
+            raise Blocked(reason, f"the operator may not read {kind} {namespace}/{name} (forbidden)") from None
+        raise
+
+
 def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:
     from schemagate.migrate.dburl import describe
 
     ref = spec.database.secret_ref
-    try:
-        secret = core.read_namespaced_secret(ref.name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} not found") from None
-        if e.status == 403:
-            raise Blocked(reasons.SECRET_NOT_FOUND,
-                          f"the operator may not read Secret {namespace}/{ref.name} (forbidden)") from None
-        raise
+    secret = _read(core.read_namespaced_secret, "Secret", namespace, ref.name, reasons.SECRET_NOT_FOUND)
     raw = (secret.data or {}).get(ref.key)
     if raw is None:
         raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} has no key {ref.key!r}")

@@ -125,10 +125,15 @@ def set_timeouts(conn: psycopg.Connection, opts: Options) -> None:
                                    f"{e.diag.message_primary or e}") from None
 
 
+def _primary(e: psycopg.Error) -> str:
+    """Postgres's one-line message; psycopg's own text when the error never reached the server."""
+    return e.diag.message_primary or str(e).strip().splitlines()[0]
+
+
 def _statement_error(m: Migration, direction: str, n: int, st: Statement, e: psycopg.Error,
                      use_tx: bool) -> MigrateError:
     diag = e.diag
-    primary = diag.message_primary or str(e).strip().splitlines()[0]
+    primary = _primary(e)
     sqlstate = e.sqlstate or diag.sqlstate
     where = ""
     pos = diag.statement_position
@@ -180,7 +185,7 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
             aftermath = ("rolled back, nothing of it applied" if use_tx else
                          f"NO TRANSACTION: its {step.direction} statements ran and stay applied, but {t.goose} "
                          "was not updated; record or undo it by hand")
-            primary = e.diag.message_primary or str(e).strip().splitlines()[0]
+            primary = _primary(e)
             raise MigrateError(
                 reasons.DATABASE_ERROR,
                 f"{m.file}: recording the {step.direction} of version {m.version} failed: {primary} "
@@ -194,7 +199,7 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
                 bookkeeping()
         except psycopg.Error as e:  # statements and bookkeeping raise MigrateError: this is BEGIN or COMMIT
             detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
-            primary = e.diag.message_primary or str(e).strip().splitlines()[0]
+            primary = _primary(e)
             raise MigrateError(
                 reasons.MIGRATION_FAILED,
                 f"{m.file}: {step.direction} failed at COMMIT (e.g. a deferred constraint): {primary}{detail} "
