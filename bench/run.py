@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [--sizes 200,1000] [--repeat 3] [--tools schemagate,goose,psql]
 
-Starts its own throw-away PostgreSQL on 127.0.0.1 (schemagate.devenv.postgres), gives every measured run
+Starts its own throw-away PostgreSQL on 127.0.0.1 (devenv.postgres), gives every measured run
 a fresh database, checks that each run really applied everything, prints medians and ratios and writes
 the raw timings to bench/results/<UTC time>.json. Every command has a timeout, so the run always ends.
 """
@@ -25,15 +25,16 @@ from pathlib import Path
 
 import psycopg
 
-from schemagate.devenv.postgres import (SUPERUSER_PASSWORD, PostgresServer, PostgresUnavailable, find_bindir,
-                                        running_postgres)
+BENCH = Path(__file__).resolve().parent
+# bench/ for its own modules, the repository root for devenv/ (test support, not in the wheel).
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from devenv.postgres import (SUPERUSER_PASSWORD, PostgresServer, PostgresUnavailable,  # noqa: E402
+                             find_bindir, running_postgres)
 
 import report  # noqa: E402
 import workload  # noqa: E402
 
-BENCH = Path(__file__).resolve().parent
 TOOLS = ("schemagate", "goose", "psql")
 SUBJECT, BASELINES = "schemagate", ["goose", "psql"]
 

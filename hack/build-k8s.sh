@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds the real control plane the cluster tests run against — etcd, kube-apiserver,
-# kube-controller-manager — plus kubectl and helm, from the Go module proxy, once, into a versioned
-# cache outside the repo. Prints exactly one line on stdout: the directory holding the five
+# Builds the real cluster the tests run on — etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy — plus kubectl and helm, from the Go module proxy, once, into a
+# versioned cache outside the repo. Prints exactly one line on stdout: the directory holding the
 # executables (envtest's KUBEBUILDER_ASSETS convention). Progress goes to stderr.
-# KUBEBUILDER_ASSETS pointing at a directory that already holds all five skips the build.
+# KUBEBUILDER_ASSETS pointing at a directory that already holds them all skips the build.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+BINARIES=(etcd "${KUBE_BINARIES[@]}" helm)
 
 has_all() {
   local d="$1" b
@@ -78,7 +79,10 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 EOF
   local pkg="k8s.io/component-base/version" cpkg="k8s.io/client-go/pkg/version" ld="-s -w"
@@ -88,11 +92,11 @@ EOF
   echo "build-k8s: resolving Kubernetes $K8S_VERSION modules" >&2
   (cd "$m" && go mod tidy -e >&2 2>&1 && go mod download >&2)
   mkdir -p "$work/out"
-  echo "build-k8s: compiling kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION" >&2
-  (cd "$m" && go build -trimpath -ldflags "$ld" -o "$work/out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl >&2)
-  mv "$work/out/kube-apiserver" "$work/out/kube-controller-manager" "$work/out/kubectl" "$dir/"
+  echo "build-k8s: compiling ${KUBE_BINARIES[*]} $K8S_VERSION" >&2
+  local b pkgs=()
+  for b in "${KUBE_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  (cd "$m" && go build -trimpath -ldflags "$ld" -o "$work/out/" "${pkgs[@]}" >&2)
+  for b in "${KUBE_BINARIES[@]}"; do mv "$work/out/$b" "$dir/"; done
 }
 
 # etcd's server module replaces its sibling modules with relative paths, so `go install @version`
@@ -130,7 +134,8 @@ build_helm() {
 }
 
 [ -x "$dir/etcd" ] || build_etcd
-[ -x "$dir/kube-apiserver" ] && [ -x "$dir/kube-controller-manager" ] && [ -x "$dir/kubectl" ] || build_kubernetes
+kube_built() { local b; for b in "${KUBE_BINARIES[@]}"; do [ -x "$dir/$b" ] || return 1; done; }
+kube_built || build_kubernetes
 [ -x "$dir/helm" ] || build_helm
 has_all "$dir" || { echo "build-k8s: build finished but $dir lacks one of ${BINARIES[*]}" >&2; exit 1; }
 echo "build-k8s: built into $dir in $((SECONDS - started))s" >&2

@@ -16,7 +16,7 @@ pytest_plugins = ["kube_fixtures"]
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server for the whole session: SCHEMAGATE_TEST_PG_URL's, or our own throw-away one."""
-    from schemagate.devenv.postgres import running_postgres
+    from devenv.postgres import running_postgres
 
     if os.environ.get("SCHEMAGATE_TEST_PG_URL"):
         yield _ExternalServer(os.environ["SCHEMAGATE_TEST_PG_URL"])

@@ -28,7 +28,7 @@ class Kube:
     api: Any  # kubernetes.client.ApiClient, admin
     kubectl_bin: str
     helm_bin: str
-    runner: Any  # schemagate.devenv.podrunner.PodRunner | None on an external cluster
+    runner: Any  # devenv.podrunner.PodRunner | None on an external cluster
     # The operator image pods should use: what hack/kind-e2e.sh loaded into kind, or any image
     # the local pod runner maps to this repository's CLI.
     image: str = os.environ.get("SCHEMAGATE_E2E_IMAGE", "schemagate:dev")
@@ -114,7 +114,7 @@ def kube() -> Iterator[Kube]:
         api.close()
         return
 
-    from schemagate.devenv import cluster, controlplane
+    from devenv import cluster, controlplane
 
     try:
         controlplane.find_assets()

@@ -73,7 +73,7 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
                                                                        database_url: str, secrets: str):
     if not kube.local:
         pytest.fail("this test runs the operator as a pod through the local pod runner (no SCHEMAGATE_E2E_KUBECONFIG)")
-    from schemagate.devenv.postgres import free_port
+    from devenv.postgres import free_port
 
     ops, app = namespaces
     password = urllib.parse.urlsplit(database_url).password

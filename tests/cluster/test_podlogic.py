@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from schemagate.devenv import images, podenv, podstatus
-from schemagate.devenv.podpaths import PathMap
+from devenv import images, podenv, podstatus
+from devenv.podpaths import PathMap
 
 
 @pytest.mark.parametrize("image, name", [
@@ -152,7 +152,7 @@ def test_conditions_keep_transition_time_unless_status_changes():
 
 
 def test_kubeconfig_needs_exactly_one_credential(tmp_path):
-    from schemagate.devenv import kubeconfig
+    from devenv import kubeconfig
 
     with pytest.raises(ValueError, match="needs either a token or a client certificate"):
         kubeconfig.render("https://x", b"ca", user="u")

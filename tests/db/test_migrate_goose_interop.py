@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from migrate_support import goose, mig, numbered, rows, sg, write_dir
-from schemagate.devenv.postgres import find_bindir
+from devenv.postgres import find_bindir
 
 pytestmark = [pytest.mark.db, pytest.mark.goose]
 

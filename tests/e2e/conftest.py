@@ -45,7 +45,7 @@ class Operator:
     """`schemagate operator` as a child process that a test may kill (SIGKILL) and start again."""
 
     def __init__(self, kubeconfig: Path, log: Path):
-        from schemagate.devenv.postgres import free_port
+        from devenv.postgres import free_port
 
         self.kubeconfig = kubeconfig
         self.log = log

@@ -147,7 +147,7 @@ def test_wrong_password_then_fixed(app, postgres_server):
 
 
 def test_unreachable_database_then_fixed(app):
-    from schemagate.devenv.postgres import free_port
+    from devenv.postgres import free_port
 
     nowhere = app.database_url.rsplit("@", 1)[0] + f"@127.0.0.1:{free_port()}/nothing"
     app.secret(nowhere)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemagate.devenv.podvolumes import materialise
+from devenv.podvolumes import materialise
 
 
 def pod(name: str, claim: str = "backups", ns: str = "team") -> dict:

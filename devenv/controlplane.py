@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from schemagate.devenv import kubeconfig, pki, processes
-from schemagate.devenv.postgres import free_port
+from devenv import kubeconfig, pki, processes
+from devenv.postgres import free_port
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
 

@@ -30,11 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from schemagate.devenv import images, kubeconfig, podenv, podstatus, processes
-from schemagate.devenv.logserver import LogServer
-from schemagate.devenv.podpaths import PathMap
-from schemagate.devenv.podvolumes import VolumeNotReady, materialise, mount_map
-from schemagate.devenv.rest import STRATEGIC, ApiError, Rest
+from devenv import images, kubeconfig, podenv, podstatus, processes
+from devenv.logserver import LogServer
+from devenv.podpaths import PathMap
+from devenv.podvolumes import VolumeNotReady, materialise, mount_map
+from devenv.rest import STRATEGIC, ApiError, Rest
 
 log = logging.getLogger(__name__)
 

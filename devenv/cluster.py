@@ -1,6 +1,6 @@
 """Control plane + pod runner as one thing, in-process (tests) or in the background (hack/cluster).
 
-    python -m schemagate.devenv.cluster serve STATE_DIR   # what `hack/cluster up` runs detached
+    python -m devenv.cluster serve STATE_DIR   # what `hack/cluster up` runs detached
 
 `serve` writes STATE_DIR/state.json ({"pid", "kubeconfig", "server", "workdir"}) once the cluster is
 ready and keeps running until SIGTERM/SIGINT, then stops everything it started.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from schemagate.devenv import controlplane
-from schemagate.devenv.podrunner import PodRunner
-from schemagate.devenv.rest import Rest
+from devenv import controlplane
+from devenv.podrunner import PodRunner
+from devenv.rest import Rest
 
 
 @dataclass
@@ -83,7 +83,7 @@ def serve(state_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m schemagate.devenv.cluster")
+    parser = argparse.ArgumentParser(prog="python -m devenv.cluster")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("serve", help="run control plane + pod runner until SIGTERM")
     p.add_argument("state_dir", type=Path)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from schemagate.devenv.podenv import ContainerConfigError, Lookup, field_value
+from devenv.podenv import ContainerConfigError, Lookup, field_value
 
 # (audience or None, expirationSeconds) -> token
 TokenSource = Callable[[str | None, int], str]
