@@ -1,20 +1,33 @@
 # The operator image; the same image runs the migration Jobs (`schemagate migrate ...`).
-FROM python:3.11-slim AS build
+#
+# BASE is any Debian-based image with Python 3.11 and its venv module. Users build on the public
+# python:3.11-slim-bookworm; our tests build this same file on a Debian bookworm made locally with
+# debootstrap (devenv/images.py), since nothing can be pulled there. Bookworm, not trixie: its
+# postgresql-client is 15, the pg_dump that spec.backup runs (pg_dump dumps servers up to its own
+# major version; for a newer server build FROM a base with a matching postgresql-client).
+ARG BASE=python:3.11-slim-bookworm
+
+FROM ${BASE} AS build
+# A build on a network that re-signs TLS passes its CA bundle here (PIP_CERT); empty means pip's own.
+ARG PIP_CERT=
 WORKDIR /src
+RUN python3 -m venv /opt/schemagate
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN pip install --no-cache-dir --prefix=/install .
+RUN PIP_CERT="${PIP_CERT}" /opt/schemagate/bin/pip install --no-cache-dir --disable-pip-version-check . \
+ && /opt/schemagate/bin/pip freeze --all > /opt/schemagate/requirements.installed.txt
 
-FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-# pg_dump for spec.backup (migrate --backup-file). Debian's client: it dumps servers up to its own major
-# version; for a newer server build FROM an image with a matching postgresql-client.
+FROM ${BASE}
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/schemagate/bin:/usr/local/bin:/usr/bin:/bin
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-client \
- && rm -rf /var/lib/apt/lists/*
-COPY --from=build /install /usr/local
-# Numeric UID so `runAsNonRoot: true` (Pod Security "restricted") can verify it without a passwd lookup.
-RUN useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin schemagate
+ && rm -rf /var/lib/apt/lists/* \
+ && dpkg-query -W -f '${Package}=${Version}\n' > /opt/packages.installed.txt
+# A numeric UID, so `runAsNonRoot: true` (Pod Security "restricted") can verify it, with passwd and group
+# entries written directly: useradd --system refuses UIDs above SYS_UID_MAX and made no group.
+RUN echo 'schemagate:x:65532:65532:schemagate:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'schemagate:x:65532:' >> /etc/group
+COPY --from=build /opt/schemagate /opt/schemagate
 USER 65532:65532
 WORKDIR /tmp
 ENTRYPOINT ["schemagate"]

@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 # bench/ for its own modules, the repository root for devenv/ (test support, not in the wheel).
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
-from devenv.postgres import (SUPERUSER_PASSWORD, PostgresServer, PostgresUnavailable,  # noqa: E402
+from devenv.postgres import (PostgresServer, PostgresUnavailable,  # noqa: E402
                              find_bindir, running_postgres)
 
 import report  # noqa: E402
@@ -139,17 +139,17 @@ def measure(server: PostgresServer, tools: list[Tool], sizes: list[int], repeat:
                 subst = {"{dir}": str(mdir), "{url}": url, "{sql}": str(sql)}
                 argv = [subst.get(a, a) for a in tool.up]
                 what = f"{tool.name} up N={size} #{rep + 1}"
-                seconds = run_timed(argv, what, timeout, SUPERUSER_PASSWORD)
+                seconds = run_timed(argv, what, timeout, server.password)
                 check_applied(url, tool, size, what)
                 timings.append(report.Timing(tool.name, size, "up", rep, seconds))
                 line = f"{what}: {seconds:.3f}s"
                 if tool.status:
                     argv = [subst.get(a, a) for a in tool.status]
                     what = f"{tool.name} status N={size} #{rep + 1}"
-                    seconds = run_timed(argv, what, timeout, SUPERUSER_PASSWORD)
+                    seconds = run_timed(argv, what, timeout, server.password)
                     timings.append(report.Timing(tool.name, size, "status", rep, seconds))
                     line += f", status {seconds:.3f}s"
-                seconds = run_timed(tool.start, f"{tool.name} start-up", timeout, SUPERUSER_PASSWORD)
+                seconds = run_timed(tool.start, f"{tool.name} start-up", timeout, server.password)
                 timings.append(report.Timing(tool.name, size, "start", rep, seconds))
                 print(line + f", start-up {seconds:.3f}s", file=sys.stderr, flush=True)
                 drop_database(server, dbname)

@@ -1,10 +1,12 @@
-"""A real, throw-away Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager.
+"""A real, throw-away Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager (every
+default controller, node CIDRs, a cluster signer), kube-scheduler.
 
-Binaries come from KUBEBUILDER_ASSETS (hack/build-k8s.sh builds them). Everything listens on free
-loopback ports and lives in one temporary directory. The flags follow envtest
-(controller-runtime pkg/internal/testing/controlplane) with two differences: the ServiceAccount
-admission plugin stays on (pods get the projected token volume a real cluster gives them) and
-PodSecurity admission is on, so `restricted` namespaces really reject privileged pods.
+Binaries come from KUBEBUILDER_ASSETS (hack/build-k8s.sh builds them). etcd and the controllers listen
+on free loopback ports; the apiserver listens on the node's address (the bridge hostnet.up made), which
+is what pods reach through the `kubernetes` Service and what the kubeconfig names. Everything lives in
+one directory. Admission as a real cluster has it: NodeRestriction, ServiceAccount (projected tokens),
+PodSecurity (`restricted` namespaces really reject privileged pods), NamespaceLifecycle; authorization
+Node,RBAC.
 """
 
 from __future__ import annotations
@@ -25,18 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from devenv import kubeconfig, pki, processes
+from devenv import hostnet, kubeconfig, pki, processes
 from devenv.postgres import free_port
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
-
-# What the operator and the harness need; node-lifecycle, taint-eviction and pod-garbage-collector
-# stay off: without kubelet heartbeats they would mark pods NotReady and evict them.
-CONTROLLERS = (
-    "job-controller", "deployment-controller", "replicaset-controller", "garbage-collector-controller",
-    "namespace-controller", "serviceaccount-controller", "serviceaccount-token-controller",
-    "root-ca-certificate-publisher-controller", "ttl-after-finished-controller",
-)
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+            "kubectl", "helm", "coredns")
 
 
 class ControlPlaneError(RuntimeError):
@@ -146,10 +141,13 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
     serving = pki.issue(ca, certs, "apiserver", "/CN=kube-apiserver", server=True, sans=pki.APISERVER_SANS)
     admin = pki.issue(ca, certs, "admin", "/O=system:masters/CN=admin")
     kcm_client = pki.issue(ca, certs, "kube-controller-manager", "/CN=system:kube-controller-manager")
+    scheduler_client = pki.issue(ca, certs, "kube-scheduler", "/CN=system:kube-scheduler")
+    # `kubectl logs/exec/port-forward` go apiserver -> kubelet with this certificate.
+    kubelet_client = pki.issue(ca, certs, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet")
     signer = pki.make_signing_key(certs)
 
-    etcd_port, etcd_peer, api_port, kcm_port = (free_port() for _ in range(4))
-    server = f"https://127.0.0.1:{api_port}"
+    etcd_port, etcd_peer, api_port, kcm_port, sched_port = (free_port() for _ in range(5))
+    server = f"https://{hostnet.NODE_IP}:{api_port}"
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     ca_pem = ca.cert.read_bytes()
     admin_kubeconfig = kubeconfig.write(top / "admin.kubeconfig", kubeconfig.render(
@@ -158,6 +156,9 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
     kcm_kubeconfig = kubeconfig.write(top / "kube-controller-manager.kubeconfig", kubeconfig.render(
         server, ca_pem, user="system:kube-controller-manager",
         client_cert_pem=kcm_client.cert.read_bytes(), client_key_pem=kcm_client.key.read_bytes()))
+    sched_kubeconfig = kubeconfig.write(top / "kube-scheduler.kubeconfig", kubeconfig.render(
+        server, ca_pem, user="system:kube-scheduler",
+        client_cert_pem=scheduler_client.cert.read_bytes(), client_key_pem=scheduler_client.key.read_bytes()))
 
     cp = ControlPlane(top, assets, server, admin_kubeconfig, ca.cert, etcd_url)
     probe = _Probe(ca.cert, admin)
@@ -177,16 +178,17 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
         log = logs / "kube-apiserver.log"
         proc = cp._procs["kube-apiserver"] = processes.spawn([
             str(assets / "kube-apiserver"),
-            f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--etcd-servers={etcd_url}", f"--bind-address={hostnet.NODE_IP}",
+            f"--advertise-address={hostnet.NODE_IP}",
             f"--secure-port={api_port}", f"--cert-dir={certs}",
             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={ca.cert}", "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+            f"--client-ca-file={ca.cert}", "--authorization-mode=Node,RBAC",
+            f"--service-cluster-ip-range={hostnet.SERVICE_CIDR}", "--allow-privileged=true",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={signer.cert}", f"--service-account-signing-key-file={signer.key}",
-            "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle",
-            # `kubectl logs` reaches the pod runner's log endpoint on the node's InternalIP (127.0.0.1).
-            "--kubelet-preferred-address-types=InternalIP",
+            "--enable-admission-plugins=NodeRestriction,PodSecurity,ServiceAccount,NamespaceLifecycle",
+            f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
+            f"--kubelet-certificate-authority={ca.cert}", "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--v=1",
         ], log=log)
         _wait("kube-apiserver", lambda: probe.get(f"{server}/readyz")[0] == 200, proc, log, timeout)
@@ -196,7 +198,10 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
             str(assets / "kube-controller-manager"),
             f"--kubeconfig={kcm_kubeconfig}", f"--authentication-kubeconfig={kcm_kubeconfig}",
             f"--authorization-kubeconfig={kcm_kubeconfig}", "--leader-elect=false",
-            f"--controllers={','.join(CONTROLLERS)}", "--use-service-account-credentials=true",
+            "--controllers=*", "--use-service-account-credentials=true",
+            "--allocate-node-cidrs=true", f"--cluster-cidr={hostnet.CLUSTER_CIDR}", "--node-cidr-mask-size=24",
+            f"--service-cluster-ip-range={hostnet.SERVICE_CIDR}",
+            f"--cluster-signing-cert-file={ca.cert}", f"--cluster-signing-key-file={ca.key}",
             f"--service-account-private-key-file={signer.key}", f"--root-ca-file={ca.cert}",
             "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={certs / 'kcm'}",
             "--v=1",
@@ -205,6 +210,16 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
               lambda: probe.get(f"https://127.0.0.1:{kcm_port}/healthz", insecure=True)[0] == 200,
               proc, log, timeout)
         _wait_default_serviceaccount(cp, proc, log, timeout)
+
+        log = logs / "kube-scheduler.log"
+        proc = cp._procs["kube-scheduler"] = processes.spawn([
+            str(assets / "kube-scheduler"), f"--kubeconfig={sched_kubeconfig}",
+            f"--authentication-kubeconfig={sched_kubeconfig}", f"--authorization-kubeconfig={sched_kubeconfig}",
+            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--v=1",
+        ], log=log)
+        _wait("kube-scheduler",
+              lambda: probe.get(f"https://127.0.0.1:{sched_port}/healthz", insecure=True)[0] == 200,
+              proc, log, timeout)
     except BaseException:
         cp.stop()
         raise

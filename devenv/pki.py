@@ -11,10 +11,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-# Names the in-cluster clients use for the apiserver; the IP is the first of --service-cluster-ip-range.
+# Names the clients use for the apiserver: the node's address (hostnet.NODE_IP) from this machine, the
+# first IP of --service-cluster-ip-range (hostnet.KUBERNETES_SERVICE_IP) and the Service's names from pods.
 APISERVER_SANS = (
     "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-    "DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", "IP:10.0.0.1",
+    "DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", "IP:10.244.0.1", "IP:10.96.0.1",
 )
 
 

@@ -1,13 +1,17 @@
-"""A throw-away PostgreSQL cluster in a temporary directory on a free loopback port.
+"""A throw-away PostgreSQL cluster in a temporary directory on a free port, reachable from this machine
+and from the dev cluster's pods.
 
-initdb refuses to run as root, so when we are root the server runs as the `postgres` system user that
-Debian's package creates.
+It listens on every address, so it is reachable on the node's address (hostnet.NODE_IP) whether the
+bridge was made before or after it started, and pg_hba admits only loopback and the pod network, with a
+password (SCRAM). The superuser's password is new for every server. initdb refuses to run as root, so
+when we are root the server runs as the `postgres` system user that Debian's package creates.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import pwd
 import shutil
 import socket
@@ -19,7 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 SUPERUSER = "postgres"
-SUPERUSER_PASSWORD = "schemagate-test-superuser"
+# Pods reach the server on the node's address; hostnet owns these numbers.
+NODE_IP, POD_NETWORK, BRIDGE = "10.244.0.1", "10.244.0.0/16", "sgbr0"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -48,15 +53,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def node_network_up() -> bool:
+    return Path(f"/sys/class/net/{BRIDGE}").exists()
+
+
 @dataclass(frozen=True)
 class PostgresServer:
-    host: str
     port: int
     datadir: Path
     bindir: Path
+    password: str
 
-    def url(self, dbname: str = "postgres", user: str = SUPERUSER, password: str = SUPERUSER_PASSWORD) -> str:
-        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
+    @property
+    def host(self) -> str:
+        """The address both this machine and the cluster's pods reach: the node's, while a node runs."""
+        return NODE_IP if node_network_up() else "127.0.0.1"
+
+    def url(self, dbname: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> str:
+        return f"postgresql://{user}:{password or self.password}@{self.host}:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> str:
         """Create database `name` (dropping any leftover) and return its superuser URL."""
@@ -90,8 +104,9 @@ def running_postgres(base: Path | None = None) -> Iterator[PostgresServer]:
     if owner:
         shutil.chown(top, owner)
         os.chmod(top, 0o700)
+    password = secrets.token_urlsafe(18)
     pwfile = top / "pwfile"
-    pwfile.write_text(SUPERUSER_PASSWORD + "\n")
+    pwfile.write_text(password + "\n")
     if owner:
         shutil.chown(pwfile, owner)
     port = free_port()
@@ -101,14 +116,20 @@ def running_postgres(base: Path | None = None) -> Iterator[PostgresServer]:
                                "--no-sync", "--locale=C"])
         if init.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {init.stderr.strip()}")
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top} "
+        pwfile.unlink()
+        # Loopback and the pod network, with a password; any other source matches no line and is refused.
+        (datadir / "pg_hba.conf").write_text(
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            f"host all all {POD_NETWORK} scram-sha-256\n")
+        opts = (f"-c listen_addresses=* -c port={port} -c unix_socket_directories={top} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         start = _run_as(owner, [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts,
                                 "-l", str(top / "server.log"), "-w", "-t", "60", "start"])
         if start.returncode != 0:
             log = (top / "server.log").read_text() if (top / "server.log").exists() else ""
             raise PostgresUnavailable(f"pg_ctl start failed: {start.stderr.strip()}\n{log[-2000:]}")
-        server = PostgresServer("127.0.0.1", port, datadir, bindir)
+        server = PostgresServer(port, datadir, bindir, password)
         _wait_ready(server)
         yield server
     finally:

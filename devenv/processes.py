@@ -85,3 +85,18 @@ def kill_marked(variable: str, value: str) -> list[int]:
             except (ProcessLookupError, PermissionError):
                 pass
     return killed
+
+
+def kill_marked_cmdline(marker: str) -> list[int]:
+    """SIGKILL every process (but this one) whose command line contains `marker`; returns their pids."""
+    needle, killed = marker.encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+        except OSError:
+            pass
+    return killed

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real cluster the tests run on — etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy — plus kubectl and helm, from the Go module proxy, once, into a
+# kube-scheduler, kubelet, kube-proxy, and CoreDNS for cluster DNS — plus kubectl and helm, from the Go module proxy, once, into a
 # versioned cache outside the repo. Prints exactly one line on stdout: the directory holding the
 # executables (envtest's KUBEBUILDER_ASSETS convention). Progress goes to stderr.
 # KUBEBUILDER_ASSETS pointing at a directory that already holds them all skips the build.
@@ -9,8 +9,9 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-BINARIES=(etcd "${KUBE_BINARIES[@]}" helm)
+BINARIES=(etcd "${KUBE_BINARIES[@]}" helm coredns)
 
 has_all() {
   local d="$1" b
@@ -23,7 +24,7 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
 fi
 
 CACHE="${SCHEMAGATE_CACHE:-$HOME/.cache/schemagate}"
-dir="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+dir="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION"
 if has_all "$dir"; then echo "$dir"; exit 0; fi
 
 command -v go >/dev/null || {
@@ -133,10 +134,18 @@ build_helm() {
   mv "$work/helm-bin/helm" "$dir/helm"
 }
 
+build_coredns() {
+  echo "build-k8s: compiling coredns $COREDNS_VERSION" >&2
+  GOBIN="$work/coredns-bin" go install -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+  mv "$work/coredns-bin/coredns" "$dir/coredns"
+}
+
 [ -x "$dir/etcd" ] || build_etcd
 kube_built() { local b; for b in "${KUBE_BINARIES[@]}"; do [ -x "$dir/$b" ] || return 1; done; }
 kube_built || build_kubernetes
 [ -x "$dir/helm" ] || build_helm
+[ -x "$dir/coredns" ] || build_coredns
 has_all "$dir" || { echo "build-k8s: build finished but $dir lacks one of ${BINARIES[*]}" >&2; exit 1; }
 echo "build-k8s: built into $dir in $((SECONDS - started))s" >&2
 echo "$dir"

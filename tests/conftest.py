@@ -32,6 +32,7 @@ class _ExternalServer:
         self._info = psycopg.conninfo.conninfo_to_dict(url)
         self.host = self._info.get("host", "127.0.0.1")
         self.port = int(self._info.get("port", 5432))
+        self.password = self._info.get("password", "")
 
     def url(self, dbname: str = "postgres", user: str | None = None, password: str | None = None) -> str:
         info = dict(self._info, dbname=dbname)

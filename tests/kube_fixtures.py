@@ -1,9 +1,14 @@
 """pytest plugin: a Kubernetes cluster for the test session, and a fresh namespace per test.
 
-- SCHEMAGATE_E2E_KUBECONFIG set: use that cluster (kind, say); nothing is started, there is no pod
-  runner (`kube.runner is None`), kubectl/helm come from PATH unless KUBEBUILDER_ASSETS has them.
-- otherwise: our own control plane from KUBEBUILDER_ASSETS (hack/build-k8s.sh) plus the local pod
-  runner, one per session. Missing binaries fail the tests with the reason; nothing skips.
+- SCHEMAGATE_E2E_KUBECONFIG set: use that cluster (kind, say); nothing is started (`kube.cluster is
+  None`), kubectl/helm come from PATH unless KUBEBUILDER_ASSETS has them, the image is
+  SCHEMAGATE_E2E_IMAGE.
+- otherwise: our own single-node cluster (devenv.cluster: control plane, a real kubelet on containerd,
+  kube-proxy, CoreDNS) with our image built from the Dockerfile, one per session. Missing binaries or
+  packages fail the tests with the reason; nothing skips.
+
+Only one such cluster runs on a machine at a time, so the tests that start their own (hack/cluster,
+hack/demo; marked `owns_machine`) run last and stop the session's cluster first (`session_cluster.stop()`).
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ class Kube:
     api: Any  # kubernetes.client.ApiClient, admin
     kubectl_bin: str
     helm_bin: str
-    runner: Any  # devenv.podrunner.PodRunner | None on an external cluster
-    # The operator image pods should use: what hack/kind-e2e.sh loaded into kind, or any image
-    # the local pod runner maps to this repository's CLI.
-    image: str = os.environ.get("SCHEMAGATE_E2E_IMAGE", "schemagate:dev")
+    cluster: Any  # devenv.cluster.LocalCluster | None on an external cluster
+    # Our image: built from the Dockerfile and imported into the node (devenv.images), or what
+    # hack/kind-e2e.sh loaded into kind.
+    image: str = os.environ.get("SCHEMAGATE_E2E_IMAGE", "localhost/schemagate:dev")
 
     @property
     def local(self) -> bool:
-        return self.runner is not None
+        return self.cluster is not None
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -54,11 +59,37 @@ class Kube:
         return proc
 
     def logs(self, namespace: str, pod: str, container: str | None = None) -> str:
-        """A pod's container output: from the pod runner locally, from kubectl on a real cluster."""
-        if self.runner is not None:
-            return self.runner.logs(namespace, pod, container)
+        """A pod's container output, as `kubectl logs` reads it from the kubelet."""
         args = ["-n", namespace, "logs", pod, "--all-containers" if container is None else f"-c={container}"]
         return self.kubectl(*args, check=False).stdout
+
+    def load_image(self, ref: str, files: dict[str, str], path: str) -> str:
+        """An image FROM our Debian base holding `files` under `path`, built here and imported into
+        the node (a migrations image, say); returns `ref`."""
+        if self.cluster is None:
+            pytest.fail("building an image needs the local node (no SCHEMAGATE_E2E_KUBECONFIG)")
+        from devenv import images
+
+        self.cluster.node.import_image(images.files_image(ref, files, path))
+        return ref
+
+    def backup_volume(self, namespace: str, claim: str) -> Path:
+        """A PersistentVolume for `namespace`/`claim` on the node's disk (what a local-path provisioner
+        gives; no StorageClass runs here); returns its directory on this machine."""
+        if self.cluster is None:
+            pytest.fail("a node-local volume needs the local node (no SCHEMAGATE_E2E_KUBECONFIG)")
+        import yaml
+
+        where = self.cluster.directory / "volumes" / f"{namespace}-{claim}"
+        where.mkdir(parents=True, exist_ok=True)
+        where.chmod(0o777)  # as local-path-provisioner makes them: hostPath volumes get no fsGroup
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-{claim}"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                     "hostPath": {"path": str(where), "type": "Directory"},
+                     "claimRef": {"namespace": namespace, "name": claim}}}))
+        return where
 
 
 def wait_until(what: str, probe: Callable[[], T], timeout: float = 60, interval: float = 0.25) -> T:
@@ -102,6 +133,40 @@ def _api_client(kubeconfig: Path) -> Any:
     return config.new_client_from_config(config_file=str(kubeconfig))
 
 
+class SessionCluster:
+    """The session's own cluster, started on first use and stoppable before a test that needs the
+    machine to itself."""
+
+    def __init__(self) -> None:
+        self._ctx: Any = None
+        self.current: Any = None
+        self.failed: str | None = None  # why it did not start: the next test fails at once with it
+
+    def get(self) -> Any:
+        if self.failed:
+            pytest.fail(self.failed)
+        if self.current is None:
+            from devenv import cluster, controlplane
+
+            try:
+                controlplane.find_assets()
+                self._ctx = cluster.running()
+                self.current = self._ctx.__enter__()
+            except Exception as exc:  # every failure to start is the reason the tests fail
+                self._ctx = None
+                self.failed = f"the local cluster did not start: {exc}"
+                pytest.fail(self.failed)
+        return self.current
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            ctx, self._ctx, self.current = self._ctx, None, None
+            ctx.__exit__(None, None, None)
+
+
+session_cluster = SessionCluster()
+
+
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:
     external = os.environ.get("SCHEMAGATE_E2E_KUBECONFIG")
@@ -113,25 +178,14 @@ def kube() -> Iterator[Kube]:
         yield Kube(path, api, _tool("kubectl"), _tool("helm"), None)
         api.close()
         return
-
-    from devenv import cluster, controlplane
-
     try:
-        controlplane.find_assets()
-    except controlplane.ControlPlaneError as exc:
-        pytest.fail(str(exc))
-    try:
-        ctx = cluster.running()
-        local = ctx.__enter__()
-    except controlplane.ControlPlaneError as exc:
-        pytest.fail(f"the local control plane did not start: {exc}")
-    try:
+        local = session_cluster.get()
         api = _api_client(local.kubeconfig)
         cp = local.control_plane
-        yield Kube(local.kubeconfig, api, str(cp.kubectl), str(cp.helm), local.runner)
+        yield Kube(local.kubeconfig, api, str(cp.kubectl), str(cp.helm), local)
         api.close()
     finally:
-        ctx.__exit__(None, None, None)
+        session_cluster.stop()
 
 
 @pytest.fixture
@@ -144,3 +198,14 @@ def namespace(kube: Kube) -> Iterator[str]:
                timeout=30)
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def machine_to_itself() -> None:
+    """For a test that starts its own cluster (hack/cluster, hack/demo): the session's is stopped first."""
+    session_cluster.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a cluster of their own run after every test that uses the session's."""
+    items.sort(key=lambda item: item.get_closest_marker("owns_machine") is not None)

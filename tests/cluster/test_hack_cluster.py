@@ -1,4 +1,5 @@
-"""hack/cluster: the background cluster people use (`up`, `status`, `down`), with the real kubectl."""
+"""hack/cluster: the background cluster people use (`up`, `status`, `down`), with the real kubectl, and
+that `down` leaves the machine as `up` found it, even after the cluster was killed."""
 
 from __future__ import annotations
 
@@ -14,24 +15,28 @@ import yaml
 
 from kube_fixtures import processes_with, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.owns_machine]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp_path: Path):
+def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp_path: Path,
+                                                                           machine_to_itself: None):
+    from devenv import hostnet
+
     if not os.environ.get("KUBEBUILDER_ASSETS"):
         pytest.fail("KUBEBUILDER_ASSETS is not set; run through hack/test.sh")
     env = dict(os.environ, SCHEMAGATE_CLUSTER_DIR=str(tmp_path / "run"))
 
     def cluster(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([str(REPO / "hack" / "cluster"), *args], env=env, capture_output=True,
-                              text=True, timeout=180, check=False)
+                              text=True, timeout=600, check=False)
         if check and proc.returncode != 0:
             pytest.fail(f"hack/cluster {' '.join(args)} failed: {proc.stderr}")
         return proc
 
     kubectl_bin = str(Path(os.environ["KUBEBUILDER_ASSETS"]) / "kubectl")
     marker = f"schemagate-orphan-{uuid.uuid4().hex[:8]}"
+    before = hostnet.snapshot()
     try:
         kubeconfig = cluster("up").stdout.strip()
         assert Path(kubeconfig).is_file()
@@ -42,15 +47,16 @@ def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp
             assert proc.returncode == 0, proc.stderr
             return proc.stdout
 
-        assert "schemagate-local" in kubectl("get", "nodes")
-        assert "Ready" in cluster("status").stdout
+        assert "schemagate-node" in kubectl("get", "nodes")
+        status = cluster("status").stdout
+        assert "Ready" in status and "containerd://" in status
 
         def job(name: str, command: list[str]) -> str:
             return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
                                    "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
-                                       {"name": "c", "image": "busybox", "command": command}]}}}})
+                                       {"name": "c", "image": "localhost/schemagate:dev", "command": command}]}}}})
 
-        # A pod process whose child would outlive a SIGKILLed runner...
+        # A container, which outlives its containerd and kubelet when the cluster is SIGKILLed...
         kubectl("apply", "-f", "-", input=job("sleeper", ["sh", "-c", "sleep 300; echo", marker]))
         wait_until("the sleeper process", lambda: processes_with(marker))
         os.kill(int((tmp_path / "run" / "cluster.pid").read_text()), signal.SIGKILL)
@@ -68,3 +74,5 @@ def test_up_gives_a_kubeconfig_where_a_job_completes_and_down_leaves_nothing(tmp
     assert cluster("status", check=False).returncode == 3
     assert processes_with(str(tmp_path / "run")) == []
     assert processes_with(marker) == []
+    # Links, iptables (every table), mounts, network namespaces and the sysctls the kubelet writes.
+    assert before.differences(hostnet.snapshot()) == {}

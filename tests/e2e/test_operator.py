@@ -135,7 +135,7 @@ def test_missing_secret_then_created(app):
 
 
 def test_wrong_password_then_fixed(app, postgres_server):
-    wrong = app.database_url.replace(":schemagate-test-superuser@", ":not-the-password@")
+    wrong = app.database_url.replace(f":{postgres_server.password}@", ":not-the-password@")
     assert wrong != app.database_url
     app.secret(wrong)
     app.migrations(V1)
@@ -146,7 +146,7 @@ def test_wrong_password_then_fixed(app, postgres_server):
     app.wait_ready(1)
 
 
-def test_unreachable_database_then_fixed(app):
+def test_unreachable_database_then_fixed(app, postgres_server):
     from devenv.postgres import free_port
 
     nowhere = app.database_url.rsplit("@", 1)[0] + f"@127.0.0.1:{free_port()}/nothing"
@@ -154,7 +154,7 @@ def test_unreachable_database_then_fixed(app):
     app.migrations(V1)
     app.schemamigration()
     stalled = app.wait_condition("Stalled", "True", "ConnectionFailed")
-    assert "127.0.0.1" in stalled["message"] and "schemagate-test-superuser" not in stalled["message"]
+    assert "127.0.0.1" in stalled["message"] and postgres_server.password not in stalled["message"]
     app.secret(app.database_url)
     app.wait_ready(1)
 
