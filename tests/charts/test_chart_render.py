@@ -69,6 +69,17 @@ def test_operator_defaults_one_recreated_replica_restricted_with_liveness(render
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
 
 
+def test_operator_probes_wait_for_the_operator_to_start(render: Render):
+    """kopf serves /healthz about 4 s after the process starts: no probe may fail on a normal start."""
+    [c] = pod_spec(render("schemagate"))["containers"]
+    startup = c["startupProbe"]
+    assert startup["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert startup["initialDelaySeconds"] >= 5
+    assert startup["initialDelaySeconds"] + startup["periodSeconds"] * startup["failureThreshold"] >= 60
+    # the startup probe holds back readiness and liveness; a delay of theirs would only delay Ready
+    assert "initialDelaySeconds" not in c["readinessProbe"] and "initialDelaySeconds" not in c["livenessProbe"]
+
+
 def test_operator_image_by_digest_and_own_job_image(render: Render):
     digest = "sha256:" + "a" * 64
     objs = render("schemagate", "image.repository=ghcr.io/acme/schemagate", f"image.digest={digest}",
