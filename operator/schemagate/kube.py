@@ -1,4 +1,5 @@
-"""Kubernetes client configuration: KUBECONFIG (or ~/.kube/config) first, then the in-cluster account."""
+"""Kubernetes client configuration: KUBECONFIG if set, else the pod's service account when running in a
+pod, else ~/.kube/config."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ def load() -> None:
             path = os.environ.get("KUBECONFIG")
             if path:
                 config.load_kube_config(config_file=path)
+            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+                # Not config.load_config(): it prints its guess on stdout, into `migrate --json`'s output.
+                config.load_incluster_config()
             else:
-                config.load_config()
+                config.load_kube_config()
             _loaded = True
 
 

@@ -69,6 +69,17 @@ def test_operator_defaults_one_recreated_replica_restricted_with_liveness(render
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
 
 
+def test_operator_probes_wait_for_the_operator_to_start(render: Render):
+    """kopf serves /healthz about 4 s after the process starts: no probe may fail on a normal start."""
+    [c] = pod_spec(render("schemagate"))["containers"]
+    startup = c["startupProbe"]
+    assert startup["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert startup["initialDelaySeconds"] >= 5
+    assert startup["initialDelaySeconds"] + startup["periodSeconds"] * startup["failureThreshold"] >= 60
+    # the startup probe holds back readiness and liveness; a delay of theirs would only delay Ready
+    assert "initialDelaySeconds" not in c["readinessProbe"] and "initialDelaySeconds" not in c["livenessProbe"]
+
+
 def test_operator_image_by_digest_and_own_job_image(render: Render):
     digest = "sha256:" + "a" * 64
     objs = render("schemagate", "image.repository=ghcr.io/acme/schemagate", f"image.digest={digest}",
@@ -168,13 +179,12 @@ def test_values_schema_rejects_bad_values_naming_the_field(helm_bin: str, chart:
     assert field in proc.stderr, proc.stderr
 
 
-def test_app_chart_ships_each_migration_in_its_own_configmap_byte_for_byte(render: Render):
+def test_app_chart_ships_the_migrations_byte_for_byte_in_immutable_configmaps(render: Render):
     objs = render("config-server", namespace="app", release="cs")
     files = sorted((REPO / "migrations").glob("*.sql"))
     cms = find(objs, "ConfigMap")
-    assert len(cms) == len(files) >= 1
-    shipped = {k: v for cm in cms for k, v in cm["data"].items()}
-    assert shipped == {f.name: f.read_text() for f in files}
+    assert len(cms) >= 1 and all(cm["immutable"] is True for cm in cms)
+    assert shipped(cms) == {f.name: f.read_text() for f in files}
     smig = one(objs, "SchemaMigration")
     assert smig["spec"]["source"]["configMaps"] == [cm["metadata"]["name"] for cm in cms]
     assert smig["spec"]["database"]["secretRef"] == {"name": "config-server-db", "key": "url"}
@@ -229,6 +239,56 @@ def _migration(body: str) -> str:
     return f"-- +goose Up\n{body}\n-- +goose Down\nSELECT 1;\n"
 
 
+PACK_LIMIT = 900 * 1024  # bytes of file names and contents per ConfigMap; the apiserver's limit is 1 MiB
+
+
+def shipped(cms: list[dict[str, Any]]) -> dict[str, str]:
+    """The migration files the ConfigMaps carry, refusing a file name in two of them (as the operator does)."""
+    files: dict[str, str] = {}
+    for cm in cms:
+        for name, text in cm["data"].items():
+            assert name not in files, f"{name} in two ConfigMaps"
+            files[name] = text
+    return files
+
+
+def _files(count: int, size: int) -> dict[str, str]:
+    """`count` migrations of about `size` bytes each, some a little larger, so packs do not come out even."""
+    out = {}
+    for v in range(1, count + 1):
+        body = "".join(f"CREATE TABLE IF NOT EXISTS t{v}_{i} (id bigint PRIMARY KEY);\n"
+                       for i in range(max(1, size * (1 + v % 3) // 2 // 50)))
+        out[f"{v:05d}_create_tables_{v}.sql"] = _migration(body)
+    return out
+
+
+def _packed(cms: list[dict[str, Any]]) -> list[list[str]]:
+    return [list(cm["data"]) for cm in cms]
+
+
+@pytest.mark.parametrize("count, size", [(33, 2_000), (100, 2_000), (500, 2_000), (40, 120_000)])
+def test_any_number_of_migrations_is_packed_into_configmaps_by_size_in_file_order(render: Render, tmp_path: Path,
+                                                                                  count: int, size: int):
+    files = _files(count, size)
+    objs = render(_chart_copy(tmp_path, files), namespace="app", release="cs")
+    cms = find(objs, "ConfigMap")
+    assert shipped(cms) == files
+    assert [name for pack in _packed(cms) for name in pack] == sorted(files)  # file order, no reordering
+    for cm in cms:
+        assert sum(len(k.encode()) + len(v.encode()) for k, v in cm["data"].items()) <= PACK_LIMIT
+        assert cm["immutable"] is True
+    # greedy: a pack is closed only when the next file would not fit
+    for this, following in zip(cms, cms[1:]):
+        first = next(iter(following["data"].items()))
+        total = sum(len(k) + len(v) for k, v in [*this["data"].items(), first])
+        assert total > PACK_LIMIT
+    smig = one(objs, "SchemaMigration")
+    assert smig["spec"]["source"]["configMaps"] == [cm["metadata"]["name"] for cm in cms]
+    assert len(cms) <= 32  # the CRD's cap on spec.source.configMaps
+    annotations = one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["schemagate.io/required-schema-version"] == str(count)
+
+
 def test_a_schema_over_1mib_spreads_over_configmaps_and_the_newest_version_is_required(render: Render,
                                                                                      tmp_path: Path):
     big = "".join(f"CREATE TABLE IF NOT EXISTS t{i} (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '');\n"
@@ -237,9 +297,7 @@ def test_a_schema_over_1mib_spreads_over_configmaps_and_the_newest_version_is_re
                                    "20250101120000_c.sql": _migration(big)})
     objs = render(chart, namespace="app", release="cs")
     cms = find(objs, "ConfigMap")
-    assert [cm["metadata"]["name"] for cm in cms] == [
-        "cs-config-server-migration-00001", "cs-config-server-migration-00002",
-        "cs-config-server-migration-20250101120000"]
+    assert _packed(cms) == [["00001_a.sql"], ["00002_b.sql"], ["20250101120000_c.sql"]]
     assert sum(len(v) for cm in cms for v in cm["data"].values()) > 1024 * 1024
     assert all(len(yaml.safe_dump(cm)) < 1024 * 1024 for cm in cms)
     assert one(objs, "SchemaMigration")["spec"]["source"]["configMaps"] == [c["metadata"]["name"] for c in cms]
@@ -247,11 +305,75 @@ def test_a_schema_over_1mib_spreads_over_configmaps_and_the_newest_version_is_re
     assert annotations["schemagate.io/required-schema-version"] == "20250101120000"
 
 
+def test_a_new_migration_leaves_the_full_configmaps_as_they_were(render: Render, tmp_path: Path):
+    files = _files(60, 40_000)
+    before = find(render(_chart_copy(tmp_path / "a", files), namespace="app", release="cs"), "ConfigMap")
+    again = find(render(_chart_copy(tmp_path / "b", files), namespace="app", release="cs"), "ConfigMap")
+    assert again == before  # deterministic
+    added = {**files, "00061_one_more.sql": _migration("CREATE TABLE IF NOT EXISTS t61 (id bigint);")}
+    after = find(render(_chart_copy(tmp_path / "c", added), namespace="app", release="cs"), "ConfigMap")
+    names = [cm["metadata"]["name"] for cm in before]
+    assert [cm["metadata"]["name"] for cm in after][:-1] == names[:-1]
+    assert after[-1]["metadata"]["name"] != names[-1]  # its content changed, so did its name
+
+
+def _helm_upgrade(deployed: list[dict[str, Any]], live: dict[str, dict[str, Any]],
+                  target: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The ConfigMaps after `helm upgrade`, as Helm 3 computes them: a three-way strategic merge of the last
+    *deployed* release's object (original), the live object and the chart's (modified). An object the
+    deployed release lacks but the cluster has (left by a failed release) is adopted with the chart's
+    object as original. A key is deleted only if the original had it, so keys a failed release added survive.
+    """
+    original = {cm["metadata"]["name"]: cm for cm in deployed}
+    out = dict(live)
+    for cm in target:
+        name = cm["metadata"]["name"]
+        if name not in out:
+            out[name] = cm
+            continue
+        if out[name].get("immutable") and out[name]["data"] != cm["data"]:
+            raise AssertionError(f"ConfigMap {name} is immutable: the upgrade would fail")
+        base = original.get(name, cm)
+        data = {k: v for k, v in out[name]["data"].items() if not (k in base["data"] and k not in cm["data"])}
+        out[name] = {**cm, "data": {**data, **cm["data"]}}
+    for name in set(original) - {cm["metadata"]["name"] for cm in target}:
+        out.pop(name, None)
+    return out
+
+
+def test_a_failed_upgrade_leaves_nothing_behind_that_the_next_release_would_read(render: Render, tmp_path: Path):
+    def release(files: dict[str, str], tag: str) -> list[dict[str, Any]]:
+        return render(_chart_copy(tmp_path / tag, files), namespace="app", release="cs")
+
+    first = {"00001_a.sql": _migration("CREATE TABLE IF NOT EXISTS a (id bigint);"),
+             "00002_b.sql": _migration("CREATE TABLE IF NOT EXISTS b (id bigint);"),
+             "00003_c.sql": _migration("CREATE TABLE IF NOT EXISTS c (id bigint);")}
+    deployed = find(release(first, "r1"), "ConfigMap")
+    # Release 2 renders and applies its ConfigMaps, then fails (in the field: the SchemaMigration was refused).
+    tried = {**first, **{f"{v:05d}_first_try_{v}.sql": _migration(f"SELECT {v};") for v in range(4, 33)}}
+    live = _helm_upgrade(deployed, {cm["metadata"]["name"]: cm for cm in deployed},
+                         find(release(tried, "r2"), "ConfigMap"))
+    # Release 3, after the fix: the same versions under other names, and one file more.
+    fixed = {**first, **{f"{v:05d}_second_try_{v}.sql": _migration(f"SELECT {v};") for v in range(4, 34)}}
+    objs = release(fixed, "r3")
+    after = _helm_upgrade(deployed, live, find(objs, "ConfigMap"))
+    listed = one(objs, "SchemaMigration")["spec"]["source"]["configMaps"]
+    assert shipped([after[name] for name in listed]) == fixed
+
+
 def test_a_single_file_over_the_configmap_limit_is_refused_by_name(helm_bin: str, tmp_path: Path):
-    chart = _chart_copy(tmp_path, {"00001_huge.sql": _migration("SELECT 1;\n" * 120_000)})
+    chart = _chart_copy(tmp_path, {"00001_huge.sql": _migration("SELECT 1;\n" * 93_000)})  # ~930 kB
     proc = helm_run(helm_bin, "template", "cs", str(chart), check=False)
     assert proc.returncode != 0
     assert "files/migrations/00001_huge.sql is" in proc.stderr and "split it" in proc.stderr
+
+
+def test_more_migrations_than_32_configmaps_hold_point_to_the_image_source(helm_bin: str, tmp_path: Path):
+    half = _migration("SELECT 1;\n" * 50_000)  # ~500 kB: two never share a ConfigMap
+    chart = _chart_copy(tmp_path, {f"{v:05d}_x.sql": half for v in range(1, 34)})
+    proc = helm_run(helm_bin, "template", "cs", str(chart), check=False)
+    assert proc.returncode != 0
+    assert "33 ConfigMaps" in proc.stderr and "migrationsImage" in proc.stderr, proc.stderr
 
 
 def test_a_file_name_without_version_is_refused_by_name(helm_bin: str, tmp_path: Path):

@@ -108,3 +108,94 @@ def test_a_new_run_record_keeps_nothing_of_the_previous_one_once_patched():
     assert stored["lastJob"]["job"] == "a-g2-y" and stored["lastJob"]["outcome"] == "Failed"
     assert not {"versionAfter", "applied", "backup"} & stored["lastJob"].keys()
     assert "currentJob" not in stored
+
+
+def _finished_jobs(n):
+    """n finished Jobs created a minute apart, oldest first, as they stay listed until their TTL (a day)."""
+    return [JobInfo(p.JobState(f"a-g{i}-x", "Succeeded", OK), f"2026-01-01T{i // 60:02d}:{i % 60:02d}:05Z",
+                    f"2026-01-01T{i // 60:02d}:{i % 60:02d}:35Z", f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00Z")
+            for i in range(1, n + 1)]
+
+
+def test_jobs_that_fell_out_of_the_history_are_not_recorded_again():
+    infos = _finished_jobs(13)
+    runs, events = absorb_jobs({}, infos, NOW)
+    assert len(events) == 13 and runs["lastJob"]["job"] == "a-g13-x"
+    assert [r["job"] for r in runs["history"]] == [f"a-g{i}-x" for i in range(13, 3, -1)]
+    for _ in range(5):  # every resync sees the same Jobs, the three oldest no longer in history
+        again, events = absorb_jobs(runs, infos, NOW)
+        assert events == [] and again == runs
+
+
+def test_a_new_job_after_a_full_history_is_recorded_and_the_old_ones_stay_out():
+    infos = _finished_jobs(14)
+    runs, _ = absorb_jobs({}, infos[:13], NOW)
+    runs, events = absorb_jobs(runs, infos, NOW)
+    assert [e.message for e in events] == ["Job a-g14-x migrated the database to version 3"]
+    assert runs["lastJob"]["job"] == "a-g14-x" and runs["history"][-1]["job"] == "a-g5-x"
+    runs, events = absorb_jobs(runs, infos, NOW)
+    assert events == [] and runs["lastJob"]["job"] == "a-g14-x"
+
+
+def test_an_older_job_finishing_late_is_recorded_but_last_job_stays_the_newest():
+    older, newer = _finished_jobs(2)
+    runs, _ = absorb_jobs({}, [newer, JobInfo(p.JobState(older.state.name, "Running"), older.started, None,
+                                              older.created)], NOW)
+    runs, events = absorb_jobs(runs, [older, newer], NOW)
+    assert len(events) == 1 and runs["lastJob"]["job"] == "a-g2-x"
+    assert [r["job"] for r in runs["history"]] == ["a-g2-x", "a-g1-x"]
+
+
+def test_history_written_before_creation_times_were_recorded_orders_by_start():
+    infos = _finished_jobs(12)
+    legacy = [{"job": i.state.name, "outcome": "Succeeded", "startedAt": i.started} for i in reversed(infos[2:])]
+    runs, events = absorb_jobs({"history": legacy, "lastJob": legacy[0]}, infos, NOW)
+    assert events == [] and runs["lastJob"]["job"] == "a-g12-x"
+
+
+def test_applied_counts_the_entries_a_trimmed_termination_message_left_out():
+    from schemagate.migrate import result
+
+    applied = [{"version": v, "file": f"{v:05d}_create_table_number_{v}.sql", "direction": "up", "durationMs": 1}
+               for v in range(1, 301)]
+    doc = {"schemagate": 1, "command": "up", "ok": True, "versionBefore": 0, "versionAfter": 300,
+           "applied": applied, "pending": [], "error": None}
+    trimmed = result.shrink(doc)  # what the Job's termination message holds
+    assert trimmed["appliedOmitted"] > 0
+    runs, _ = absorb_jobs({}, [info("a-g1-x", "Succeeded", trimmed)], NOW)
+    assert runs["lastJob"]["applied"] == 300
+
+
+def test_the_pods_of_jobs_status_accounts_for_are_not_read_every_resync():
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from kubernetes import client
+
+    from schemagate.controller import observe
+    from schemagate.controller.status import Recorded
+
+    def job(i):
+        at = datetime(2026, 1, 1, 0, i, tzinfo=timezone.utc)
+        return client.V1Job(
+            metadata=client.V1ObjectMeta(name=f"a-g{i}-x", creation_timestamp=at, owner_references=[
+                client.V1OwnerReference(api_version="v1", kind="SchemaMigration", name="a", uid="u")]),
+            status=client.V1JobStatus(start_time=at, conditions=[
+                client.V1JobCondition(type="Complete", status="True", last_transition_time=at)]))
+
+    class Api:
+        read: list[str] = []
+
+        def list_namespaced_job(self, namespace, label_selector):
+            return SimpleNamespace(items=[job(i) for i in range(1, 13)])
+
+        def list_namespaced_pod(self, namespace, label_selector):
+            self.read.append(label_selector)
+            return SimpleNamespace(items=[])
+
+    api = Api()
+    runs, events = absorb_jobs({}, observe.jobs(api, api, "ns", "a", "u"), NOW)
+    assert len(api.read) == 12 and len(events) == 12 and runs["history"][0]["createdAt"] == "2026-01-01T00:12:00Z"
+    api.read.clear()
+    again, events = absorb_jobs(runs, observe.jobs(api, api, "ns", "a", "u", Recorded(runs["history"])), NOW)
+    assert api.read == [] and events == [] and again == runs

@@ -232,6 +232,9 @@ class RunRecord(_Model):
     reason: str | None = None
     message: Annotated[str | None, Field(description="Why it failed: file, statement, SQL error.")] = None
     started_at: str | None = None
+    created_at: Annotated[str | None, Field(description="creationTimestamp of the Job: runs are ordered by it, "
+                                                        "and a Job older than every run in history is not "
+                                                        "recorded again.")] = None
     finished_at: str | None = None
     duration_seconds: float | None = None
 

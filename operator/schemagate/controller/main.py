@@ -22,16 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiohttp.access: kopf's health endpoint logs every request at INFO, i.e. each probe of each pod.
+    for noisy in ("kubernetes.client.rest", "urllib3", "kopf.objects", "kopf.activities.startup", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
     from schemagate.controller import handlers
     from schemagate.controller.reconcile import Options
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kubernetes.client.rest", "urllib3", "kopf.objects", "kopf.activities.startup"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     handlers.CONFIG = handlers.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
                                       options=Options(job_image=args.job_image))
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -163,6 +164,7 @@ class JobInfo:
     state: JobState
     started: str | None
     finished: str | None
+    created: str | None = None  # the Job's creationTimestamp: the order of runs, by the apiserver's clock
 
 
 def _ts(value: Any) -> str | None:
@@ -206,24 +208,30 @@ def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict
     return None, None
 
 
+def _nothing_recorded(name: str, created: str | None, started: str | None) -> bool:
+    return False
+
+
 def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str,
-         recorded: frozenset[str] = frozenset()) -> list[JobInfo]:
-    """This SchemaMigration's Jobs; results are fetched only for finished Jobs not yet `recorded` in status."""
+         recorded: Callable[[str, str | None, str | None], bool] = _nothing_recorded) -> list[JobInfo]:
+    """This SchemaMigration's Jobs; results are fetched only for finished Jobs status has not `recorded`
+    (name, creationTimestamp, startTime)."""
     out = []
     for job in batch.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={name}").items:
         meta = job.metadata
         if meta is None or not meta.name or not any(o.uid == uid for o in meta.owner_references or []):
             continue  # a Job of an earlier SchemaMigration with the same name
         phase, ended, why = _phase(job)
+        status = job.status
+        created, started = _ts(meta.creation_timestamp), _ts(status and status.start_time)
         result, message = (None, None)
-        if phase != "Running" and meta.name not in recorded:
+        if phase != "Running" and not recorded(meta.name, created, started):
             result, message = _termination(core, namespace, meta.name)
             if result is None and why:
                 # No runner result: the runner was stopped (activeDeadlineSeconds) or never ran; what the
                 # Job controller says comes first, the pod's last words after it, on one line.
                 last = (message or "").strip().splitlines()[-1:]
                 message = f"{why} (last output: {last[0][:200]})" if last else why
-        status = job.status
         out.append(JobInfo(JobState(meta.name, phase, result, message),  # type: ignore[arg-type]
-                           _ts(status and status.start_time), _ts(status and status.completion_time) or ended))
+                           started, _ts(status and status.completion_time) or ended, created))
     return out

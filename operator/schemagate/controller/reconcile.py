@@ -147,8 +147,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             raise observe.Blocked(c.INVALID_SPEC, _spec_error(e)) from None
         except ValueError as e:
             raise observe.Blocked(c.INVALID_SPEC, str(e)) from None
-        recorded = frozenset(r.get("job") for r in old.get("history") or [] if r.get("job"))
-        infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], recorded)
+        infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], st.Recorded(old.get("history")))
         runs, events = st.absorb_jobs(old, infos, now)
         migrations = None
         source_key = ""

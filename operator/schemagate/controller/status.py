@@ -39,6 +39,8 @@ def finished_record(base: dict[str, Any] | None, info: JobInfo, now: str) -> dic
     record = dict(base or {"job": state.name})
     record["outcome"] = state.phase
     record.setdefault("startedAt", info.started)
+    if info.created:
+        record["createdAt"] = info.created
     record["finishedAt"] = info.finished or now
     result = state.result or {}
     if result.get("versionBefore") is not None:
@@ -46,7 +48,9 @@ def finished_record(base: dict[str, Any] | None, info: JobInfo, now: str) -> dic
     if result.get("versionAfter") is not None:
         record["versionAfter"] = result["versionAfter"]
     if isinstance(result.get("applied"), list):
-        record["applied"] = len(result["applied"])
+        # A trimmed termination message keeps the first entries and counts the rest in appliedOmitted.
+        omitted = result.get("appliedOmitted")
+        record["applied"] = len(result["applied"]) + (omitted if isinstance(omitted, int) else 0)
     if isinstance(result.get("backup"), dict):
         record["backup"] = result["backup"].get("file")
     if state.phase == "Failed":
@@ -58,26 +62,60 @@ def finished_record(base: dict[str, Any] | None, info: JobInfo, now: str) -> dic
     return record
 
 
+Order = tuple[str, str]
+
+
+def _order(created: str | None, started: str | None, job: str) -> Order:
+    """When a run began, by the apiserver's clock (creationTimestamp; the start time for records written
+    before that was kept), then its name: Jobs of one SchemaMigration run one after another."""
+    return (created or started or "", job)
+
+
+def _record_order(record: dict[str, Any]) -> Order:
+    return _order(record.get("createdAt"), record.get("startedAt"), record.get("job") or "")
+
+
+class Recorded:
+    """Which finished Jobs status already accounts for: those in `history`, and, once `history` is full,
+    every Job older than its oldest record. Those fell out of it but stay listed until their TTL (a day):
+    recording them again would push out another, every resync, each with an Event.
+    """
+
+    def __init__(self, history: list[dict[str, Any]] | None):
+        records = list(history or [])
+        self.names = frozenset(r.get("job") for r in records if r.get("job"))
+        self.floor = min(map(_record_order, records)) if len(records) >= HISTORY_LIMIT else None
+
+    def __call__(self, name: str, created: str | None, started: str | None = None) -> bool:
+        return name in self.names or (self.floor is not None and _order(created, started, name) <= self.floor)
+
+
 def absorb_jobs(old: dict[str, Any], infos: list[JobInfo], now: str) -> tuple[dict[str, Any], list[Event]]:
-    """currentJob/lastJob/history after looking at this SchemaMigration's Jobs; Events for new outcomes."""
+    """currentJob/lastJob/history after looking at this SchemaMigration's Jobs; Events for new outcomes.
+
+    `history` stays newest first by creation and `lastJob` is the newest finished run: a Job that finishes
+    late is recorded where it belongs, and an old one never takes lastJob back.
+    """
     history = list(old.get("history") or [])
     current = old.get("currentJob")
     last = old.get("lastJob")
-    seen = {r.get("job") for r in history}
+    recorded = Recorded(history)
+    absorbed: set[str] = set()
     events: list[Event] = []
-    for info in sorted(infos, key=lambda i: i.started or ""):
+    for info in sorted(infos, key=lambda i: _order(i.created, i.started, i.state.name)):
         name = info.state.name
         if info.state.phase == "Running":
             if not current or current.get("job") != name:
                 current = {"job": name, "outcome": "Running", "startedAt": info.started}
             continue
-        if name in seen:
+        if name in absorbed or recorded(name, info.created, info.started):
             continue
         base = current if current and current.get("job") == name else None
         record = finished_record(base, info, now)
-        history.insert(0, record)
-        seen.add(name)
-        last = record
+        history.append(record)
+        absorbed.add(name)
+        if last is None or _record_order(record) > _record_order(last):
+            last = record
         if base is not None:
             current = None
         if record["outcome"] == "Succeeded":
@@ -85,8 +123,9 @@ def absorb_jobs(old: dict[str, Any], infos: list[JobInfo], now: str) -> tuple[di
                                 f"Job {name} migrated the database to version {record.get('versionAfter', '?')}"))
         else:
             events.append(Event("Warning", record["reason"], record["message"]))
-    if current and current.get("job") in seen:
+    if current and current.get("job") in recorded.names | absorbed:
         current = None
+    history.sort(key=_record_order, reverse=True)
     return {"currentJob": current, "lastJob": last, "history": history[:HISTORY_LIMIT] or None}, events
 
 
