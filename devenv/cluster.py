@@ -191,6 +191,7 @@ def running(directory: Path | None = None, keep_dir: bool = False,
     # Images first: building them changes nothing on the machine, and is the slow part when cold.
     built = {"pause": images.pause_image(cache), "schemagate": images.schemagate_image(cache),
              "coredns": coredns_image(assets, cache)}
+    built.update({img.ref: img for img in images.app_images(cache)})
     top = directory or Path(os.environ.get("TMPDIR", "/tmp")) / f"schemagate-cluster-{os.getpid()}"
     top.mkdir(parents=True, exist_ok=True)
     before = hostnet.snapshot()

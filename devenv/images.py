@@ -198,12 +198,13 @@ def schemagate_image(cache: Path | None = None, repo: Path = REPO) -> Image:
     return Image(SCHEMAGATE_IMAGE, archive)
 
 
-def files_image(ref: str, files: dict[str, str], path: str, cache: Path | None = None) -> Image:
+def files_image(ref: str, files: dict[str, str], path: str, cache: Path | None = None,
+                entrypoint: list[str] | None = None) -> Image:
     """An image FROM the local Debian base with `files` in directory `path` (a migrations image: the
-    Job's init container copies them with `sh`)."""
+    Job's init container copies them with `sh`), and optionally an entrypoint."""
     cache = cache or cache_dir()
     base = base_image(cache)
-    key = _digest(ref.encode(), base.encode(), path.encode(),
+    key = _digest(ref.encode(), base.encode(), path.encode(), json.dumps(entrypoint).encode(),
                   *(f"{n}\0{c}".encode() for n, c in sorted(files.items())))
     archive = cache / "images" / f"files-{key}.oci.tar"
     if archive.exists():
@@ -215,11 +216,35 @@ def files_image(ref: str, files: dict[str, str], path: str, cache: Path | None =
         c = b("buildah from the base", "from", "--pull=never", base)
         try:
             b("copy the files", "copy", "--chmod", "0644", c, *(str(Path(tmp) / n) for n in files), path.rstrip("/") + "/")
+            if entrypoint:
+                b("config", "config", "--entrypoint", json.dumps(entrypoint), "--user", "65532:65532", c)
             b("commit", "commit", "--quiet", c, ref)
         finally:
             b("remove working container", "rm", c)
     b.push_archive(ref, archive)
     return Image(ref, archive)
+
+
+# config-server itself is a Go service we do not build; the charts, the gate's tests and the demo need a
+# container that runs and answers its probes like it, under the restricted profile.
+APP_STANDIN = r"""
+import http.server, os
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(b"config-server stand-in, build " + os.environ.get("BUILD", "").encode() + b"\n")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("", int(os.environ.get("PORT", "8080"))), Health).serve_forever()
+"""
+APP_IMAGE = "localhost/config-server"
+APP_TAGS = ("1.0.0", "1.1.0")  # the chart's default and the demo's next release
+
+
+def app_images(cache: Path | None = None) -> list[Image]:
+    return [files_image(f"{APP_IMAGE}:{tag}", {"server.py": APP_STANDIN}, "/app", cache,
+                        entrypoint=["python3", "/app/server.py"]) for tag in APP_TAGS]
 
 
 def archive_digest(archive: Path) -> str:

@@ -73,6 +73,25 @@ class Kube:
         self.cluster.node.import_image(images.files_image(ref, files, path))
         return ref
 
+    def database_service(self, namespace: str, url: str, name: str = "postgres") -> str:
+        """A Service `name` in `namespace` for the database at `url` (selectorless, its EndpointSlice
+        naming the server's address), as a platform team fronts an outside database; returns `url` with
+        its host replaced by the Service's DNS name, which pods resolve through CoreDNS."""
+        import urllib.parse
+
+        import yaml
+
+        parts = urllib.parse.urlsplit(url)
+        self.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all([
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+             "spec": {"ports": [{"name": "postgres", "port": 5432, "targetPort": parts.port}]}},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": f"{name}-1", "labels": {"kubernetes.io/service-name": name}},
+             "addressType": "IPv4", "ports": [{"name": "postgres", "port": parts.port, "protocol": "TCP"}],
+             "endpoints": [{"addresses": [parts.hostname]}]}]))
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{name}.{namespace}.svc.cluster.local:5432"))
+
     def backup_volume(self, namespace: str, claim: str) -> Path:
         """A PersistentVolume for `namespace`/`claim` on the node's disk (what a local-path provisioner
         gives; no StorageClass runs here); returns its directory on this machine."""

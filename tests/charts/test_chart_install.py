@@ -1,5 +1,5 @@
-"""Both charts installed into the real control plane, the operator running AS A POD (the pod runner maps
-the schemagate image to this repository's CLI) with the chart's ServiceAccount token, not admin:
+"""Both charts installed into the real node's cluster, the operator running AS A POD of our image (built
+from the Dockerfile) with the chart's ServiceAccount token, not admin:
 
 - the example reaches Ready, so the chart's RBAC is enough, and the operator cannot read what it need not;
 - operator, migration and app pods are admitted in namespaces enforcing the `restricted` Pod Security
@@ -72,13 +72,15 @@ def wait_ready(kube: Kube, namespace: str, operator_log: Any) -> dict[str, Any]:
 def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Kube, namespaces: tuple[str, str],
                                                                        database_url: str, secrets: str):
     if not kube.local:
-        pytest.fail("this test runs the operator as a pod through the local pod runner (no SCHEMAGATE_E2E_KUBECONFIG)")
+        pytest.fail("this test runs on the local node, with its images (no SCHEMAGATE_E2E_KUBECONFIG)")
     from devenv.postgres import free_port
 
     ops, app = namespaces
     password = urllib.parse.urlsplit(database_url).password
     assert password
-    kube.kubectl("-n", app, "create", "secret", "generic", "config-server-db", f"--from-literal=url={database_url}")
+    # The database by a Service name, resolved by CoreDNS in the operator's and the Job's pods.
+    by_name = kube.database_service(app, database_url)
+    kube.kubectl("-n", app, "create", "secret", "generic", "config-server-db", f"--from-literal=url={by_name}")
     kube.kubectl("-n", app, "create", "secret", "generic", "unrelated", "--from-literal=token=not-yours")
 
     kube.helm("install", "sg", str(CHARTS / "schemagate"), "-n", ops, "--wait", "--timeout=120s",
@@ -87,7 +89,8 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
               "--set", f"rbac.secrets={secrets}")
     app_values = ["--set", "operatorAccess.enabled=true", "--set", "operatorAccess.serviceAccount=sg-schemagate",
                   "--set", f"operatorAccess.namespace={ops}"] if secrets == "none" else []
-    kube.helm("install", "cs", str(CHARTS / "config-server"), "-n", app, *app_values)
+    kube.helm("install", "cs", str(CHARTS / "config-server"), "-n", app, *app_values,
+              "--set", "image.repository=localhost/config-server")
 
     [op_pod] = get_json(kube, "-n", ops, "get", "pods", "-l", "app.kubernetes.io/instance=sg")["items"]
     op_name = op_pod["metadata"]["name"]

@@ -1,18 +1,15 @@
-"""e2e fixtures: the CRD installed, the operator running (a real `schemagate operator` subprocess), and a
-per-test application namespace with the migration Job's RBAC, a Secret, ConfigMaps and a SchemaMigration.
+"""e2e fixtures: the CRD installed, the operator running as the chart installs it (a pod of our image,
+with the chart's ServiceAccount and RBAC, watching every namespace), and a per-test application namespace
+with the migration Job's RBAC, a Secret, ConfigMaps and a SchemaMigration.
 
-The operator runs locally with the session's kubeconfig and a 1 s resync, so tests converge quickly. Its
-log is shown when a wait fails. Migration pods reach PostgreSQL on 127.0.0.1 through the pod runner.
+The operator resyncs every second, so tests converge quickly; its log is shown when a wait fails.
+Migration pods and the operator reach PostgreSQL on the node's address (the database URLs name it).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +19,9 @@ import yaml
 from kube_fixtures import Kube, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAGATE = Path(sys.executable).with_name("schemagate")
+OPERATOR_NAMESPACE = "schemagate-e2e"
+RELEASE = "e2e"
+HEALTH_PORT = 8080
 
 MIGRATION_RBAC = """
 apiVersion: rbac.authorization.k8s.io/v1
@@ -42,41 +41,57 @@ subjects: [{kind: ServiceAccount, name: default}]
 
 
 class Operator:
-    """`schemagate operator` as a child process that a test may kill (SIGKILL) and start again."""
+    """The chart's operator Deployment. A test may kill it as a crash would (the pod force-deleted with
+    no grace, and kept down) and start it again. Logs of killed pods are kept for diagnostics."""
 
-    def __init__(self, kubeconfig: Path, log: Path):
-        from devenv.postgres import free_port
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        self._earlier_logs = ""
 
-        self.kubeconfig = kubeconfig
-        self.log = log
-        self.liveness = f"http://127.0.0.1:{free_port()}/healthz"
-        self.proc: subprocess.Popen[bytes] | None = None
+    def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.kube.kubectl("-n", OPERATOR_NAMESPACE, *args, **kw)
 
-    def start(self) -> None:
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), SCHEMAGATE_RESYNC_SECONDS="1",
-                   SCHEMAGATE_JOB_IMAGE="schemagate:dev")
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([str(SCHEMAGATE), "operator", "--all-namespaces",
-                                          "--liveness", self.liveness], env=env,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    def install(self) -> None:
+        repository, _, tag = self.kube.image.rpartition(":")
+        self.kube.helm("upgrade", "--install", RELEASE, str(REPO / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
+                       "--create-namespace", "--wait", "--timeout=180s",
+                       "--set", "watch.allNamespaces=true", "--set", f"image.repository={repository}",
+                       "--set", f"image.tag={tag}", "--set", "operator.resyncSeconds=1",
+                       "--set", f"operator.healthPort={HEALTH_PORT}")
+
+    def pods(self) -> list[dict[str, Any]]:
+        out = self.kubectl("get", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout
+        return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    @property
+    def liveness(self) -> str:
+        """The health endpoint on the pod's address, which this machine reaches over the node's bridge."""
+        pod = wait_until("a running operator pod", lambda: next(
+            (p for p in self.pods() if p["status"].get("podIP")), None), timeout=60)
+        return f"http://{pod['status']['podIP']}:{HEALTH_PORT}/healthz"
 
     def kill(self) -> None:
-        """As a crash would: no cleanup handlers, no goodbye."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        """As a crash would: no grace, no cleanup; the Deployment is scaled to 0 so it stays down."""
+        self._earlier_logs += self.logs()
+        self.kubectl("scale", f"deployment/{RELEASE}-schemagate", "--replicas=0")
+        self.kubectl("delete", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "--grace-period=0", "--force",
+                     "--wait=false")
+        wait_until("the operator pod gone", lambda: not self.pods(), timeout=60)
+
+    def start(self) -> None:
+        self.kubectl("scale", f"deployment/{RELEASE}-schemagate", "--replicas=1")
+        self.kubectl("rollout", "status", f"deployment/{RELEASE}-schemagate", "--timeout=120s", timeout=150)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.kube.helm("uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait", check=False)
+
+    def logs(self) -> str:
+        """Every line the operator logged this session, from killed pods too."""
+        current = "".join(self.kube.logs(OPERATOR_NAMESPACE, p["metadata"]["name"]) for p in self.pods())
+        return self._earlier_logs + current
 
     def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.logs().splitlines()[-lines:])
 
 
 @pytest.fixture(scope="session")
@@ -86,11 +101,9 @@ def crd(kube: Kube) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(kube: Kube, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    if not SCHEMAGATE.exists():
-        pytest.fail(f"{SCHEMAGATE} not found: install the project into the venv (pip install -e .)")
-    op = Operator(kube.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
-    op.start()
+def operator(kube: Kube, crd: None) -> Iterator[Operator]:
+    op = Operator(kube)
+    op.install()
     yield op
     op.stop()
 

@@ -38,7 +38,7 @@ def test_example_manifest_reaches_ready_and_keeps_the_password_out_of_sight(app,
     seen = {
         "status and Job specs": app.kubectl("get", "smig,jobs,pods", "-o", "yaml").stdout,
         "events": app.kubectl("get", "events", "-o", "yaml").stdout,
-        "operator log": operator.log.read_text(errors="replace"),
+        "operator log": operator.logs(),
     }
     seen["job logs"] = "".join(app.kube.logs(app.namespace, p["metadata"]["name"]) for p in json.loads(
         app.kubectl("get", "pods", "-o", "json").stdout)["items"])

@@ -17,9 +17,9 @@ from kube_fixtures import Kube
 def test_suite_runs_against_the_given_kind_cluster(request: pytest.FixtureRequest) -> None:
     if not os.environ.get("SCHEMAGATE_E2E_KUBECONFIG"):
         pytest.skip("kind path not exercised: no kind cluster given (hack/kind-e2e.sh sets "
-                    "SCHEMAGATE_E2E_KUBECONFIG); this run used the local control plane and pod runner")
+                    "SCHEMAGATE_E2E_KUBECONFIG); this run used the local single-node cluster")
     kube: Kube = request.getfixturevalue("kube")
-    assert not kube.local, "an external kubeconfig was given, yet the local pod runner is in use"
+    assert not kube.local, "an external kubeconfig was given, yet the local cluster is in use"
     nodes = json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     provider_ids = [n["spec"].get("providerID", "") for n in nodes]
     assert provider_ids and all(p.startswith("kind://") for p in provider_ids), (

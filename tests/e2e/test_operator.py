@@ -1,4 +1,4 @@
-"""The operator end to end: real control plane, pod runner, PostgreSQL, kubectl and `schemagate operator`."""
+"""The operator end to end on the real node: its chart's pod, migration Jobs of our image, PostgreSQL, kubectl."""
 
 from __future__ import annotations
 
@@ -232,21 +232,18 @@ def test_two_schemamigrations_started_together_apply_each_migration_once(app):
     assert app.db_versions() == [1, 2]
 
 
-def test_migrations_from_an_image_are_copied_by_an_init_container(app, tmp_path):
-    # The pod runner runs Job containers as local processes, so the "image's" directory is a local one.
-    (tmp_path / "00001_users.sql").write_text(V1["00001_users.sql"])
-    (tmp_path / "00002_orders.sql").write_text(V2["00002_orders.sql"])
-    (tmp_path / "notes.txt").write_text("not a migration")
-    if not app.kube.local:
-        pytest.fail("this test needs the local pod runner (the image path is a host directory)")
+def test_migrations_from_an_image_are_copied_by_an_init_container(app):
+    image = app.kube.load_image("localhost/app-migrations:v2", {
+        "00001_users.sql": V1["00001_users.sql"], "00002_orders.sql": V2["00002_orders.sql"],
+        "notes.txt": "not a migration"}, "/migrations")
     app.secret(app.database_url)
     app.apply({"apiVersion": "schemagate.io/v1alpha1", "kind": "SchemaMigration", "metadata": {"name": "app"},
                "spec": {"database": {"secretRef": {"name": "app-db"}},
-                        "source": {"image": {"image": "busybox:1.36", "path": str(tmp_path)}}}})
+                        "source": {"image": {"image": image, "path": "/migrations"}}}})
     app.wait_ready(2)
     assert app.db_versions() == [1, 2]
     (job,) = app.jobs()
-    assert job["spec"]["template"]["spec"]["initContainers"][0]["image"] == "busybox:1.36"
+    assert job["spec"]["template"]["spec"]["initContainers"][0]["image"] == image
 
 
 def test_explicit_target_version_then_raised(app):

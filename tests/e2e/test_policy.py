@@ -1,6 +1,6 @@
 """Production policy end to end: manual approval, rollback, backup, drift acceptance, lint.
 
-Real control plane, pod runner, PostgreSQL, kubectl and `schemagate operator`, as in test_operator.py.
+The real node, the operator's pod, PostgreSQL and kubectl, as in test_operator.py.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def test_rollback_only_when_allowed_and_never_without_a_down_section(app):
 def test_backup_is_written_to_the_claim_before_applying(app, kube):
     app.secret(app.database_url)
     app.migrations(V1)
+    where = kube.backup_volume(app.namespace, "db-backups")
     app.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db-backups"},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     app.schemamigration(backup={"claimName": "db-backups"})
@@ -131,13 +132,13 @@ def test_backup_is_written_to_the_claim_before_applying(app, kube):
     assert last["backup"] == f"{job['metadata']['name']}.dump"
     volumes = job["spec"]["template"]["spec"]["volumes"]
     assert {"name": "backup", "persistentVolumeClaim": {"claimName": "db-backups"}} in volumes
-    if kube.runner is not None:  # the local runner keeps the claim on disk: the dump is a real one
-        dump = kube.runner.workdir / "claims" / app.namespace / "db-backups" / last["backup"]
-        listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
-        assert "users" not in listing.stdout  # taken before the migration ran
+    # The volume is a directory of this machine: the dump pg_dump wrote in the pod is a real one.
+    listing = subprocess.run(["pg_restore", "--list", str(where / last["backup"])], capture_output=True, text=True,
+                             check=True)
+    assert "users" not in listing.stdout  # taken before the migration ran
 
 
-def test_failed_backup_applies_nothing(app):
+def test_failed_backup_applies_nothing(app, kube):
     role = f"mig_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(app.database_url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")
@@ -147,6 +148,7 @@ def test_failed_backup_applies_nothing(app):
     app.secret(f"postgresql://{role}:pw-{role}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/"
                f"{info['dbname']}")
     app.migrations(V1)
+    kube.backup_volume(app.namespace, "db-backups")
     app.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db-backups"},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     app.schemamigration(backup={"claimName": "db-backups"})

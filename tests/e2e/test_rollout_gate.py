@@ -1,7 +1,7 @@
 """The rollout gate end to end: a config-server Deployment (2 replicas, maxUnavailable 0, the readiness gate)
 whose new pods become Ready only when the database has the schema they need.
 
-Real control plane, pod runner, PostgreSQL, kubectl and `schemagate operator`. A watch records every
+The real node, the operator's pod, PostgreSQL and kubectl. A watch records every
 status change of the Deployment and of its pods while a rollout runs, so "availableReplicas never drops
 below 2" and "no new pod was Ready before its schema" are checked on every change, not on samples.
 """
@@ -9,6 +9,7 @@ below 2" and "no new pod was Ready before its schema" are checked on every chang
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,9 +32,9 @@ V2_BROKEN = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint P
                                  "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE orders;\n"}
 
 
-# Stands in for config-server's image: the local pod runner reports any unmapped image Running, and a
-# kind node has the pause image (its sandbox image), so the same test runs on kind.
-APP_IMAGE = "registry.k8s.io/pause:3.10"
+# Stands in for config-server's image (devenv.images.app_images, imported into the node); on another
+# cluster, SCHEMAGATE_E2E_APP_IMAGE names one that runs there.
+APP_IMAGE = os.environ.get("SCHEMAGATE_E2E_APP_IMAGE", "localhost/config-server:1.0.0")
 
 
 def deployment(name: str = "config-server", build: str = "v1", required: int | None = 1,
