@@ -355,10 +355,10 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
             mismatches, adopt = checksum_problems(migrations, state, tracking.checksums or {})
             _refuse_mismatches(mismatches)
             latest = state.latest_rows()
-            with conn.pipeline():  # one round trip for all of them, not one per file
-                for m in adopt:
-                    store.record_checksum(conn, t, m.version, latest[m.version].id, m.file, m.sha256)
             if adopt:
+                with conn.pipeline():  # one round trip for all of them, not one per file
+                    for m in adopt:
+                        store.record_checksum(conn, t, m.version, latest[m.version].id, m.file, m.sha256)
                 result.notes.append("recorded checksums of applied migrations: " + ", ".join(m.file for m in adopt))
         if command == "up":
             steps = plan.plan_up(migrations, state, allow_missing=opts.allow_missing)
