@@ -3,6 +3,7 @@ are not asserted, only that every runner applied everything and the report has w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,9 +15,11 @@ import pytest
 pytestmark = [pytest.mark.db, pytest.mark.goose]
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
-
-import latency  # noqa: E402  (bench/latency.py: where toxiproxy is expected)
+# bench/latency.py says where toxiproxy is expected; loaded by path so bench/ stays off sys.path.
+_spec = importlib.util.spec_from_file_location("bench_latency", REPO / "bench" / "latency.py")
+assert _spec and _spec.loader
+latency = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(latency)
 
 
 @pytest.fixture(scope="module")
