@@ -21,6 +21,9 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 step "goose (Go module proxy, cached in $SCHEMAGATE_CACHE)"
 GOOSE_BIN="$(hack/build-goose.sh)"; export GOOSE_BIN
 
+step "toxiproxy, the latency proxy of the bench (Go module proxy, cached in $SCHEMAGATE_CACHE)"
+TOXIPROXY_BIN="$(hack/build-toxiproxy.sh)"; export TOXIPROXY_BIN
+
 step "Kubernetes (control plane, kubelet, kube-proxy), CoreDNS, kubectl, helm (Go module proxy, cached in $SCHEMAGATE_CACHE)"
 KUBEBUILDER_ASSETS="$(hack/build-k8s.sh)"; export KUBEBUILDER_ASSETS
 

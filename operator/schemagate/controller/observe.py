@@ -124,15 +124,15 @@ def database_state(db: Database) -> DbState:
     import psycopg
 
     from schemagate.migrate.errors import MigrateError
-    from schemagate.migrate.store import parse_table_name, read_checksums, read_state, table_exists
+    from schemagate.migrate.store import parse_table_name, read_tracking
 
     try:
         table = parse_table_name(db.table)
         with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
-            if not table_exists(conn, table):
+            tracking = read_tracking(conn, table)  # one query on a database schemagate migrated
+            if not tracking.exists:
                 return DbState(0, frozenset())
-            state = read_state(conn, table)
-            sums = read_checksums(conn, table)
+            state, sums = tracking.state, tracking.checksums or {}
     except MigrateError as e:
         raise Blocked(e.reason, _redact(e.message, db.url)) from None
     except psycopg.Error as e:

@@ -15,10 +15,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemagate.migrate import dburl, reasons, result, runner, source, store
+from schemagate.migrate import dburl, reasons, source
 from schemagate.migrate.errors import MigrateError
+
+if TYPE_CHECKING:
+    from schemagate.migrate import runner
+
+# psycopg (runner, store, result) is imported only by the code that talks to the database: `--help`,
+# `create` and every bad-usage answer come back without paying for it (most of a Job's start-up).
 
 COMMANDS = {
     "up": "apply every pending migration",
@@ -44,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory of goose .sql migrations (default: $GOOSE_MIGRATION_DIR or .)")
     parser.add_argument("--database-url", help="PostgreSQL URL or conninfo (default: $DATABASE_URL, then "
                         "libpq's PGHOST/PGUSER/PGPASSWORD/... variables)")
-    parser.add_argument("--table", default=os.environ.get("GOOSE_TABLE", store.DEFAULT_TABLE),
+    parser.add_argument("--table", default=os.environ.get("GOOSE_TABLE"),
                         help="goose tracking table, optionally schema-qualified (default: goose_db_version)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="apply files older than the current version that were never applied (out of order)")
@@ -186,11 +192,14 @@ def _check_digest(migrations: list[source.Migration], digest: str, target: int |
 
 def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunResult:
     """Everything but printing: validate input, take the lease, connect, run. Never raises MigrateError."""
+    from schemagate.migrate import runner, store
+
     url = dburl.resolve(args.database_url)
     cmd = args.migrate_command
-    res = runner.RunResult(command=cmd, database=dburl.describe(url), table=args.table)
+    table_name = args.table or store.DEFAULT_TABLE
+    res = runner.RunResult(command=cmd, database=dburl.describe(url), table=table_name)
     try:
-        table = store.parse_table_name(args.table)
+        table = store.parse_table_name(table_name)
         target = _parse_version(args)
         runner.check_duration("--lock-timeout", args.lock_timeout)
         runner.check_duration("--statement-timeout", args.statement_timeout)
@@ -319,6 +328,8 @@ def run(args: argparse.Namespace) -> int:
 
     def log(msg: str) -> None:
         print(f"schemagate: {msg}", file=sys.stderr, flush=True)
+
+    from schemagate.migrate import result
 
     with _sigterm_interrupts():
         res = execute(args, log)

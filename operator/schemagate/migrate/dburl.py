@@ -9,8 +9,6 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import psycopg.conninfo
-
 _URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)([^&\s]*)", re.IGNORECASE)
@@ -24,6 +22,8 @@ def resolve(url: str | None, env: Mapping[str, str] | None = None) -> str:
 
 
 def _passwords(url: str, env: Mapping[str, str]) -> list[str]:
+    import psycopg.conninfo  # here, not at the top: `migrate --help` must not pay for psycopg
+
     found = []
     try:
         pw = psycopg.conninfo.conninfo_to_dict(url).get("password")
@@ -67,6 +67,8 @@ class Target:
 
 def describe(url: str, env: Mapping[str, str] | None = None) -> Target:
     """Best effort, before connecting: what libpq would use for host, port and database name."""
+    import psycopg.conninfo
+
     env = os.environ if env is None else env
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)

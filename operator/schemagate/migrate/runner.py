@@ -7,6 +7,7 @@ constant; the run's progress is kept in RunResult so a failure still says how fa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -17,7 +18,7 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
-from schemagate.migrate import dburl, plan, reasons, store
+from schemagate.migrate import dburl, plan, reasons, sqlscan, store
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.parser import Statement
 from schemagate.migrate.source import Migration
@@ -158,57 +159,120 @@ def _statement_error(m: Migration, direction: str, n: int, st: Statement, e: psy
     )
 
 
-def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> None:
+def _bookkeeping_error(m: Migration, t: store.TableName, direction: str, use_tx: bool,
+                       e: psycopg.Error) -> MigrateError:
+    # The statements have run: say which file, and whether they were undone.
+    aftermath = ("rolled back, nothing of it applied" if use_tx else
+                 f"NO TRANSACTION: its {direction} statements ran and stay applied, but {t.goose} "
+                 "was not updated; record or undo it by hand")
+    return MigrateError(
+        reasons.DATABASE_ERROR,
+        f"{m.file}: recording the {direction} of version {m.version} failed: {_primary(e)} "
+        f"[SQLSTATE {e.sqlstate}]; {aftermath}",
+        file=m.file, version=m.version, sqlstate=e.sqlstate)
+
+
+def _commit_error(m: Migration, direction: str, e: psycopg.Error) -> MigrateError:
+    detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
+    return MigrateError(
+        reasons.MIGRATION_FAILED,
+        f"{m.file}: {direction} failed at COMMIT (e.g. a deferred constraint): {_primary(e)}{detail} "
+        f"[SQLSTATE {e.sqlstate}]; rolled back, no version row written",
+        file=m.file, version=m.version, sqlstate=e.sqlstate)
+
+
+def _record(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> psycopg.Cursor:
     m = step.migration
-    statements = m.parsed.up if step.direction == "up" else m.parsed.down
+    if step.direction == "up":
+        return store.record_applied(conn, t, m.version, m.file, m.sha256)
+    return store.record_rolled_back(conn, t, m.version)
+
+
+def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> None:
+    """One migration: statements, version row and checksum row, in as few round trips as goose's
+    semantics allow.
+
+    A transactional file whose statements are each one command goes as one pipeline (BEGIN, statements,
+    bookkeeping, COMMIT, then a single Sync): one round trip. PostgreSQL skips everything after a failing
+    command until the Sync, so nothing after it runs, and the commands answer in order, so the first one
+    without a result is the one that failed. A statement that may hold several commands cannot be
+    pipelined (the extended protocol refuses them) and runs alone, as goose sends it. NO TRANSACTION files
+    run statement by statement: inside one pipeline PostgreSQL would treat them as a transaction block,
+    which CREATE INDEX CONCURRENTLY refuses."""
+    m = step.migration
+    direction = step.direction
+    statements = [(n, st) for n, st in enumerate(m.parsed.up if direction == "up" else m.parsed.down, start=1)
+                  if st.sql]  # goose can produce an empty statement (an empty StatementBegin/End block)
     use_tx = m.parsed.use_transaction
 
-    def execute_all() -> None:
-        for n, st in enumerate(statements, start=1):
-            if not st.sql:
-                continue  # goose can produce an empty statement (an empty StatementBegin/End block)
-            try:
-                conn.execute(st.sql)  # no parameters: sent as-is, `%` and multi-statement bodies intact
-            except psycopg.Error as e:
-                raise _statement_error(m, step.direction, n, st, e, use_tx) from e
-
-    def bookkeeping() -> None:
+    def simple(n: int, st: Statement) -> None:
         try:
-            if step.direction == "up":
-                row_id = store.insert_version(conn, t, m.version)
-                store.record_checksum(conn, t, m.version, row_id, m.file, m.sha256)
-            else:
-                store.delete_version(conn, t, m.version)
-                store.delete_checksum(conn, t, m.version)
+            conn.execute(st.sql)  # no parameters: the simple protocol, `%` and multi-command bodies intact
         except psycopg.Error as e:
-            # The statements have run: say which file, and whether they were undone.
-            aftermath = ("rolled back, nothing of it applied" if use_tx else
-                         f"NO TRANSACTION: its {step.direction} statements ran and stay applied, but {t.goose} "
-                         "was not updated; record or undo it by hand")
-            primary = _primary(e)
-            raise MigrateError(
-                reasons.DATABASE_ERROR,
-                f"{m.file}: recording the {step.direction} of version {m.version} failed: {primary} "
-                f"[SQLSTATE {e.sqlstate}]; {aftermath}",
-                file=m.file, version=m.version, sqlstate=e.sqlstate) from e
+            raise _statement_error(m, direction, n, st, e, use_tx) from e
 
-    if use_tx:
+    if not use_tx:
+        for n, st in statements:
+            simple(n, st)
         try:
-            with conn.transaction():
-                execute_all()
-                bookkeeping()
-        except psycopg.Error as e:  # statements and bookkeeping raise MigrateError: this is BEGIN or COMMIT
-            detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
-            primary = _primary(e)
-            raise MigrateError(
-                reasons.MIGRATION_FAILED,
-                f"{m.file}: {step.direction} failed at COMMIT (e.g. a deferred constraint): {primary}{detail} "
-                f"[SQLSTATE {e.sqlstate}]; rolled back, no version row written",
-                file=m.file, version=m.version, sqlstate=e.sqlstate) from e
-    else:
-        execute_all()
-        with conn.transaction():
-            bookkeeping()
+            _in_transaction(conn, True, lambda: _record(conn, t, step))
+        except psycopg.Error as e:
+            raise _bookkeeping_error(m, t, direction, use_tx, e) from e
+        return
+
+    pipelined = all(sqlscan.one_statement(st.sql) for _, st in statements)
+    sent: list[_Sent] = []  # what went into the transaction after BEGIN, in order
+
+    def body() -> None:
+        for n, st in statements:
+            if pipelined:
+                sent.append(_Sent(n, st))
+                sent[-1].cursor = conn.execute(st.sql)
+            else:
+                simple(n, st)
+        sent.append(_Sent(None, None))
+        sent[-1].cursor = _record(conn, t, step)
+
+    try:
+        _in_transaction(conn, pipelined, body)
+    except psycopg.Error as e:
+        failed = next((s for s in sent if not s.answered), None)
+        if failed is None:
+            raise _commit_error(m, direction, e) from e  # every command answered: it was COMMIT
+        if failed.statement is None or failed.n is None:
+            raise _bookkeeping_error(m, t, direction, use_tx, e) from e
+        raise _statement_error(m, direction, failed.n, failed.statement, e, use_tx) from e
+
+
+def _in_transaction(conn: psycopg.Connection, pipelined: bool, body: Callable[[], None]) -> None:
+    """BEGIN, body, COMMIT; rolled back on any failure. Pipelined: all of it before a single Sync.
+
+    BEGIN and COMMIT are sent as plain commands: psycopg's transaction() syncs the pipeline after BEGIN,
+    which would cost a round trip of its own."""
+    try:
+        with conn.pipeline() if pipelined else contextlib.nullcontext():
+            conn.execute("BEGIN")
+            body()
+            conn.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT has ended the transaction; an earlier failure (or Ctrl-C) leaves it open.
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+@dataclass
+class _Sent:
+    n: int | None  # the statement's number in its file; None for the bookkeeping
+    statement: Statement | None
+    # None until execute() returned: a fast server can answer, and psycopg raise, before it does.
+    cursor: psycopg.Cursor | None = None
+
+    @property
+    def answered(self) -> bool:
+        """PostgreSQL answers in order and skips everything after a failure: the first unanswered failed."""
+        return self.cursor is not None and self.cursor.pgresult is not None
 
 
 def checksum_problems(migrations: Sequence[Migration], state: plan.DbState,
@@ -264,9 +328,10 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
                 for m in migrations]
         return
     if command == "validate":
-        state = store.read_state(conn, t)
+        tracking = store.read_tracking(conn, t)
+        state = tracking.state
         _fill_state(result, migrations, state, before=True)
-        mismatches, _ = checksum_problems(migrations, state, store.read_checksums(conn, t))
+        mismatches, _ = checksum_problems(migrations, state, tracking.checksums or {})
         _refuse_mismatches(mismatches)
         plan.plan_up(migrations, state, allow_missing=opts.allow_missing)  # raises on missing migrations
         return
@@ -274,23 +339,26 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
     acquire_lock(conn, opts.lock_wait, opts.log)
     try:
         set_timeouts(conn, opts)
-        if command.startswith("up") or command == "redo":
-            if store.ensure_table(conn, t):
-                opts.log(f"created tracking table {t.goose}")
-        state = store.read_state(conn, t)
-        if state.rows:  # nothing to record on a database goose never touched (down on an empty one)
+        tracking = store.read_tracking(conn, t)  # under the lock: nobody changes it before we do
+        if not tracking.exists and (command.startswith("up") or command == "redo"):
+            store.create_table(conn, t)
+            opts.log(f"created tracking table {t.goose}")
+            tracking = store.read_tracking(conn, t)
+        state = tracking.state
+        if state.rows and tracking.checksums is None:  # nothing to record where goose never ran (down)
             store.ensure_checksum_table(conn, t)
         _fill_state(result, migrations, state, before=True)
         if command == "accept-checksum":
             _accept_checksum(conn, migrations, state, opts, result, target)
             return
         if command.startswith("up") or command == "redo":
-            mismatches, adopt = checksum_problems(migrations, state, store.read_checksums(conn, t))
+            mismatches, adopt = checksum_problems(migrations, state, tracking.checksums or {})
             _refuse_mismatches(mismatches)
             latest = state.latest_rows()
-            for m in adopt:
-                store.record_checksum(conn, t, m.version, latest[m.version].id, m.file, m.sha256)
             if adopt:
+                with conn.pipeline():  # one round trip for all of them, not one per file
+                    for m in adopt:
+                        store.record_checksum(conn, t, m.version, latest[m.version].id, m.file, m.sha256)
                 result.notes.append("recorded checksums of applied migrations: " + ", ".join(m.file for m in adopt))
         if command == "up":
             steps = plan.plan_up(migrations, state, allow_missing=opts.allow_missing)
