@@ -99,6 +99,13 @@ def _read(read: Any, kind: str, namespace: str, name: str, reason: str) -> Any:
         raise
 
 
+def claim_labels(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, str]:
+    """The labels of the backup claim the spec names (whether its owner allowed backups onto it)."""
+    pvc = _read(core.read_namespaced_persistent_volume_claim, "PersistentVolumeClaim", namespace, name,
+                reasons.BACKUP_CLAIM_NOT_ALLOWED)
+    return dict((pvc.metadata and pvc.metadata.labels) or {})
+
+
 def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:
     from schemagate.migrate.dburl import describe
 
