@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # reconcile imports this module
 log = logging.getLogger(__name__)
 
 # The reconcile already tried the database and failed for these: do not wait for the same timeout twice.
-_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.CONNECTION_FAILED, c.AUTHENTICATION_FAILED})
+_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.INVALID_DATABASE_URL, c.CONNECTION_FAILED,
+                               c.AUTHENTICATION_FAILED})
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 

@@ -50,10 +50,16 @@ class Database:
         return f"{self.host}:{self.port}/{self.name}"
 
 
-def _redact(text: str, url: str = "") -> str:
-    from schemagate.migrate.dburl import redact
+def _redact(text: str, secret: str = "") -> str:
+    """`text` without the Secret's value: the whole of it (whatever it holds, a URL or not), then every
+    password in it or in any URL-looking part of the text."""
+    from urllib.parse import unquote
 
-    return redact(text, url, env={})
+    from schemagate.migrate.dburl import REDACTED, redact
+
+    for whole in sorted({secret, secret.strip(), unquote(secret.strip())} - {""}, key=len, reverse=True):
+        text = text.replace(whole, REDACTED)
+    return redact(text, secret, env={})
 
 
 def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
@@ -107,6 +113,9 @@ def claim_labels(core: client.CoreV1Api, namespace: str, name: str) -> dict[str,
 
 
 def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:
+    import psycopg
+    import psycopg.conninfo
+
     from schemagate.migrate.dburl import describe
 
     ref = spec.database.secret_ref
@@ -122,6 +131,14 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
     if not url:
         raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} key {ref.key!r} is empty: "
                                                 f"it must hold the database URL")
+    try:
+        # libpq's own parser, before anything dials: a value it cannot parse (a token, a password, another
+        # app's config) is never quoted, since its parse errors quote the text they choke on.
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        raise Blocked(reasons.INVALID_DATABASE_URL,
+                      f"Secret {namespace}/{ref.name} key {ref.key!r} is not a PostgreSQL URL (libpq cannot parse "
+                      f"it; expected postgres://user:password@host:5432/dbname)") from None
     target = describe(url, env={})
     return Database(url, target.host, target.port, target.name, spec.database.table)
 
