@@ -167,13 +167,15 @@ def test_the_operator_is_told_what_jobs_may_run(render: Render):
     digest = "sha256:" + "c" * 64
     objs = render("schemagate", "watch.namespaces={app}", f"image.digest={digest}",
                   "jobs.allowedImages={reg.example/m@sha256:" + "d" * 64 + "}",
-                  "jobs.allowedServiceAccounts={migrator}", "jobs.backupClaimLabel=backups.acme.io/ok=yes")
+                  "jobs.allowedServiceAccounts={migrator}", "jobs.backupClaimLabel=backups.acme.io/ok=yes",
+                  "databases.allowedHosts={db.example,*.db.internal}")
     env = {e["name"]: e.get("value") for e in pod_spec(objs)["containers"][0]["env"]}
     assert env["SCHEMAGATE_JOB_IMAGE"] == f"schemagate@{digest}"
     assert env["SCHEMAGATE_ALLOWED_IMAGES"] == "reg.example/m@sha256:" + "d" * 64
     assert env["SCHEMAGATE_JOB_SERVICE_ACCOUNT"] == "schemagate-migration"
     assert env["SCHEMAGATE_ALLOWED_SERVICE_ACCOUNTS"] == "migrator"
     assert env["SCHEMAGATE_BACKUP_CLAIM_LABEL"] == "backups.acme.io/ok=yes"
+    assert env["SCHEMAGATE_ALLOWED_DATABASE_HOSTS"] == "db.example,*.db.internal"
 
 
 def _policies(objs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -199,7 +199,7 @@ def test_database_unreadable_holds_undecided_pods(world, monkeypatch):
 
 def test_reconcile_stopped_before_the_database_so_the_gate_reads_it(world, monkeypatch):
     """An invalid migration file stalls the plan; pods needing what the database has still open."""
-    monkeypatch.setattr(observe, "database", lambda core, ns, spec: "db")
+    monkeypatch.setattr(observe, "database", lambda core, ns, spec, hosts=(): "db")
     monkeypatch.setattr(observe, "database_state", lambda db: DbState(1))
     k = world([_pod("web-abc-1", required="1")])
     gate_reconcile.run(k, _migration(), _status(stalled=(c.INVALID_MIGRATIONS, "00003_x.sql:1: bad")), None)

@@ -63,3 +63,28 @@ def test_a_connect_error_quoting_the_whole_value_is_redacted(monkeypatch):
     assert err.value.reason == "ConnectionFailed"
     assert "hidden_schema_xyz" not in err.value.message and value not in err.value.message
     assert "db.example:5432/app" in err.value.message  # what the operator says on purpose: host, port, database
+
+
+@pytest.mark.parametrize("value,allowed", [
+    ("postgres://app:pw@db.prod.internal:5432/app", True),
+    ("postgres://app:pw@replica.db.prod.internal/app", True),  # *.db.prod.internal
+    ("postgres://app:pw@kube-dns.kube-system:53/app", False),
+    ("host=db.prod.internal hostaddr=10.96.0.1 dbname=app", False),  # libpq dials hostaddr
+    ("postgres://app:pw@db.prod.internal,evil.example/app", False),
+    ("dbname=app", False),  # no host: localhost, the operator's own pod
+])
+def test_an_allowlist_of_database_hosts_is_checked_before_anything_dials(value, allowed, no_connect):
+    hosts = ("db.prod.internal", "*.db.prod.internal")
+    if allowed:
+        assert observe.database(FakeCore(value), "team", SPEC, hosts).host.endswith("db.prod.internal")
+        return
+    with pytest.raises(observe.Blocked) as err:
+        observe.database(FakeCore(value), "team", SPEC, hosts)
+    assert err.value.reason == "DatabaseNotAllowed"
+    assert "databases.allowedHosts" in err.value.message and "nothing was dialled" in err.value.message
+    assert "pw" not in err.value.message.replace("allowed", "")
+    assert no_connect == []
+
+
+def test_without_an_allowlist_any_host_is_dialled():
+    assert observe.database(FakeCore("postgres://u@anywhere.example/app"), "team", SPEC).host == "anywhere.example"

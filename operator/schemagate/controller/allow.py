@@ -20,6 +20,7 @@ from schemagate.api import v1alpha1 as api
 IMAGE_NOT_ALLOWED = c.IMAGE_NOT_ALLOWED
 SERVICE_ACCOUNT_NOT_ALLOWED = c.SERVICE_ACCOUNT_NOT_ALLOWED
 CLAIM_NOT_ALLOWED = c.BACKUP_CLAIM_NOT_ALLOWED
+DATABASE_NOT_ALLOWED = c.DATABASE_NOT_ALLOWED
 
 DEFAULT_BACKUP_CLAIM_LABEL = f"{api.GROUP}/backup=true"
 NAMESPACE_DEFAULT_SA = "default"
@@ -109,3 +110,27 @@ def check_claim(namespace: str, claim: str, labels: Mapping[str, str] | None, al
                    f"{key}={value}: migration Jobs write only to claims labelled for backups. Whoever owns the "
                    f"claim allows it with: kubectl -n {namespace} label pvc {claim} {key}={value} (the label is "
                    f"the schemagate chart's jobs.backupClaimLabel); nothing was created")
+
+
+def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    host = host.strip().lower().strip("[]")
+    for entry in (a.strip().lower() for a in allowed):
+        if host == entry or (entry.startswith("*.") and host.endswith(entry[1:]) and len(host) > len(entry) - 1):
+            return True
+    return False
+
+
+def check_database(where: str, conninfo: Mapping[str, str], allowed: tuple[str, ...]) -> Refusal | None:
+    """Every address libpq would dial for `conninfo` (each of host and hostaddr, comma-separated; none:
+    localhost) must be in `allowed` (exact, or `*.suffix`); an empty `allowed` allows any. Checked before
+    anything connects, so a Secret cannot turn the operator into a port scanner of the cluster."""
+    if not allowed:
+        return None
+    hosts = [h for key in ("host", "hostaddr") for h in str(conninfo.get(key) or "").split(",") if h.strip()]
+    for host in hosts or ["localhost"]:
+        if not _host_allowed(host, allowed):
+            return Refusal(DATABASE_NOT_ALLOWED,
+                           f"{where} names database host {host!r}, which is not an allowed database host; "
+                           f"allowed: {_listed(allowed)}. An admin allows hosts with the schemagate chart's "
+                           f"databases.allowedHosts (operator flag --allow-database-host); nothing was dialled")
+    return None

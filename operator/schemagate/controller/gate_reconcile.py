@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # reconcile imports this module
 log = logging.getLogger(__name__)
 
 # The reconcile already tried the database and failed for these: do not wait for the same timeout twice.
-_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.INVALID_DATABASE_URL, c.CONNECTION_FAILED,
-                               c.AUTHENTICATION_FAILED})
+_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.INVALID_DATABASE_URL, c.DATABASE_NOT_ALLOWED,
+                               c.CONNECTION_FAILED, c.AUTHENTICATION_FAILED})
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
@@ -51,7 +51,7 @@ def _json(resp: Any) -> dict[str, Any]:
 
 
 def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec, status: dict[str, Any],
-            db_state: DbState | None) -> gate.Schema:
+            db_state: DbState | None, allowed_hosts: tuple[str, ...]) -> gate.Schema:
     conds = status.get("conditions")
     stalled = c.get(conds, c.STALLED) or {}
     ready = c.get(conds, c.READY) or {}
@@ -66,7 +66,7 @@ def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec
             # The reconcile stopped before reading the database (an invalid file, a missing ConfigMap):
             # pods needing a version the database has must still become Ready, so read it here.
             try:
-                current = observe.database_state(observe.database(k.core, namespace, spec)).current
+                current = observe.database_state(observe.database(k.core, namespace, spec, allowed_hosts)).current
             except observe.Blocked as b:
                 unavailable = b.message
             except ApiException as e:
@@ -167,7 +167,8 @@ def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old:
     return entry, [(ref, e) for e in gate.events(old, entry, schema, released)]
 
 
-def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None) -> Result | None:
+def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None,
+        allowed_hosts: tuple[str, ...] = ()) -> Result | None:
     """Decide every gated pod; None when the spec cannot be read or the namespace's SchemaMigrations cannot
     be listed (no pod is decided, status.rolloutGate stays as it was)."""
     meta = obj["metadata"]
@@ -178,7 +179,7 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbSta
         return None
     if spec.rollout_gate is None:
         return Result(None)
-    schema = _schema(k, namespace, name, spec, status, db_state)
+    schema = _schema(k, namespace, name, spec, status, db_state, allowed_hosts)
     try:
         others = _also_gating(k, namespace, name)
     except ApiException as e:  # decide nothing this round rather than without knowing (fail closed)

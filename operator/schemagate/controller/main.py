@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=os.environ.get("SCHEMAGATE_BACKUP_CLAIM_LABEL") or DEFAULT_BACKUP_CLAIM_LABEL,
                         help="label a PersistentVolumeClaim needs to be a backup target (env "
                              "SCHEMAGATE_BACKUP_CLAIM_LABEL; default %(default)s)")
+    parser.add_argument("--allow-database-host", action="append",
+                        default=_env_list("SCHEMAGATE_ALLOWED_DATABASE_HOSTS"), metavar="HOST",
+                        help="a database host (exact, or *.suffix) the operator may dial; repeatable; none given: "
+                             "any (env SCHEMAGATE_ALLOWED_DATABASE_HOSTS, comma-separated)")
     parser.add_argument("--resync-seconds", type=float,
                         default=float(os.environ.get("SCHEMAGATE_RESYNC_SECONDS", "30")),
                         help="re-check every SchemaMigration this often (env SCHEMAGATE_RESYNC_SECONDS)")
@@ -56,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     parse_label(args.backup_claim_label)  # a bad flag stops the start, not every backup later
     options = Options(job_image=args.job_image, allowed_images=tuple(args.allow_image),
                       allowed_service_accounts=tuple(args.allow_service_account),
-                      job_service_account=args.job_service_account, backup_claim_label=args.backup_claim_label)
+                      job_service_account=args.job_service_account, backup_claim_label=args.backup_claim_label,
+                      allowed_database_hosts=tuple(args.allow_database_host))
     handlers.CONFIG = handlers.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
                                       options=options)
     try:

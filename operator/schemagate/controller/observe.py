@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.api import conditions as reasons
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import allow
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
 from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile
 from schemagate.lease import Observed
@@ -112,7 +113,10 @@ def claim_labels(core: client.CoreV1Api, namespace: str, name: str) -> dict[str,
     return dict((pvc.metadata and pvc.metadata.labels) or {})
 
 
-def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:
+def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec,
+             allowed_hosts: tuple[str, ...] = ()) -> Database:
+    """The Secret's URL, parsed, and its hosts checked against `allowed_hosts` (empty: any) before anything
+    can dial it."""
     import psycopg
     import psycopg.conninfo
 
@@ -134,11 +138,15 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
     try:
         # libpq's own parser, before anything dials: a value it cannot parse (a token, a password, another
         # app's config) is never quoted, since its parse errors quote the text they choke on.
-        psycopg.conninfo.conninfo_to_dict(url)
+        conninfo = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error:
         raise Blocked(reasons.INVALID_DATABASE_URL,
                       f"Secret {namespace}/{ref.name} key {ref.key!r} is not a PostgreSQL URL (libpq cannot parse "
                       f"it; expected postgres://user:password@host:5432/dbname)") from None
+    refusal = allow.check_database(f"Secret {namespace}/{ref.name} key {ref.key!r}",
+                                   {k: str(v) for k, v in conninfo.items()}, allowed_hosts)
+    if refusal is not None:
+        raise Blocked(refusal.reason, refusal.message)
     target = describe(url, env={})
     return Database(url, target.host, target.port, target.name, spec.database.table)
 

@@ -38,6 +38,7 @@ class Options:
     allowed_service_accounts: tuple[str, ...] = ()
     job_service_account: str | None = None
     backup_claim_label: str = allow.DEFAULT_BACKUP_CLAIM_LABEL
+    allowed_database_hosts: tuple[str, ...] = ()  # empty: any host a Secret names
 
     def allowlist(self) -> allow.Allowlist:
         return allow.Allowlist(self.job_image, self.allowed_images, self.allowed_service_accounts,
@@ -178,7 +179,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             migrations = observe.migration_files(k.core, namespace, list(spec.source.config_maps))
         elif spec.source.image:
             source_key = f"{spec.source.image.image}|{spec.source.image.path}"
-        db = observe.database(k.core, namespace, spec)
+        db = observe.database(k.core, namespace, spec, opts.allowed_database_hosts)
         lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
         state = db_state = observe.database_state(db)
         holder = observe.lease_state(k.coordination, namespace, lease_name)
@@ -211,7 +212,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         phase, desired = st.blocked(b.reason, b.message)
         fields["plan"] = old.get("plan")
     new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
-    gate = gate_reconcile.run(k, obj, new, db_state)
+    gate = gate_reconcile.run(k, obj, new, db_state, opts.allowed_database_hosts)
     new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")
     stalled = st.stalled_event(old, new)
     if stalled and not any(e.type == "Warning" for e in events):
