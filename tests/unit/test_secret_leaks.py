@@ -88,3 +88,19 @@ def test_an_allowlist_of_database_hosts_is_checked_before_anything_dials(value, 
 
 def test_without_an_allowlist_any_host_is_dialled():
     assert observe.database(FakeCore("postgres://u@anywhere.example/app"), "team", SPEC).host == "anywhere.example"
+
+
+@pytest.mark.parametrize("value", [
+    "ghp_R2VuZXJhdGVkVG9rZW5Gb3JUZXN0aW5nT25seQ trailing words",  # libpq quotes the first word only
+    "user=app ghp_R2VuZXJhdGVkVG9rZW5Gb3JUZXN0aW5nT25seQ",
+    "postgres://app:pw@db/app?token_R2VuZXJhdGVkVG9r=1",
+])
+def test_the_runner_says_malformed_without_quoting_the_value(value):
+    """The Job gets the same Secret through secretKeyRef; its termination message ends up in status."""
+    from schemagate.migrate import runner
+    from schemagate.migrate.errors import MigrateError
+
+    with pytest.raises(MigrateError) as err:
+        runner.connect(value)
+    assert err.value.message.startswith("the database URL is malformed: ")
+    assert "R2VuZXJhdGVkVG9r" not in err.value.message, err.value.message

@@ -52,14 +52,9 @@ class Database:
 
 
 def _redact(text: str, secret: str = "") -> str:
-    """`text` without the Secret's value: the whole of it (whatever it holds, a URL or not), then every
-    password in it or in any URL-looking part of the text."""
-    from urllib.parse import unquote
+    """`text` without the Secret's value (the whole of it) or any password in it or in the text."""
+    from schemagate.migrate.dburl import redact
 
-    from schemagate.migrate.dburl import REDACTED, redact
-
-    for whole in sorted({secret, secret.strip(), unquote(secret.strip())} - {""}, key=len, reverse=True):
-        text = text.replace(whole, REDACTED)
     return redact(text, secret, env={})
 
 
