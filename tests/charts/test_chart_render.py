@@ -141,6 +141,7 @@ def test_cluster_wide_mode_reads_everywhere_and_acts_only_in_the_named_namespace
     assert _rbac(objs) == expected
     [c] = pod_spec(objs)["containers"]
     assert "--all-namespaces" in c["args"] and not any(a.startswith("--namespace") for a in c["args"])
+    assert "--act-namespace=app" in c["args"]  # elsewhere it reports NamespaceNotAllowed instead of acting
 
 
 def test_cluster_wide_writes_are_no_reads_and_reads_no_writes():

@@ -173,3 +173,11 @@ def test_a_hostile_spec_is_stalled_and_nothing_is_created_or_read(over, claim, r
     assert (stalled["status"], stalled["reason"]) == ("True", reason)
     assert world.status["phase"] == "Failed"
     assert [e["reason"] for e in world.events] == [reason]
+
+
+def test_cluster_wide_a_namespace_not_granted_is_told_so_and_nothing_is_read():
+    world = World(_object(), None)
+    reconcile(world.clients(), "team", "app", Options(job_image=RUNNER, act_namespaces=("billing",)))
+    stalled = next(c for c in world.status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "NamespaceNotAllowed" and "watch.namespaces" in stalled["message"]
+    assert world.created == [] and world.reads == []

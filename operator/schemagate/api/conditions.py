@@ -46,6 +46,7 @@ VERIFICATION_FAILED = "VerificationFailed"
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
 BACKUP_CLAIM_NOT_ALLOWED = "BackupClaimNotAllowed"
+NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"  # cluster-wide: watched, but not one the operator acts in
 DATABASE_NOT_ALLOWED = "DatabaseNotAllowed"  # the URL names a host outside --allow-database-host
 INVALID_DATABASE_URL = "InvalidDatabaseURL"  # the Secret's value is not something libpq can parse
 PROGRESSING = "Progressing"

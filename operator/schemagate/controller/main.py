@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
                        help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
+    parser.add_argument("--act-namespace", action="append", default=_env_list("SCHEMAGATE_ACT_NAMESPACES"),
+                        metavar="NS", help="with --all-namespaces: act (create Jobs, read Secrets, gate pods) only "
+                                           "here, report NamespaceNotAllowed elsewhere (repeatable; env "
+                                           "SCHEMAGATE_ACT_NAMESPACES, comma-separated)")
     parser.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--job-image", default=os.environ.get("SCHEMAGATE_JOB_IMAGE", "schemagate:dev"),
                         help="runner image for migration Jobs without spec.job.image (env SCHEMAGATE_JOB_IMAGE)")
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     options = Options(job_image=args.job_image, allowed_images=tuple(args.allow_image),
                       allowed_service_accounts=tuple(args.allow_service_account),
                       job_service_account=args.job_service_account, backup_claim_label=args.backup_claim_label,
-                      allowed_database_hosts=tuple(args.allow_database_host))
+                      allowed_database_hosts=tuple(args.allow_database_host),
+                      act_namespaces=tuple(args.act_namespace) if not args.namespace else ())
     handlers.CONFIG = handlers.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
                                       options=options)
     try:

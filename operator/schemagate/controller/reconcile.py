@@ -39,6 +39,8 @@ class Options:
     job_service_account: str | None = None
     backup_claim_label: str = allow.DEFAULT_BACKUP_CLAIM_LABEL
     allowed_database_hosts: tuple[str, ...] = ()  # empty: any host a Secret names
+    # Cluster-wide mode: the namespaces the operator acts in (its RBAC's RoleBindings); empty: every one
+    act_namespaces: tuple[str, ...] = ()
 
     def allowlist(self) -> allow.Allowlist:
         return allow.Allowlist(self.job_image, self.allowed_images, self.allowed_service_accounts,
@@ -169,6 +171,12 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             raise observe.Blocked(c.INVALID_SPEC, _spec_error(e)) from None
         except ValueError as e:
             raise observe.Blocked(c.INVALID_SPEC, str(e)) from None
+        if opts.act_namespaces and namespace not in opts.act_namespaces:
+            # Watched (status, Events) but not granted: say so, rather than a forbidden read of its ConfigMap.
+            raise observe.Blocked(c.NAMESPACE_NOT_ALLOWED,
+                                  f"schemagate does not act in namespace {namespace}: an admin adds it to the "
+                                  f"schemagate chart's watch.namespaces (operator flag --act-namespace); nothing "
+                                  f"was read or created")
         _check_allowed(k, namespace, spec, opts.allowlist())
         recorded = frozenset(r.get("job") for r in old.get("history") or [] if r.get("job"))
         infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], recorded)
@@ -212,7 +220,8 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         phase, desired = st.blocked(b.reason, b.message)
         fields["plan"] = old.get("plan")
     new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
-    gate = gate_reconcile.run(k, obj, new, db_state, opts.allowed_database_hosts)
+    acting = not opts.act_namespaces or namespace in opts.act_namespaces
+    gate = gate_reconcile.run(k, obj, new, db_state, opts.allowed_database_hosts) if acting else None
     new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")
     stalled = st.stalled_event(old, new)
     if stalled and not any(e.type == "Warning" for e in events):
