@@ -13,19 +13,26 @@ import yaml
 
 from chart_support import CHARTS, REPO, Render, find, helm_run, one
 
-OPERATOR_RULES = [
+# Watching and reporting: in cluster-wide mode the ClusterRole, everywhere.
+WATCH_RULES = [
     {"apiGroups": ["schemagate.io"], "resources": ["schemamigrations"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["schemagate.io"], "resources": ["schemamigrations/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["schemagate.io"], "resources": ["schemamigrations/status"], "verbs": ["patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+]
+# Acting: in cluster-wide mode only through a RoleBinding in each of watch.namespaces.
+ACT_RULES = [
     {"apiGroups": ["schemagate.io"], "resources": ["schemamigrations/finalizers"], "verbs": ["update"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get"]},
 ]
+SECRETS_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
 MIGRATION_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
 RESTRICTED_CONTAINER = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -45,13 +52,14 @@ def assert_restricted(spec: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("chart", ["schemagate", "config-server"])
 def test_helm_lint_is_clean(helm_bin: str, chart: str):
-    out = helm_run(helm_bin, "lint", "--strict", str(CHARTS / chart)).stdout
+    sets = ["--set", "watch.namespaces={app}"] if chart == "schemagate" else []  # required: no default
+    out = helm_run(helm_bin, "lint", "--strict", str(CHARTS / chart), *sets).stdout
     assert "0 chart(s) failed" in out
     assert "[WARNING]" not in out and "[ERROR]" not in out, out
 
 
 def test_operator_defaults_one_recreated_replica_restricted_with_liveness(render: Render):
-    objs = render("schemagate")
+    objs = render("schemagate", "watch.namespaces={app}")
     deploy = one(objs, "Deployment")
     assert deploy["spec"]["replicas"] == 1
     assert deploy["spec"]["strategy"] == {"type": "Recreate"}
@@ -60,7 +68,7 @@ def test_operator_defaults_one_recreated_replica_restricted_with_liveness(render
     assert spec["serviceAccountName"] == "sg-schemagate"
     [c] = spec["containers"]
     assert c["image"] == "schemagate:dev"
-    assert c["args"] == ["operator", "--namespace=ops", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert c["args"] == ["operator", "--namespace=app", "--liveness=http://0.0.0.0:8080/healthz"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
     env = {e["name"]: e.get("value") for e in c["env"]}
@@ -80,65 +88,225 @@ def test_operator_probes_wait_for_the_operator_to_start(render: Render):
     assert "initialDelaySeconds" not in c["readinessProbe"] and "initialDelaySeconds" not in c["livenessProbe"]
 
 
+def test_the_release_namespace_is_watched_only_when_named(helm_bin: str):
+    proc = helm_run(helm_bin, "template", "sg", str(CHARTS / "schemagate"), "-n", "ops", check=False)
+    assert proc.returncode != 0
+    assert "watch.namespaces is required" in proc.stderr and "the release namespace is not assumed" in proc.stderr
+
+
 def test_operator_image_by_digest_and_own_job_image(render: Render):
     digest = "sha256:" + "a" * 64
-    objs = render("schemagate", "image.repository=ghcr.io/acme/schemagate", f"image.digest={digest}",
-                  "operator.jobImage=ghcr.io/acme/schemagate:runner")
+    objs = render("schemagate", "watch.namespaces={app}", "image.repository=ghcr.io/acme/schemagate",
+                  f"image.digest={digest}", "operator.jobImage=ghcr.io/acme/schemagate:runner")
     [c] = pod_spec(objs)["containers"]
     assert c["image"] == f"ghcr.io/acme/schemagate@{digest}"
     assert {e["name"]: e.get("value") for e in c["env"]}["SCHEMAGATE_JOB_IMAGE"] == "ghcr.io/acme/schemagate:runner"
 
 
-def test_namespaced_rbac_is_a_role_per_watched_namespace_and_nothing_cluster_wide(render: Render):
-    objs = render("schemagate", "watch.namespaces={team-a,team-b}")
-    assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
+def _rbac(objs: list[dict[str, Any]]) -> dict[tuple[str, str, str | None], Any]:
+    """Every RBAC object: (kind, name, namespace) → its rules, or for a binding (roleRef kind/name, subjects)."""
+    out: dict[tuple[str, str, str | None], Any] = {}
+    for o in objs:
+        key = (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))
+        if o["kind"] in ("Role", "ClusterRole"):
+            out[key] = o["rules"]
+        elif o["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            out[key] = (o["roleRef"]["kind"], o["roleRef"]["name"], o["subjects"])
+    return out
+
+
+OPERATOR = [{"kind": "ServiceAccount", "name": "sg-schemagate", "namespace": "ops"}]
+
+
+def _migration_rbac(*namespaces: str) -> dict[tuple[str, str, str | None], Any]:
+    out: dict[tuple[str, str, str | None], Any] = {}
+    for ns in namespaces:
+        out[("Role", "schemagate-migration", ns)] = MIGRATION_RULES
+        out[("RoleBinding", "schemagate-migration", ns)] = (
+            "Role", "schemagate-migration", [{"kind": "ServiceAccount", "name": "schemagate-migration", "namespace": ns}])
+    return out
+
+
+@pytest.mark.parametrize("secrets", ["none", "namespace"])
+def test_namespaced_mode_grants_exactly_the_rules_in_each_named_namespace_and_nothing_else(render: Render, secrets):
+    objs = render("schemagate", "watch.namespaces={team-a,team-b}", f"rbac.secrets={secrets}")
+    rules = WATCH_RULES + ACT_RULES + ([SECRETS_RULE] if secrets == "namespace" else [])
+    expected = _migration_rbac("team-a", "team-b")
     for ns in ("team-a", "team-b"):
-        role = one(objs, "Role", "sg-schemagate", ns)
-        assert role["rules"] == OPERATOR_RULES
-        binding = one(objs, "RoleBinding", "sg-schemagate", ns)
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sg-schemagate", "namespace": "ops"}]
-        assert binding["roleRef"]["name"] == "sg-schemagate"
-        # the migration Jobs' identity, one per watched namespace: Leases only
-        one(objs, "ServiceAccount", "schemagate-migration", ns)
-        assert one(objs, "Role", "schemagate-migration", ns)["rules"] == MIGRATION_RULES
-        assert one(objs, "RoleBinding", "schemagate-migration", ns)["subjects"] == [
-            {"kind": "ServiceAccount", "name": "schemagate-migration", "namespace": ns}]
-    assert not find(objs, "Role", "sg-schemagate", "ops")  # not watched: no rights there
+        expected[("Role", "sg-schemagate", ns)] = rules
+        expected[("RoleBinding", "sg-schemagate", ns)] = ("Role", "sg-schemagate", OPERATOR)
+    assert _rbac(objs) == expected  # nothing cluster-wide, nothing in the release namespace "ops"
     [c] = pod_spec(objs)["containers"]
     assert c["args"][:3] == ["operator", "--namespace=team-a", "--namespace=team-b"]
 
 
-def test_cluster_wide_mode_is_one_cluster_role(render: Render):
-    objs = render("schemagate", "watch.allNamespaces=true", "migrationServiceAccount.namespaces={app}")
-    assert one(objs, "ClusterRole")["rules"] == OPERATOR_RULES
-    assert one(objs, "ClusterRoleBinding")["subjects"] == [
-        {"kind": "ServiceAccount", "name": "sg-schemagate", "namespace": "ops"}]
-    assert [r["metadata"]["namespace"] for r in find(objs, "Role")] == ["app"]  # the migration Role only
+@pytest.mark.parametrize("secrets", ["none", "namespace"])
+def test_cluster_wide_mode_reads_everywhere_and_acts_only_in_the_named_namespaces(render: Render, secrets):
+    objs = render("schemagate", "watch.allNamespaces=true", "watch.namespaces={app}", f"rbac.secrets={secrets}")
+    expected = _migration_rbac("app")
+    expected[("ClusterRole", "sg-schemagate", None)] = WATCH_RULES
+    expected[("ClusterRoleBinding", "sg-schemagate", None)] = ("ClusterRole", "sg-schemagate", OPERATOR)
+    expected[("ClusterRole", "sg-schemagate-act", None)] = ACT_RULES + ([SECRETS_RULE] if secrets == "namespace"
+                                                                         else [])
+    expected[("RoleBinding", "sg-schemagate", "app")] = ("ClusterRole", "sg-schemagate-act", OPERATOR)
+    assert _rbac(objs) == expected
     [c] = pod_spec(objs)["containers"]
     assert "--all-namespaces" in c["args"] and not any(a.startswith("--namespace") for a in c["args"])
+    assert "--act-namespace=app" in c["args"]  # elsewhere it reports NamespaceNotAllowed instead of acting
 
 
-def test_no_rule_grants_wildcards_or_secret_enumeration(render: Render):
-    for sets in ((), ("watch.allNamespaces=true",)):
-        objs = render("schemagate", *sets)
-        for role in find(objs, "Role") + find(objs, "ClusterRole"):
-            for rule in role["rules"]:
-                assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
-                if "secrets" in rule["resources"]:
-                    assert rule["verbs"] == ["get"], rule
+def test_cluster_wide_writes_are_no_reads_and_reads_no_writes():
+    """What a stolen token can do everywhere: read its own kind of objects, report on SchemaMigrations."""
+    everywhere = {(r["resources"][0], v) for r in WATCH_RULES for v in r["verbs"]}
+    assert {x for x in everywhere if x[1] not in ("get", "list", "watch")} == {("schemamigrations/status", "patch"),
+                                                                               ("events", "create")}
+    assert not [r for r in WATCH_RULES if r["resources"][0] in ("secrets", "configmaps", "pods/status")]
 
 
-def test_secrets_none_leaves_secret_access_to_each_app(render: Render):
-    objs = render("schemagate", "rbac.secrets=none")
-    rules = one(objs, "Role", "sg-schemagate")["rules"]
+def test_secrets_none_is_the_default_and_each_app_grants_its_own_by_name(render: Render):
+    rules = one(render("schemagate", "watch.namespaces={app}"), "Role", "sg-schemagate")["rules"]
     assert [r for r in rules if "secrets" in r["resources"]] == []
-    app = render("config-server", "operatorAccess.enabled=true", "operatorAccess.serviceAccount=sg-schemagate",
-                 "operatorAccess.namespace=ops", namespace="app", release="cs")
+    app = render("config-server", "operatorAccess.serviceAccount=sg-schemagate", "operatorAccess.namespace=ops",
+                 namespace="app", release="cs")
     role = one(app, "Role", "cs-config-server-schemagate")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["config-server-db"],
                               "verbs": ["get"]}]
     assert one(app, "RoleBinding", "cs-config-server-schemagate")["subjects"] == [
         {"kind": "ServiceAccount", "name": "sg-schemagate", "namespace": "ops"}]
+
+
+def test_the_operator_is_told_what_jobs_may_run(render: Render):
+    digest = "sha256:" + "c" * 64
+    objs = render("schemagate", "watch.namespaces={app}", f"image.digest={digest}",
+                  "jobs.allowedImages={reg.example/m@sha256:" + "d" * 64 + "}",
+                  "jobs.allowedServiceAccounts={migrator}", "jobs.backupClaimLabel=backups.acme.io/ok=yes",
+                  "databases.allowedHosts={db.example,*.db.internal}")
+    env = {e["name"]: e.get("value") for e in pod_spec(objs)["containers"][0]["env"]}
+    assert env["SCHEMAGATE_JOB_IMAGE"] == f"schemagate@{digest}"
+    assert env["SCHEMAGATE_ALLOWED_IMAGES"] == "reg.example/m@sha256:" + "d" * 64
+    assert env["SCHEMAGATE_JOB_SERVICE_ACCOUNT"] == "schemagate-migration"
+    assert env["SCHEMAGATE_ALLOWED_SERVICE_ACCOUNTS"] == "migrator"
+    assert env["SCHEMAGATE_BACKUP_CLAIM_LABEL"] == "backups.acme.io/ok=yes"
+    assert env["SCHEMAGATE_ALLOWED_DATABASE_HOSTS"] == "db.example,*.db.internal"
+
+
+def _policies(objs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objs
+            if o["kind"] in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")}
+
+
+def test_admission_policy_refuses_images_and_service_accounts_not_allowed(render: Render):
+    objs = render("schemagate", "watch.namespaces={team-a,team-b}", "jobs.allowedImages={reg.example/m:1}",
+                  "jobs.allowedServiceAccounts={migrator}")
+    found = _policies(objs)
+    policy = found[("ValidatingAdmissionPolicy", "sg-schemagate-schemamigrations")]
+    assert policy["apiVersion"] == "admissionregistration.k8s.io/v1" and policy["spec"]["failurePolicy"] == "Fail"
+    assert policy["spec"]["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": ["schemagate.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+         "resources": ["schemamigrations"]}]
+    expressions = [v["expression"] for v in policy["spec"]["validations"]]
+    assert expressions == [
+        '!has(object.spec.job) || !has(object.spec.job.image) || object.spec.job.image in '
+        '["schemagate:dev","reg.example/m:1"]',
+        '!has(object.spec.source) || !has(object.spec.source.image) || object.spec.source.image.image in '
+        '["schemagate:dev","reg.example/m:1"]',
+        '!has(object.spec.job) || !has(object.spec.job.serviceAccountName) || object.spec.job.serviceAccountName in '
+        '["schemagate-migration","migrator"]',
+    ]
+    for v in policy["spec"]["validations"]:
+        assert v["reason"] == "Forbidden" and "jobs.allowed" in v["messageExpression"]
+    binding = found[("ValidatingAdmissionPolicyBinding", "sg-schemagate-schemamigrations")]
+    assert binding["spec"]["policyName"] == "sg-schemagate-schemamigrations"
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"] == {"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}]}}
+
+
+def test_admission_policy_keeps_migration_service_accounts_to_schemagate_leases(render: Render):
+    from schemagate.lease import LEASE_PREFIX
+
+    objs = render("schemagate", "watch.namespaces={app}", "jobs.allowedServiceAccounts={migrator}")
+    found = _policies(objs)
+    policy = found[("ValidatingAdmissionPolicy", "sg-schemagate-migration-leases")]
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["leases"]
+    [condition] = policy["spec"]["matchConditions"]
+    assert condition["expression"] == ('["schemagate-migration","migrator"].exists(sa, request.userInfo.username == '
+                                       '"system:serviceaccount:" + request.namespace + ":" + sa)')
+    [rule] = policy["spec"]["validations"]
+    assert rule["expression"] == f'object.metadata.name.startsWith("{LEASE_PREFIX}")'
+    binding = found[("ValidatingAdmissionPolicyBinding", "sg-schemagate-migration-leases")]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == ["app"]
+
+
+def test_admission_policy_can_be_left_out(render: Render):
+    assert _policies(render("schemagate", "watch.namespaces={app}", "admissionPolicy.enabled=false")) == {}
+
+
+def _netpol(objs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["metadata"]["name"], o["metadata"]["namespace"]): o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
+
+
+def test_network_policies_by_default_admit_only_probes_and_nothing_to_job_pods(render: Render):
+    policies = _netpol(render("schemagate", "watch.namespaces={team-a,team-b}"))
+    assert set(policies) == {("sg-schemagate", "ops"), ("sg-schemagate-migration-jobs", "team-a"),
+                             ("sg-schemagate-migration-jobs", "team-b")}
+    operator = policies[("sg-schemagate", "ops")]
+    assert operator["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]}]
+    assert operator["egress"] == [{}]
+    jobs = policies[("sg-schemagate-migration-jobs", "team-a")]
+    assert jobs == {"podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "schemagate"},
+                                    "matchExpressions": [{"key": "schemagate.io/migration", "operator": "Exists"}]},
+                    "policyTypes": ["Ingress"], "ingress": []}
+
+
+def test_the_job_pod_policy_selects_the_pods_the_operator_renders():
+    from schemagate.api.v1alpha1 import SchemaMigrationSpec
+    from schemagate.controller.jobs import JobRequest, render_job
+
+    spec = SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
+                                               "source": {"configMaps": ["m"]}})
+    job = render_job({"metadata": {"name": "app", "namespace": "a", "uid": "u"}}, spec,
+                     JobRequest("app-g1-x", "x", 1, None, "l", "a/app-g1-x", "schemagate:dev"))
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "schemagate" and "schemagate.io/migration" in labels
+
+
+def test_restricted_egress_allows_dns_the_apiserver_and_the_databases_only(render: Render):
+    objs = render("schemagate", "watch.namespaces={app}", "networkPolicy.egress.restrict=true",
+                  "networkPolicy.egress.databaseCIDRs={10.20.0.0/16}", "networkPolicy.egress.apiServerCIDRs={10.0.0.1/32}",
+                  "networkPolicy.egress.apiServerPorts={6443}")
+    policies = _netpol(objs)
+    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+           "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    egress = [dns, {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"port": 6443, "protocol": "TCP"}]},
+              {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 5432, "protocol": "TCP"}]}]
+    assert policies[("sg-schemagate", "ops")]["egress"] == egress
+    jobs = policies[("sg-schemagate-migration-jobs", "app")]
+    assert jobs["policyTypes"] == ["Ingress", "Egress"] and jobs["ingress"] == [] and jobs["egress"] == egress
+
+
+@pytest.mark.parametrize("missing", ["databaseCIDRs", "apiServerCIDRs"])
+def test_restricted_egress_without_addresses_is_refused_naming_the_value(helm_bin: str, missing: str):
+    given = {"databaseCIDRs": "{10.20.0.0/16}", "apiServerCIDRs": "{10.0.0.1/32}"}
+    sets = [f"networkPolicy.egress.{k}={v}" for k, v in given.items() if k != missing]
+    args = ["template", "sg", str(CHARTS / "schemagate"), "-n", "ops", "--set", "watch.namespaces={app}",
+            "--set", "networkPolicy.egress.restrict=true"]
+    for s in sets:
+        args += ["--set", s]
+    proc = helm_run(helm_bin, *args, check=False)
+    assert proc.returncode != 0 and f"networkPolicy.egress.{missing}" in proc.stderr
+
+
+def test_no_rule_grants_wildcards_or_secret_enumeration(render: Render):
+    for sets in (("rbac.secrets=namespace",), ("watch.allNamespaces=true", "rbac.secrets=namespace")):
+        objs = render("schemagate", "watch.namespaces={app}", *sets)
+        for role in find(objs, "Role") + find(objs, "ClusterRole"):
+            for rule in role["rules"]:
+                assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+                if "secrets" in rule["resources"]:
+                    assert rule["verbs"] == ["get"], rule
 
 
 def test_chart_crd_is_the_generated_one(helm_bin: str, tmp_path: Path):
@@ -152,15 +320,18 @@ def test_chart_crd_is_the_generated_one(helm_bin: str, tmp_path: Path):
 
 
 def test_operator_rules_are_the_table_in_docs_security_md():
-    """docs/security.md lists what the operator may do; the chart grants exactly that."""
+    """docs/security.md lists what the operator may do, and where; the chart grants exactly that."""
     import re
 
     text = (REPO / "docs" / "security.md").read_text()
-    rows = re.findall(r"^\| `([a-z0-9.]*)` \| `([a-z/]+)` \| ([a-z, ]+) \|", text, re.M)
+    rows = re.findall(r"^\| `([a-z0-9.]*)` \| `([a-z/]+)` \| ([a-z, ]+) \| (ClusterRole|RoleBinding) \|", text, re.M)
     assert rows, "docs/security.md lost its operator RBAC table"
-    documented = {(g if g != "core" else "", r): sorted(v.replace(" ", "").split(",")) for g, r, v in rows}
-    granted = {(rule["apiGroups"][0], rule["resources"][0]): sorted(rule["verbs"]) for rule in OPERATOR_RULES}
-    assert granted == documented
+    documented = sorted(((g if g != "core" else ""), r, v.replace(" ", ""), where) for g, r, v, where in rows)
+    granted = sorted([(rule["apiGroups"][0], rule["resources"][0], ",".join(rule["verbs"]), "ClusterRole")
+                      for rule in WATCH_RULES] +
+                     [(rule["apiGroups"][0], rule["resources"][0], ",".join(rule["verbs"]), "RoleBinding")
+                      for rule in ACT_RULES + [SECRETS_RULE]])
+    assert documented == granted
 
 
 @pytest.mark.parametrize("chart,value,field", [
@@ -396,9 +567,12 @@ def test_packaged_app_chart_carries_the_migrations(helm_bin: str, render: Render
 
 
 CHECKOV_RENDERS = {
-    "schemagate-defaults": ("schemagate", ()),
-    "schemagate-cluster-wide": ("schemagate", ("watch.allNamespaces=true", "migrationServiceAccount.namespaces={app}",
-                                               "rbac.secrets=none")),
+    "schemagate-defaults": ("schemagate", ("watch.namespaces={app}",)),
+    "schemagate-cluster-wide": ("schemagate", ("watch.allNamespaces=true", "watch.namespaces={app}",
+                                               "rbac.secrets=namespace")),
+    "schemagate-egress": ("schemagate", ("watch.namespaces={app}", "networkPolicy.egress.restrict=true",
+                                         "networkPolicy.egress.databaseCIDRs={10.20.0.0/16}",
+                                         "networkPolicy.egress.apiServerCIDRs={10.0.0.1/32}")),
     "config-server-defaults": ("config-server", ()),
     "config-server-all-options": ("config-server", ("database.url=postgres://u:p@db/cs",
                                                     "migration.createServiceAccount=true",
@@ -452,3 +626,30 @@ def test_migrations_from_an_image_for_schemas_too_big_for_a_helm_release(render:
     proc = helm_run(helm_bin, "template", "cs", str(CHARTS / "config-server"),
                     "--set", "migrationsImage.image=registry.example/cs-migrations:1.4.0", check=False)
     assert proc.returncode != 0 and "set schema.requiredVersion" in proc.stderr
+
+
+def _notes(helm_bin: str, tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install` prints it (helm template does not render it): the same text, rendered
+    through a copy of the chart that puts it into a ConfigMap."""
+    chart = tmp_path / "schemagate"
+    shutil.copytree(CHARTS / "schemagate", chart, symlinks=False)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "NOTES.txt").unlink()
+    (chart / "templates" / "_notes.tpl").write_text('{{- define "notes" -}}\n' + notes + "\n{{- end -}}\n")
+    (chart / "templates" / "notes.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: {{ include "notes" . | quote }}\n')
+    args = ["template", "sg", str(chart), "-n", "ops", "--show-only", "templates/notes.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    return yaml.safe_load(helm_run(helm_bin, *args).stdout)["data"]["notes"]
+
+
+def test_notes_recommend_a_digest_outside_development_and_say_what_jobs_may_run(helm_bin: str, tmp_path: Path):
+    text = _notes(helm_bin, tmp_path, "watch.namespaces={app}")
+    assert "image.digest is not set" in text and "Outside development set" in text
+    assert 'Jobs may run only these images: ["schemagate:dev"]' in text
+    assert 'ServiceAccounts: ["schemagate-migration"]' in text
+    assert "Egress of the operator and the Jobs is open" in text
+    pinned = _notes(helm_bin, tmp_path / "pinned", "watch.namespaces={app}", "image.digest=sha256:" + "e" * 64)
+    assert "image.digest is not set" not in pinned
+    assert f'["schemagate@sha256:{"e" * 64}"]' in pinned

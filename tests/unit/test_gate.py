@@ -17,6 +17,11 @@ AT_2 = Schema("app", current=2, target=2)
 UNKNOWN = Schema("app", current=None, target=2, unavailable="cannot reach database db:5432/app: timeout")
 
 
+def decide(the_pod: dict[str, Any], schema: Schema) -> gate.Decision | None:
+    """A pod whose annotations are its template's (the usual case)."""
+    return gate.decide(the_pod, schema, template=the_pod["metadata"]["annotations"])
+
+
 def pod(name: str = "web-7d9f-abcde", required: str | None = None, gate_status: str | None = None,
         reason: str = "SchemaReady", message: str = "m") -> dict[str, Any]:
     annotations = {gate.REQUIRED_VERSION_ANNOTATION: required} if required is not None else {}
@@ -52,34 +57,34 @@ def pod(name: str = "web-7d9f-abcde", required: str | None = None, gate_status: 
      ("False", gate.MIGRATION_STALLED)),
 ])
 def test_decide(the_pod, schema, expected):
-    decision = gate.decide(the_pod, schema)
+    decision = decide(the_pod, schema)
     assert decision is not None and (decision.status, decision.reason) == expected
 
 
 @pytest.mark.parametrize("schema", [AT_1, MIGRATING, STALLED, UNKNOWN, Schema("app", current=0, target=None)])
 def test_an_open_gate_is_never_closed(schema):
     """Closing it would take a serving pod out of service because a newer migration is pending."""
-    assert gate.decide(pod(required="2", gate_status="True"), schema) is None
-    assert gate.decide(pod(gate_status="True"), schema) is None
-    assert not gate.needs_patch(pod(gate_status="True"), gate.decide(pod(gate_status="True"), schema))
+    assert decide(pod(required="2", gate_status="True"), schema) is None
+    assert decide(pod(gate_status="True"), schema) is None
+    assert not gate.needs_patch(pod(gate_status="True"), decide(pod(gate_status="True"), schema))
 
 
 def test_messages_say_what_the_pod_waits_for():
-    held = gate.decide(pod(required="2"), STALLED)
+    held = decide(pod(required="2"), STALLED)
     assert held is not None
     assert "needs schema version 2" in held.message and "database is at 1" in held.message
     assert "no_such_table" in held.message and "SchemaMigration app" in held.message
-    not_planned = gate.decide(pod(required="3"), MIGRATING)
+    not_planned = decide(pod(required="3"), MIGRATING)
     assert not_planned is not None and "targets 2" in not_planned.message
-    invalid = gate.decide(pod(name="web-1", required="v2"), AT_2)
+    invalid = decide(pod(name="web-1", required="v2"), AT_2)
     assert invalid is not None and "web-1" in invalid.message and gate.REQUIRED_VERSION_ANNOTATION in invalid.message
-    unknown = gate.decide(pod(required="2"), UNKNOWN)
+    unknown = decide(pod(required="2"), UNKNOWN)
     assert unknown is not None and "cannot reach database" in unknown.message
-    assert len(gate.decide(pod(required="2"), Schema("app", 1, 2, stalled="x" * 5000)).message) <= gate.MESSAGE_LIMIT
+    assert len(decide(pod(required="2"), Schema("app", 1, 2, stalled="x" * 5000)).message) <= gate.MESSAGE_LIMIT
 
 
 def test_patch_only_when_the_condition_changes():
-    decision = gate.decide(pod(required="2"), MIGRATING)
+    decision = decide(pod(required="2"), MIGRATING)
     assert gate.needs_patch(pod(required="2"), decision)
     same = pod(required="2", gate_status="False", reason=decision.reason, message=decision.message)
     assert not gate.needs_patch(same, decision)
@@ -87,11 +92,11 @@ def test_patch_only_when_the_condition_changes():
 
 def test_condition_patch_merges_by_type_and_keeps_the_transition_time():
     held = pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION)
-    still = gate.decide(held, STALLED)
+    still = decide(held, STALLED)
     body = gate.condition_patch(still, gate.condition(held), "2026-02-02T00:00:00Z")
     (cond,) = body["status"]["conditions"]
     assert cond["type"] == gate.CONDITION and cond["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    opened = gate.condition_patch(gate.decide(held, AT_2), gate.condition(held), "2026-02-02T00:00:00Z")
+    opened = gate.condition_patch(decide(held, AT_2), gate.condition(held), "2026-02-02T00:00:00Z")
     assert opened["status"]["conditions"][0]["lastTransitionTime"] == "2026-02-02T00:00:00Z"
 
 
@@ -188,3 +193,46 @@ def test_conflict_holds_no_pod_and_says_who_else_names_the_deployment():
     assert "SchemaMigration a, b" in entry["message"]
     # Only the misconfiguration Warning, no "held for schema version" story.
     assert [e.reason for e in gate.events(None, entry, AT_1, 0)] == [gate.ROLLOUT_GATE_MISCONFIGURED]
+
+
+RS = {"metadata": {"name": "web-7d9f", "uid": "rs-1",
+                   "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": "d-1", "controller": True}]},
+      "spec": {"template": {"metadata": {"annotations": {gate.REQUIRED_VERSION_ANNOTATION: "3"}}}}}
+DEPLOYMENT = {"metadata": {"name": "web", "uid": "d-1"}}
+POD_META = {"name": "web-7d9f-x", "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f", "uid": "rs-1",
+                                                       "controller": True}]}
+
+
+def _with(obj: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {**obj, "metadata": {**obj["metadata"], **meta}}
+
+
+@pytest.mark.parametrize("replicaset, pod_meta, deployment, ours", [
+    (RS, POD_META, DEPLOYMENT, True),
+    # a ReplicaSet of the same name re-created (another UID) is not the pod's controller
+    (_with(RS, uid="rs-2"), POD_META, DEPLOYMENT, False),
+    # a Deployment of the same name re-created, or a ReplicaSet someone else controls
+    (RS, POD_META, _with(DEPLOYMENT, uid="d-2"), False),
+    (_with(RS, ownerReferences=[{"kind": "Deployment", "name": "web", "uid": "d-1", "controller": False}]),
+     POD_META, DEPLOYMENT, False),
+    (_with(RS, ownerReferences=[]), POD_META, DEPLOYMENT, False),
+    (RS, {**POD_META, "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f", "controller": True}]},
+     DEPLOYMENT, False),
+])
+def test_the_template_counts_only_along_controller_references_checked_by_uid(replicaset, pod_meta, deployment, ours):
+    template = gate.template_of(replicaset, pod_meta, deployment)
+    assert (template == {gate.REQUIRED_VERSION_ANNOTATION: "3"}) if ours else template is None
+
+
+def test_the_needed_version_is_the_templates_not_the_live_pods():
+    """`kubectl patch pod` (no pods/status right) setting the annotation to 0 opens nothing."""
+    template = {gate.REQUIRED_VERSION_ANNOTATION: "2"}
+    lowered = pod(required="0")
+    decision = gate.decide(lowered, AT_1, template)
+    assert decision is not None and (decision.status, decision.reason, decision.required) == (
+        "False", gate.ANNOTATION_MISMATCH, 2)
+    assert "differs from its ReplicaSet's pod template" in decision.message
+    # added to a pod whose template has none, or removed from one whose template has it: held too
+    assert gate.decide(pod(required="0"), AT_1, {}).reason == gate.ANNOTATION_MISMATCH
+    assert gate.decide(pod(), AT_2, template).reason == gate.ANNOTATION_MISMATCH
+    assert gate.decide(pod(required="2"), AT_2, template).status == "True"

@@ -20,7 +20,8 @@ def _pod(name: str, rs: str = "web-abc", template_hash: str = "abc", gated: bool
          gate_status: str | None = None, deleting: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": NS, "labels": {"app": "web", "pod-template-hash": template_hash},
                             "annotations": {gate.REQUIRED_VERSION_ANNOTATION: required},
-                            "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "controller": True}]}
+                            "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "uid": f"uid-{rs}",
+                                                 "controller": True}]}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     conds = [{"type": "ContainersReady", "status": "True"}]
@@ -56,9 +57,32 @@ class FakeCore:
         self.events.append(body)
 
 
+def _replicasets(pods: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each pod's ReplicaSet, its template annotated as that ReplicaSet's first pod; web-* belong to the
+    Deployment web (uid u-1), others to another Deployment."""
+    out: dict[str, dict[str, Any]] = {}
+    for pod in pods:
+        ref = pod["metadata"]["ownerReferences"][0]
+        owner = {"kind": "Deployment", "name": "web", "uid": "u-1", "controller": True} \
+            if ref["name"].startswith("web-") else {"kind": "Deployment", "name": "other", "uid": "u-2",
+                                                    "controller": True}
+        out.setdefault(ref["name"], {
+            "metadata": {"name": ref["name"], "uid": ref["uid"], "ownerReferences": [owner]},
+            "spec": {"template": {"metadata": {"annotations": dict(pod["metadata"]["annotations"])}}}})
+    return out
+
+
 class FakeApps:
-    def __init__(self, deployment: dict[str, Any] | None):
+    def __init__(self, deployment: dict[str, Any] | None, replicasets: dict[str, dict[str, Any]] | None = None):
         self.deployment = deployment
+        self.replicasets = replicasets or {}
+        self.reads: list[str] = []
+
+    def read_namespaced_replica_set(self, name: str, namespace: str, _preload_content: bool) -> Any:
+        self.reads.append(name)
+        if name not in self.replicasets:
+            raise ApiException(status=404, reason="Not Found")
+        return SimpleNamespace(data=json.dumps(self.replicasets[name]).encode())
 
     def read_namespaced_deployment(self, name: str, namespace: str, _preload_content: bool) -> Any:
         if self.deployment is None:
@@ -90,18 +114,18 @@ class FakeCustom:
 def world(monkeypatch):
     def make(pods: list[dict[str, Any]], deployment: dict[str, Any] | None = None) -> SimpleNamespace:
         core = FakeCore(pods)
-        apps = FakeApps(_deployment() if deployment is None else deployment)
+        apps = FakeApps(_deployment() if deployment is None else deployment, _replicasets(pods))
         monkeypatch.setattr(gate_reconcile.client, "AppsV1Api", lambda _api: apps)
         return SimpleNamespace(core=core, apps=apps, custom=FakeCustom())
     return make
 
 
 def test_pods_are_patched_by_strategic_merge_so_the_kubelets_conditions_survive(world):
-    k = world([_pod("web-abc-1", required="1"), _pod("web-abc-2", required="2")])
+    k = world([_pod("web-abc-1", required="1"), _pod("web-def-2", rs="web-def", template_hash="def", required="2")])
     result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
     assert k.core.selectors == ["app=web"]
     assert [(n, t) for n, _, t in k.core.patches] == [("web-abc-1", "application/strategic-merge-patch+json"),
-                                                      ("web-abc-2", "application/strategic-merge-patch+json")]
+                                                      ("web-def-2", "application/strategic-merge-patch+json")]
     (open_cond,), (held_cond,) = (b["status"]["conditions"] for _, b, _ in k.core.patches)
     assert (open_cond["status"], held_cond["status"], held_cond["reason"]) == ("True", "False", gate.WAITING_FOR_MIGRATION)
     assert result is not None and result.status == {"waiting": 1, "deployments": [
@@ -163,7 +187,7 @@ def test_database_unreadable_holds_undecided_pods(world, monkeypatch):
         raise AssertionError("the database was read again")
 
     monkeypatch.setattr(observe, "database", no_second_try)
-    k = world([_pod("web-abc-1", required="1"), _pod("web-abc-2", gate_status="True")])
+    k = world([_pod("web-abc-1", required="1"), _pod("web-def-2", rs="web-def", gate_status="True")])
     status = _status(stalled=(c.CONNECTION_FAILED, "cannot reach database db:5432/app: timeout"))
     result = gate_reconcile.run(k, _migration(), status, None)
     ((name, body, _),) = k.core.patches
@@ -175,7 +199,7 @@ def test_database_unreadable_holds_undecided_pods(world, monkeypatch):
 
 def test_reconcile_stopped_before_the_database_so_the_gate_reads_it(world, monkeypatch):
     """An invalid migration file stalls the plan; pods needing what the database has still open."""
-    monkeypatch.setattr(observe, "database", lambda core, ns, spec: "db")
+    monkeypatch.setattr(observe, "database", lambda core, ns, spec, hosts=(): "db")
     monkeypatch.setattr(observe, "database_state", lambda db: DbState(1))
     k = world([_pod("web-abc-1", required="1")])
     gate_reconcile.run(k, _migration(), _status(stalled=(c.INVALID_MIGRATIONS, "00003_x.sql:1: bad")), None)
@@ -197,7 +221,7 @@ def test_a_failing_api_call_keeps_the_last_known_entry_and_does_not_stop_the_rec
 
 
 def test_two_schemamigrations_naming_one_deployment_decide_none_of_its_pods(world):
-    k = world([_pod("web-abc-1", required="1"), _pod("web-abc-2", gate_status="True")])
+    k = world([_pod("web-abc-1", required="1"), _pod("web-def-2", rs="web-def", gate_status="True")])
     rival = _migration()
     rival["metadata"]["name"] = "billing"
     k.custom.migrations.append(rival)
@@ -222,3 +246,22 @@ def test_schemamigrations_unlistable_decides_nothing(world):
     k.custom.list_namespaced_custom_object = forbidden
     assert gate_reconcile.run(k, _migration(), _status(), DbState(1)) is None
     assert k.core.patches == []
+
+
+def test_a_pod_whose_annotation_was_lowered_live_is_held_and_the_replicaset_read_once(world):
+    k = world([_pod("web-abc-1", required="2"), _pod("web-abc-2", required="0"), _pod("web-abc-3", required="2")])
+    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    reasons = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
+    assert reasons == {"web-abc-1": gate.WAITING_FOR_MIGRATION, "web-abc-2": gate.ANNOTATION_MISMATCH,
+                       "web-abc-3": gate.WAITING_FOR_MIGRATION}
+    assert k.apps.reads == ["web-abc"]
+    assert result is not None and result.status["deployments"][0]["reason"] == gate.ANNOTATION_MISMATCH
+
+
+def test_a_pod_of_a_replicaset_of_another_deployment_with_a_matching_name_is_not_decided(world):
+    """ReplicaSet web-abc re-created by someone else: the name says web, the UIDs do not."""
+    k = world([_pod("web-abc-1", required="1")])
+    k.apps.replicasets["web-abc"]["metadata"]["ownerReferences"][0]["uid"] = "u-other"
+    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    assert k.core.patches == []
+    assert result is not None and result.status["deployments"][0]["pods"] == 0

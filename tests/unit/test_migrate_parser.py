@@ -135,3 +135,17 @@ def test_envsub_values_stay_out_of_messages_and_quoted_lines() -> None:
     assert [(s.sql, s.first_line) for s in p.up] == [
         ("ALTER ROLE app\n  PASSWORD 'Sup3rS3cret';", "ALTER ROLE app"),
         ("SELECT 'Sup3rS3cret';", "SELECT '${APP_PW}';")]
+
+
+def test_envsub_never_reads_the_connection_from_the_environment(monkeypatch):
+    """A ConfigMap author must not get the password into an error message through ENVSUB."""
+    from schemagate.migrate.parser import parse
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:s3cret@db/app")
+    monkeypatch.setenv("PGPASSWORD", "s3cret")
+    monkeypatch.setenv("APP_ROLE", "reader")
+    text = ("-- +goose Up\n-- +goose ENVSUB ON\n"
+            "SELECT reverse('${DATABASE_URL}')::int, '${PGPASSWORD}', '${PGPASSWORD:-fallback}', '${APP_ROLE}';\n")
+    [stmt] = parse(text, "00001_x.sql").up
+    assert "s3cret" not in stmt.sql
+    assert "reverse('')" in stmt.sql and "'fallback'" in stmt.sql and "'reader'" in stmt.sql

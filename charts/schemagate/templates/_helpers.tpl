@@ -34,13 +34,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* Watched namespaces, one per line; empty in cluster-wide mode. */}}
+{{/* The namespaces where the operator acts (creates Jobs, reads Secrets, gates pods), one per line. In
+     namespaced mode it watches only these; in cluster-wide mode it watches everywhere and acts only here.
+     The release namespace is one of them only when it is named. */}}
 {{- define "schemagate.namespaces" -}}
-{{- if not .Values.watch.allNamespaces -}}
-{{- $ns := .Values.watch.namespaces | default (list .Release.Namespace) -}}
-{{- range $ns | uniq }}
-{{ . }}
+{{- if not .Values.watch.namespaces -}}
+{{- fail "watch.namespaces is required: name the namespaces whose SchemaMigrations the operator may act on (the release namespace is not assumed)" -}}
 {{- end -}}
+{{- range .Values.watch.namespaces | uniq }}
+{{ . }}
 {{- end -}}
 {{- end -}}
 
@@ -55,35 +57,51 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* What the operator may do, wherever it watches. docs/operator.md lists the same. */}}
-{{- define "schemagate.rules" -}}
-- apiGroups: [schemagate.io]
-  resources: [schemamigrations]
-  verbs: [get, list, watch]
-- apiGroups: [schemagate.io]
-  resources: [schemamigrations/status]
-  verbs: [get, patch]
+{{/* The runner image migration Jobs use by default, and so always allowed. */}}
+{{- define "schemagate.jobImage" -}}
+{{- .Values.operator.jobImage | default (include "schemagate.image" .) -}}
+{{- end -}}
+
+{{/* Images a SchemaMigration may name (spec.job.image, spec.source.image.image), as a JSON list. */}}
+{{- define "schemagate.allowedImages" -}}
+{{- prepend .Values.jobs.allowedImages (include "schemagate.jobImage" .) | uniq | toJson -}}
+{{- end -}}
+
+{{/* ServiceAccounts spec.job.serviceAccountName may name, as a JSON list. */}}
+{{- define "schemagate.allowedServiceAccounts" -}}
+{{- prepend .Values.jobs.allowedServiceAccounts .Values.migrationServiceAccount.name | uniq | toJson -}}
+{{- end -}}
+
+{{/* Acting in a namespace: what the operator needs where SchemaMigrations run. Namespaced mode grants
+     these with the read rules in one Role per namespace; cluster-wide mode binds them per namespace only
+     (RoleBindings to the "-act" ClusterRole). docs/security.md lists each with its reason. */}}
+{{- define "schemagate.actRules" -}}
 # Jobs carry an ownerReference with blockOwnerDeletion, which needs update on the owner's finalizers.
 - apiGroups: [schemagate.io]
   resources: [schemamigrations/finalizers]
   verbs: [update]
+# create only: never update or delete (owner GC and the Job's TTL remove them).
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create]
-# Pods: the runner's result is the Job pod's termination message; the rollout gate watches gated pods
-# and sets their schemagate.io/schema-ready condition.
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [create]
+# The rollout gate sets the schemagate.io/schema-ready condition of gated pods.
 - apiGroups: [""]
   resources: [pods/status]
   verbs: [patch]
-# The rollout gate reads each gated Deployment (selector, pod template's readinessGates).
+# The rollout gate reads each gated Deployment and its pods' ReplicaSets (template, ownership by UID).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
+# The migration files; get only, by the names a SchemaMigration gives.
 - apiGroups: [""]
   resources: [configmaps]
+  verbs: [get]
+# Whether a backup claim is labelled for backups (jobs.backupClaimLabel).
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
   verbs: [get]
 {{- if eq .Values.rbac.secrets "namespace" }}
 # get only: the operator reads the Secret a SchemaMigration names, and cannot enumerate Secrets.
@@ -91,10 +109,56 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: [secrets]
   verbs: [get]
 {{- end }}
+{{- end -}}
+
+{{/* Watching and reporting: read/watch plus writes to schemagate's own objects (status, Events). */}}
+{{- define "schemagate.watchRules" -}}
+- apiGroups: [schemagate.io]
+  resources: [schemamigrations]
+  verbs: [get, list, watch]
+- apiGroups: [schemagate.io]
+  resources: [schemamigrations/status]
+  verbs: [patch]
+# Watches: the migration Jobs, their pods' termination messages, gated pods, the runners' Leases.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
+{{- end -}}
+
+{{/* Egress of the operator and the migration Jobs when networkPolicy.egress.restrict: DNS, the apiserver,
+     the databases. */}}
+{{- define "schemagate.egressRules" -}}
+{{- $egress := .Values.networkPolicy.egress -}}
+{{- with $egress.dns }}
+- to:
+    {{- toYaml . | nindent 4 }}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end }}
+- to:
+    {{- range $egress.apiServerCIDRs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range $egress.apiServerPorts }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+- to:
+    {{- range $egress.databaseCIDRs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range $egress.databasePorts }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
 {{- end -}}

@@ -42,6 +42,13 @@ JOB_FAILED = "JobFailed"
 JOB_CONFLICT = "JobConflict"  # the plan's Job name is taken by a Job this object does not own
 JOB_REJECTED = "JobRejected"  # the apiserver refused the Job (invalid resources, quota, RBAC, admission)
 VERIFICATION_FAILED = "VerificationFailed"
+# The spec names what the installer did not allow (controller/allow.py): nothing is created.
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
+BACKUP_CLAIM_NOT_ALLOWED = "BackupClaimNotAllowed"
+NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"  # cluster-wide: watched, but not one the operator acts in
+DATABASE_NOT_ALLOWED = "DatabaseNotAllowed"  # the URL names a host outside --allow-database-host
+INVALID_DATABASE_URL = "InvalidDatabaseURL"  # the Secret's value is not something libpq can parse
 PROGRESSING = "Progressing"
 NOT_STALLED = "NotStalled"
 

@@ -69,7 +69,9 @@ class DatabaseSpec(_Model):
 class ImageSource(_Model):
     """Migrations baked into an image: an init container copies `path` into the Job's working volume."""
 
-    image: Annotated[str, Field(min_length=1, description="Image holding the migration files.")]
+    image: Annotated[str, Field(min_length=1, description="Image holding the migration files; its init "
+                                                          "container runs sh, so it must be one the installer "
+                                                          "allowed (--allow-image).")]
     path: Annotated[str, Field(pattern=r"^/.*", description="Absolute directory of the .sql files in the image.")] = (
         "/migrations")
 
@@ -114,11 +116,15 @@ class JobSpec(_Model):
     """How the migration Job runs."""
 
     image: Annotated[str | None, Field(description="Runner image (schemagate). Defaults to the operator's "
-                                                   "--job-image.")] = None
+                                                   "--job-image; any other must be one the installer allowed "
+                                                   "(--allow-image), else Stalled ImageNotAllowed.")] = None
     resources: Annotated[Resources | None, Field(description="Resources of the migration container.")] = None
     service_account_name: Annotated[str | None, Field(
         pattern=_DNS_SUBDOMAIN, description="ServiceAccount of the migration pod; it needs get/create/update "
-                                            "on coordination.k8s.io leases. Defaults to the namespace's default.")
+                                            "on coordination.k8s.io leases. Defaults to the operator's "
+                                            "--job-service-account (else the namespace's default); any other "
+                                            "must be allowed (--allow-service-account), else Stalled "
+                                            "ServiceAccountNotAllowed.")
     ] = None
     backoff_limit: Annotated[int, Field(ge=0, le=10, description="Pod retries inside one Job. A failed Job "
                                                                "is not retried by the operator.")] = 0
@@ -143,8 +149,9 @@ class BackupSpec(_Model):
 
     claim_name: Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN,
                                      description="PersistentVolumeClaim in this namespace the dump is written to "
-                                                 "(as <job>.dump). The Job fails, applying nothing, if the dump "
-                                                 "fails.")]
+                                                 "(as <job>.dump); it must carry the label schemagate.io/backup="
+                                                 "true (the operator's --backup-claim-label). The Job fails, "
+                                                 "applying nothing, if the dump fails.")]
 
 
 class LintSpec(_Model):

@@ -8,6 +8,11 @@ decided on (operator down, new pod) is not Ready. The operator only ever opens i
 - True once the database is at (or past) the version the pod needs, and then never back to False — a
   newer pending migration must not take the serving version out of service (a latch, per pod).
 - False with a reason and message otherwise, so `kubectl describe pod` says what it waits for.
+
+The version a pod needs is read from its ReplicaSet's pod template, never from the live pod: whoever may
+only `patch pods` (not `pods/status`) could otherwise set the pod's annotation to 0 and open a gate that
+then never closes. The ReplicaSet counts only when it is the pod's controller by UID and is itself
+controlled by the gated Deployment by UID; a pod whose annotation differs from its template is held.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ MIGRATION_STALLED = "MigrationStalled"
 VERSION_NOT_PLANNED = "VersionNotPlanned"
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 INVALID_REQUIRED_VERSION = "InvalidRequiredVersion"
+ANNOTATION_MISMATCH = "AnnotationMismatch"  # the pod's annotation is not its template's (edited live)
 # Status reason when several SchemaMigrations name one Deployment: none of them decides its pods.
 CONFLICT = "GateConflict"
 
@@ -90,8 +96,9 @@ def condition(pod: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def deployment_of(metadata: Mapping[str, Any]) -> str | None:
-    """The Deployment owning a pod, by the Deployment controller's naming: its ReplicaSet is
-    `<deployment>-<pod-template-hash>` and is the pod's controller."""
+    """The Deployment a pod's watch event concerns, by the Deployment controller's naming: its ReplicaSet
+    is `<deployment>-<pod-template-hash>` and is the pod's controller. Only a trigger: what the gate
+    decides checks ownership by UID (`controller_ref`)."""
     template_hash = (metadata.get("labels") or {}).get("pod-template-hash")
     if not template_hash:
         return None
@@ -102,6 +109,28 @@ def deployment_of(metadata: Mapping[str, Any]) -> str | None:
             if name.endswith(suffix) and len(name) > len(suffix):
                 return name[: -len(suffix)]
     return None
+
+
+def controller_ref(metadata: Mapping[str, Any] | None, kind: str) -> tuple[str, str] | None:
+    """(name, uid) of the object's controller when it is a `kind`; None otherwise."""
+    for ref in (metadata or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind and ref.get("name") and ref.get("uid"):
+            return str(ref["name"]), str(ref["uid"])
+    return None
+
+
+def template_of(replicaset: Mapping[str, Any], pod_meta: Mapping[str, Any], deployment: Mapping[str, Any]
+                ) -> dict[str, str] | None:
+    """The pod template annotations of `replicaset` when it is the pod's controller and the Deployment is
+    its controller, both by UID (a name can be re-used; a UID cannot); None when the pod is not ours."""
+    rs_meta = replicaset.get("metadata") or {}
+    dep_meta = deployment.get("metadata") or {}
+    if controller_ref(pod_meta, "ReplicaSet") != (rs_meta.get("name"), rs_meta.get("uid")):
+        return None
+    if not dep_meta.get("uid") or controller_ref(rs_meta, "Deployment") != (dep_meta.get("name"), dep_meta["uid"]):
+        return None
+    template = ((replicaset.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return dict(template.get("annotations") or {})
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:
@@ -139,16 +168,23 @@ def required_version(pod_name: str, annotations: Mapping[str, str] | None, targe
     return int(text), None
 
 
-def decide(pod: Mapping[str, Any], schema: Schema) -> Decision | None:
-    """The pod's schema-ready condition, or None to leave it as it is (it is True: the latch)."""
+def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) -> Decision | None:
+    """The pod's schema-ready condition, or None to leave it as it is (it is True: the latch).
+    `template`: the annotations of the pod template of its ReplicaSet (`template_of`)."""
     existing = condition(pod)
     if existing and existing.get("status") == "True":
         return None
     meta = pod.get("metadata") or {}
     name = str(meta.get("name") or "?")
-    required, error = required_version(name, meta.get("annotations"), schema.target)
+    required, error = required_version(name, template, schema.target)
     if error:
         return Decision("False", INVALID_REQUIRED_VERSION, _short(error), None)
+    live = (meta.get("annotations") or {}).get(REQUIRED_VERSION_ANNOTATION)
+    if live != template.get(REQUIRED_VERSION_ANNOTATION):
+        return Decision("False", ANNOTATION_MISMATCH, _short(
+            f"pod {name}: annotation {REQUIRED_VERSION_ANNOTATION}={live!r} differs from its ReplicaSet's pod "
+            f"template ({template.get(REQUIRED_VERSION_ANNOTATION)!r}): it was changed on the live pod, so the "
+            f"pod is held; delete it and its ReplicaSet creates one from the template"), required)
     where = f"SchemaMigration {schema.migration}"
     if schema.current is None:
         why = schema.unavailable or "the database could not be read"
@@ -188,18 +224,19 @@ def condition_patch(decision: Decision, existing: Mapping[str, Any] | None, now:
         "lastProbeTime": None, "lastTransitionTime": since or now}]}}
 
 
-def view(pod: Mapping[str, Any], decision: Decision | None, target: int | None) -> PodView:
+def view(pod: Mapping[str, Any], decision: Decision | None, target: int | None, template: Mapping[str, str]
+         ) -> PodView:
     meta = pod.get("metadata") or {}
     name = str(meta.get("name") or "?")
     if decision is not None:
         return PodView(name, decision.status, decision.reason, decision.required)
     existing = condition(pod) or {}
-    required, _ = required_version(name, meta.get("annotations"), target)
+    required, _ = required_version(name, template, target)
     return PodView(name, str(existing.get("status") or ""), str(existing.get("reason") or ""), required)
 
 
 # Severity when pods of one Deployment wait for different reasons: the one to show first.
-_SEVERITY = [INVALID_REQUIRED_VERSION, MIGRATION_STALLED, VERSION_NOT_PLANNED, DATABASE_UNAVAILABLE,
+_SEVERITY = [INVALID_REQUIRED_VERSION, ANNOTATION_MISMATCH, MIGRATION_STALLED, VERSION_NOT_PLANNED, DATABASE_UNAVAILABLE,
              WAITING_FOR_MIGRATION]
 
 
@@ -252,12 +289,14 @@ def _hold_events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: 
         needs = f"schema version {version}" if version is not None else "a schema version"
         at = "unknown" if schema.current is None else str(schema.current)
         reason = new.get("reason")
-        kind = "Warning" if reason in (MIGRATION_STALLED, INVALID_REQUIRED_VERSION, VERSION_NOT_PLANNED,
-                                       DATABASE_UNAVAILABLE) else "Normal"
+        kind = "Warning" if reason in (MIGRATION_STALLED, INVALID_REQUIRED_VERSION, ANNOTATION_MISMATCH,
+                                       VERSION_NOT_PLANNED, DATABASE_UNAVAILABLE) else "Normal"
         why = {MIGRATION_STALLED: f"SchemaMigration {schema.migration} is stalled: {schema.stalled}",
                VERSION_NOT_PLANNED: f"SchemaMigration {schema.migration} targets {schema.target}",
                DATABASE_UNAVAILABLE: f"{schema.unavailable or 'the database could not be read'}",
                INVALID_REQUIRED_VERSION: f"annotation {REQUIRED_VERSION_ANNOTATION} is not a version number",
+               ANNOTATION_MISMATCH: f"annotation {REQUIRED_VERSION_ANNOTATION} of a pod differs from its "
+                                    f"template",
                }.get(str(reason), f"SchemaMigration {schema.migration}"
                                   f"{': ' + schema.progress if schema.progress else ' is migrating'}")
         return [Event(kind, ROLLOUT_HELD, _short(f"rollout held: {after} pod(s) wait for {needs}, database at "

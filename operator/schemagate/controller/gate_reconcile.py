@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # reconcile imports this module
 log = logging.getLogger(__name__)
 
 # The reconcile already tried the database and failed for these: do not wait for the same timeout twice.
-_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.CONNECTION_FAILED, c.AUTHENTICATION_FAILED})
+_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.INVALID_DATABASE_URL, c.DATABASE_NOT_ALLOWED,
+                               c.CONNECTION_FAILED, c.AUTHENTICATION_FAILED})
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
@@ -50,7 +51,7 @@ def _json(resp: Any) -> dict[str, Any]:
 
 
 def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec, status: dict[str, Any],
-            db_state: DbState | None) -> gate.Schema:
+            db_state: DbState | None, allowed_hosts: tuple[str, ...]) -> gate.Schema:
     conds = status.get("conditions")
     stalled = c.get(conds, c.STALLED) or {}
     ready = c.get(conds, c.READY) or {}
@@ -65,7 +66,7 @@ def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec
             # The reconcile stopped before reading the database (an invalid file, a missing ConfigMap):
             # pods needing a version the database has must still become Ready, so read it here.
             try:
-                current = observe.database_state(observe.database(k.core, namespace, spec)).current
+                current = observe.database_state(observe.database(k.core, namespace, spec, allowed_hosts)).current
             except observe.Blocked as b:
                 unavailable = b.message
             except ApiException as e:
@@ -103,6 +104,24 @@ def _also_gating(k: Clients, namespace: str, name: str) -> dict[str, list[str]]:
     return out
 
 
+def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], dep: dict[str, Any],
+              cache: dict[str, dict[str, Any] | None]) -> dict[str, str] | None:
+    """The pod template annotations of the pod's ReplicaSet, when Deployment → ReplicaSet → pod hold by
+    UID (gate.template_of); each ReplicaSet is read once per pass."""
+    ref = gate.controller_ref(pod.get("metadata"), "ReplicaSet")
+    if ref is None:
+        return None
+    if ref[0] not in cache:
+        try:
+            cache[ref[0]] = _json(apps.read_namespaced_replica_set(ref[0], namespace, _preload_content=False))
+        except ApiException as e:
+            if e.status != 404:
+                raise  # forbidden or failing: the caller keeps the last entry and decides nothing (fail closed)
+            cache[ref[0]] = None
+    replicaset = cache[ref[0]]
+    return None if replicaset is None else gate.template_of(replicaset, pod.get("metadata") or {}, dep)
+
+
 def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old: dict[str, Any] | None,
                 others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], gate.Event]]]:
     apps = client.AppsV1Api(k.core.api_client)
@@ -125,26 +144,31 @@ def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old:
     pods = _json(k.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))["items"]
     views: list[gate.PodView] = []
     released = 0
+    replicasets: dict[str, dict[str, Any] | None] = {}
     for pod in pods:
         meta = pod.get("metadata") or {}
-        if gate.deployment_of(meta) != name or not gate.is_gated(pod.get("spec")) or meta.get("deletionTimestamp"):
+        if not gate.is_gated(pod.get("spec")) or meta.get("deletionTimestamp"):
             continue
+        template = _template(apps, namespace, pod, dep, replicasets)
+        if template is None:
+            continue  # not a pod of this Deployment (another owner matching the selector, a ReplicaSet gone)
         # Two SchemaMigrations (two databases, perhaps) would each open the gate by their own measure.
-        decision = None if others else gate.decide(pod, schema)
+        decision = None if others else gate.decide(pod, schema, template)
         if gate.needs_patch(pod, decision):
             assert decision is not None
             if not _patch_pod(k.core, namespace, pod, decision):
                 decision = None  # report what the pod still says
             elif decision.status == c.TRUE:
                 released += 1
-        views.append(gate.view(pod, decision, schema.target))
+        views.append(gate.view(pod, decision, schema.target, template))
     entry = gate.deployment_status(name, views, problem, conflict=bool(others))
     ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "namespace": namespace,
            "uid": (dep.get("metadata") or {}).get("uid")}
     return entry, [(ref, e) for e in gate.events(old, entry, schema, released)]
 
 
-def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None) -> Result | None:
+def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None,
+        allowed_hosts: tuple[str, ...] = ()) -> Result | None:
     """Decide every gated pod; None when the spec cannot be read or the namespace's SchemaMigrations cannot
     be listed (no pod is decided, status.rolloutGate stays as it was)."""
     meta = obj["metadata"]
@@ -155,7 +179,7 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbSta
         return None
     if spec.rollout_gate is None:
         return Result(None)
-    schema = _schema(k, namespace, name, spec, status, db_state)
+    schema = _schema(k, namespace, name, spec, status, db_state, allowed_hosts)
     try:
         others = _also_gating(k, namespace, name)
     except ApiException as e:  # decide nothing this round rather than without knowing (fail closed)

@@ -48,6 +48,7 @@ class JobRequest:
     # ConfigMap sources: source.files_digest of the files the plan covers; the runner refuses other files
     expect_digest: str | None = None
     expect_rollback: tuple[int, ...] = ()  # down: the versions above the target the digest also covers
+    service_account: str | None = None  # the installer's default when the spec names none (allow.Allowlist)
 
 
 def plan_digest(files: Sequence[p.MigrationFile] | None, command: str, target: int | None,
@@ -147,15 +148,19 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
                             "seccompProfile": {"type": "RuntimeDefault"},
-                            # the backup claim must be writable by the runner's group
-                            **({"fsGroup": RUNNER_UID} if req.backup_file else {})},
+                            # the backup claim must be writable by the runner's group; OnRootMismatch
+                            # leaves a claim whose root already has that group alone instead of
+                            # re-owning every file on it at each run
+                            **({"fsGroup": RUNNER_UID, "fsGroupChangePolicy": "OnRootMismatch"}
+                               if req.backup_file else {})},
         "containers": [container],
         "volumes": volumes,
     }
     if init:
         pod["initContainers"] = init
-    if job.service_account_name:
-        pod["serviceAccountName"] = job.service_account_name
+    account = job.service_account_name or req.service_account
+    if account:
+        pod["serviceAccountName"] = account
     if job.tolerations:
         pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in job.tolerations]
     if job.node_selector:

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.api import conditions as reasons
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import allow
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
 from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile
 from schemagate.lease import Observed
@@ -51,10 +52,11 @@ class Database:
         return f"{self.host}:{self.port}/{self.name}"
 
 
-def _redact(text: str, url: str = "") -> str:
+def _redact(text: str, secret: str = "") -> str:
+    """`text` without the Secret's value (the whole of it) or any password in it or in the text."""
     from schemagate.migrate.dburl import redact
 
-    return redact(text, url, env={})
+    return redact(text, secret, env={})
 
 
 def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
@@ -100,7 +102,20 @@ def _read(read: Any, kind: str, namespace: str, name: str, reason: str) -> Any:
         raise
 
 
-def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec) -> Database:
+def claim_labels(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, str]:
+    """The labels of the backup claim the spec names (whether its owner allowed backups onto it)."""
+    pvc = _read(core.read_namespaced_persistent_volume_claim, "PersistentVolumeClaim", namespace, name,
+                reasons.BACKUP_CLAIM_NOT_ALLOWED)
+    return dict((pvc.metadata and pvc.metadata.labels) or {})
+
+
+def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec,
+             allowed_hosts: tuple[str, ...] = ()) -> Database:
+    """The Secret's URL, parsed, and its hosts checked against `allowed_hosts` (empty: any) before anything
+    can dial it."""
+    import psycopg
+    import psycopg.conninfo
+
     from schemagate.migrate.dburl import describe
 
     ref = spec.database.secret_ref
@@ -116,6 +131,18 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
     if not url:
         raise Blocked(reasons.SECRET_NOT_FOUND, f"Secret {namespace}/{ref.name} key {ref.key!r} is empty: "
                                                 f"it must hold the database URL")
+    try:
+        # libpq's own parser, before anything dials: a value it cannot parse (a token, a password, another
+        # app's config) is never quoted, since its parse errors quote the text they choke on.
+        conninfo = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        raise Blocked(reasons.INVALID_DATABASE_URL,
+                      f"Secret {namespace}/{ref.name} key {ref.key!r} is not a PostgreSQL URL (libpq cannot parse "
+                      f"it; expected postgres://user:password@host:5432/dbname)") from None
+    refusal = allow.check_database(f"Secret {namespace}/{ref.name} key {ref.key!r}",
+                                   {k: str(v) for k, v in conninfo.items()}, allowed_hosts)
+    if refusal is not None:
+        raise Blocked(refusal.reason, refusal.message)
     target = describe(url, env={})
     return Database(url, target.host, target.port, target.name, spec.database.table)
 

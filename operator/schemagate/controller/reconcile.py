@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from schemagate import lease
 from schemagate.api import conditions as c
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import allow
 from schemagate.controller import gate_reconcile
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller import observe
@@ -32,6 +33,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Options:
     job_image: str = "schemagate:dev"
+    # What the installer allows beyond the runner image and the job ServiceAccount (controller/allow.py)
+    allowed_images: tuple[str, ...] = ()
+    allowed_service_accounts: tuple[str, ...] = ()
+    job_service_account: str | None = None
+    backup_claim_label: str = allow.DEFAULT_BACKUP_CLAIM_LABEL
+    allowed_database_hosts: tuple[str, ...] = ()  # empty: any host a Secret names
+    # Cluster-wide mode: the namespaces the operator acts in (its RBAC's RoleBindings); empty: every one
+    act_namespaces: tuple[str, ...] = ()
+
+    def allowlist(self) -> allow.Allowlist:
+        return allow.Allowlist(self.job_image, self.allowed_images, self.allowed_service_accounts,
+                               self.job_service_account, self.backup_claim_label)
 
 
 class Clients:
@@ -85,7 +98,8 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
                               target=action.target, lease_name=lease_name,
                               lease_holder=p.lease_holder(meta["namespace"], action.job),
                               default_image=opts.job_image, retry=retry, command=action.command,
-                              backup_file=backup_file, expect_digest=digest, expect_rollback=rollback)
+                              backup_file=backup_file, expect_digest=digest, expect_rollback=rollback,
+                              service_account=opts.job_service_account)
     body = jobs_mod.render_job(obj, spec, req)
     try:
         k.batch.create_namespaced_job(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
@@ -97,6 +111,16 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
                                                   f"{_api_message(e)}; nothing was run") from None
         raise
     return True
+
+
+def _check_allowed(k: Clients, namespace: str, spec: api.SchemaMigrationSpec, allowlist: allow.Allowlist) -> None:
+    """Stop here, before anything is read or created, when the spec names what the installer did not allow."""
+    refusal = allow.check(spec, allowlist)
+    if refusal is None and spec.backup is not None:
+        labels = observe.claim_labels(k.core, namespace, spec.backup.claim_name)
+        refusal = allow.check_claim(namespace, spec.backup.claim_name, labels, allowlist)
+    if refusal is not None:
+        raise observe.Blocked(refusal.reason, refusal.message)
 
 
 def _api_message(e: ApiException) -> str:
@@ -147,6 +171,13 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             raise observe.Blocked(c.INVALID_SPEC, _spec_error(e)) from None
         except ValueError as e:
             raise observe.Blocked(c.INVALID_SPEC, str(e)) from None
+        if opts.act_namespaces and namespace not in opts.act_namespaces:
+            # Watched (status, Events) but not granted: say so, rather than a forbidden read of its ConfigMap.
+            raise observe.Blocked(c.NAMESPACE_NOT_ALLOWED,
+                                  f"schemagate does not act in namespace {namespace}: an admin adds it to the "
+                                  f"schemagate chart's watch.namespaces (operator flag --act-namespace); nothing "
+                                  f"was read or created")
+        _check_allowed(k, namespace, spec, opts.allowlist())
         infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], st.Recorded(old.get("history")))
         runs, events = st.absorb_jobs(old, infos, now)
         migrations = None
@@ -155,7 +186,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             migrations = observe.migration_files(k.core, namespace, list(spec.source.config_maps))
         elif spec.source.image:
             source_key = f"{spec.source.image.image}|{spec.source.image.path}"
-        db = observe.database(k.core, namespace, spec)
+        db = observe.database(k.core, namespace, spec, opts.allowed_database_hosts)
         lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
         state = db_state = observe.database_state(db)
         holder = observe.lease_state(k.coordination, namespace, lease_name)
@@ -188,7 +219,8 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         phase, desired = st.blocked(b.reason, b.message)
         fields["plan"] = old.get("plan")
     new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
-    gate = gate_reconcile.run(k, obj, new, db_state)
+    acting = not opts.act_namespaces or namespace in opts.act_namespaces
+    gate = gate_reconcile.run(k, obj, new, db_state, opts.allowed_database_hosts) if acting else None
     new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")
     stalled = st.stalled_event(old, new)
     if stalled and not any(e.type == "Warning" for e in events):

@@ -44,13 +44,27 @@ def _passwords(url: str, env: Mapping[str, str]) -> list[str]:
 
 
 def redact(text: str, url: str = "", env: Mapping[str, str] | None = None) -> str:
-    """`text` with every password we know of (in `url`, PGPASSWORD, or any URL-looking part) masked."""
+    """`text` with the whole of `url` (whatever it holds: it came from a Secret, and may not be a URL at
+    all) and every password we know of (in `url`, PGPASSWORD, or any URL-looking part) masked."""
     env = os.environ if env is None else env
+    for whole in sorted({url, url.strip(), urllib.parse.unquote(url.strip())} - {""}, key=len, reverse=True):
+        text = text.replace(whole, REDACTED)
     for pw in sorted(_passwords(url, env), key=len, reverse=True):
         text = text.replace(pw, REDACTED)
     text = _URI_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
     text = _KV_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
     return _QUERY_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def parse_error(text: str, url: str) -> str:
+    """libpq's complaint about a value it cannot parse, with every quoted fragment of that value masked:
+    its parse errors quote the text they choke on (`missing "=" after "ghp_..."`), which may be any
+    Secret's content, not a URL with a password in the expected place."""
+    parts = text.split('"')  # libpq quotes in pairs: the odd parts are the quoted ones
+    for i in range(1, len(parts) - 1, 2):
+        if len(parts[i]) > 1 and parts[i] in url:
+            parts[i] = REDACTED
+    return redact('"'.join(parts), url, env={})
 
 
 @dataclass(frozen=True)

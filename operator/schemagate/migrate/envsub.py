@@ -7,6 +7,7 @@ prints them verbatim.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -118,6 +119,17 @@ def _atoi(text: str, what: str) -> int:
         return int(text.strip(), 10)
     except ValueError:
         raise EnvsubError(f'Unable to parse {what}: strconv.Atoi: parsing "{text.strip()}": invalid syntax') from None
+
+
+# Never substituted, whatever the environment holds: the connection itself. A migration author (someone
+# who may edit a ConfigMap) could otherwise write `${DATABASE_URL}` into a statement whose error message
+# then carries the password, in any disguise (`reverse('${DATABASE_URL}')`), past every redaction.
+_WITHHELD = re.compile(r"^(DATABASE_URL|PG[A-Z_]*)$")
+
+
+def environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables ENVSUB may read from a process environment: all but DATABASE_URL and libpq's PG*."""
+    return {k: v for k, v in environ.items() if not _WITHHELD.match(k)}
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:

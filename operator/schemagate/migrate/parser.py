@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from schemagate.migrate.envsub import EnvsubError, interpolate
+from schemagate.migrate.envsub import EnvsubError, environment, interpolate
 
 SQL_MIGRATIONS_URL = "see https://github.com/pressly/goose#sql-migrations"
 
@@ -234,9 +234,10 @@ def parse(text: str, filename: str, env: Mapping[str, str] | None = None) -> Par
     """Split a goose SQL file into its up and down statements, or raise MigrationParseError.
 
     Both directions are parsed, as goose's Provider does, so a file that is broken in either direction is
-    rejected before anything runs. `env` feeds ENVSUB (default: the process environment).
+    rejected before anything runs. `env` feeds ENVSUB (default: the process environment less DATABASE_URL and
+    PG*, `envsub.environment`).
     """
-    env = os.environ if env is None else env
+    env = environment(os.environ) if env is None else env
     lines = split_lines(text)
     up, use_tx, envsub, has_down = _parse_direction(lines, filename, True, env)
     down, _, _, _ = _parse_direction(lines, filename, False, env)

@@ -85,8 +85,9 @@ def connect(url: str) -> psycopg.Connection:
         text = dburl.redact(str(e).strip(), url)
         try:
             psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.Error:  # describe() would fall back to localhost and the user's name: not this database
-            raise MigrateError(reasons.CONNECTION_FAILED, f"the database URL is malformed: {text}") from None
+        except psycopg.Error as parse:  # describe() would fall back to localhost and the user's name
+            raise MigrateError(reasons.CONNECTION_FAILED, f"the database URL is malformed: "
+                                                          f"{dburl.parse_error(str(parse).strip(), url)}") from None
         where = dburl.describe(url)
         low = text.lower()
         if "password authentication failed" in low or "authentication failed" in low or \
