@@ -2,7 +2,8 @@
 base made with debootstrap, and our own image built from the repository's Dockerfile with buildah.
 
 Each image is kept as an OCI archive in $SCHEMAGATE_CACHE/images, named by a hash of its inputs, so a
-warm run reuses it and any change to the Dockerfile, pyproject.toml, README.md or operator/ rebuilds it.
+warm run reuses it and any change to the Dockerfile, pyproject.toml, README.md, requirements/ or
+operator/ rebuilds it.
 buildah keeps its own storage under the cache too, so nothing is written to the machine's default one.
 
     python -m devenv.images schemagate   # build (or reuse) our image; prints the archive's path
@@ -106,10 +107,11 @@ def _digest(*parts: bytes) -> str:
 
 
 def _context_files(repo: Path) -> list[Path]:
-    """What .dockerignore lets into the build context: pyproject.toml, README.md, operator/."""
+    """What .dockerignore lets into the build context: pyproject.toml, README.md, requirements/, operator/."""
     files = [repo / "Dockerfile", repo / ".dockerignore", repo / "pyproject.toml", repo / "README.md"]
-    files += sorted(p for p in (repo / "operator").rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    for d in ("requirements", "operator"):
+        files += sorted(p for p in (repo / d).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     return files
 
 

@@ -79,7 +79,7 @@ def test_operator_defaults_one_recreated_replica_restricted_with_liveness(render
 
 def test_operator_probes_wait_for_the_operator_to_start(render: Render):
     """kopf serves /healthz about 4 s after the process starts: no probe may fail on a normal start."""
-    [c] = pod_spec(render("schemagate"))["containers"]
+    [c] = pod_spec(render("schemagate", "watch.namespaces={app}"))["containers"]
     startup = c["startupProbe"]
     assert startup["httpGet"] == {"path": "/healthz", "port": "health"}
     assert startup["initialDelaySeconds"] >= 5

@@ -22,23 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "schemagate-e2e"
 RELEASE = "e2e"
 HEALTH_PORT = 8080
-
-MIGRATION_RBAC = """
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: schemagate-migration}
-rules:
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: [get, create, update]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: schemagate-migration}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: schemagate-migration}
-subjects: [{kind: ServiceAccount, name: default}]
-"""
-
+# The operator acts only in the namespaces its chart names (watch.namespaces), as an admin installs it;
+# so the session's application namespaces are made up front and each test takes a fresh one.
+POOL = [f"e2e-app-{i:02d}" for i in range(48)]
+# What the tests' SchemaMigrations name besides the defaults, allowed as an admin would in the chart.
+ALLOWED_IMAGES = ["localhost/app-migrations:v2"]
+ALLOWED_SERVICE_ACCOUNTS = ["config-server-migrator"]
 
 class Operator:
     """The chart's operator Deployment. A test may kill it as a crash would (the pod force-deleted with
@@ -47,17 +36,30 @@ class Operator:
     def __init__(self, kube: Kube):
         self.kube = kube
         self._earlier_logs = ""
+        self._free = list(POOL)
 
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.kube.kubectl("-n", OPERATOR_NAMESPACE, *args, **kw)
 
     def install(self) -> None:
         repository, _, tag = self.kube.image.rpartition(":")
+        existing = set(self.kube.kubectl("get", "namespaces", "-o", "name").stdout.split())
+        for ns in POOL:
+            if f"namespace/{ns}" not in existing:
+                self.kube.kubectl("create", "namespace", ns)
         self.kube.helm("upgrade", "--install", RELEASE, str(REPO / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
                        "--create-namespace", "--wait", "--timeout=180s",
-                       "--set", "watch.allNamespaces=true", "--set", f"image.repository={repository}",
-                       "--set", f"image.tag={tag}", "--set", "operator.resyncSeconds=1",
-                       "--set", f"operator.healthPort={HEALTH_PORT}")
+                       "--set", f"watch.namespaces={{{','.join(POOL)}}}", "--set", "rbac.secrets=namespace",
+                       "--set", f"jobs.allowedImages={{{','.join(ALLOWED_IMAGES)}}}",
+                       "--set", f"jobs.allowedServiceAccounts={{{','.join(ALLOWED_SERVICE_ACCOUNTS)}}}",
+                       "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+                       "--set", "operator.resyncSeconds=1", "--set", f"operator.healthPort={HEALTH_PORT}")
+
+    def take_namespace(self) -> str:
+        """A namespace of the pool that no test used yet."""
+        if not self._free:
+            pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/e2e/conftest.py larger")
+        return self._free.pop(0)
 
     def pods(self) -> list[dict[str, Any]]:
         out = self.kubectl("get", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout
@@ -84,6 +86,7 @@ class Operator:
 
     def stop(self) -> None:
         self.kube.helm("uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait", check=False)
+        self.kube.kubectl("delete", "namespace", *POOL, "--wait=false", "--ignore-not-found", check=False)
 
     def logs(self) -> str:
         """Every line the operator logged this session, from killed pods too."""
@@ -195,10 +198,18 @@ class App:
 
 
 @pytest.fixture
+def namespace(kube: Kube, operator: Operator) -> Iterator[str]:
+    """A fresh namespace the operator acts in (one of the pool its chart names); deleted after the test."""
+    name = operator.take_namespace()
+    wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: kube.kubectl(
+        "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
 def app(kube: Kube, namespace: str, operator: Operator, database_url: str) -> App:
-    a = App(kube, namespace, operator, database_url)
-    a.apply(MIGRATION_RBAC)
-    return a
+    return App(kube, namespace, operator, database_url)
 
 
 __all__ = ["App", "Operator", "wait_until"]

@@ -123,7 +123,8 @@ def test_backup_is_written_to_the_claim_before_applying(app, kube):
     app.secret(app.database_url)
     app.migrations(V1)
     where = kube.backup_volume(app.namespace, "db-backups")
-    app.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db-backups"},
+    app.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "db-backups", "labels": {"schemagate.io/backup": "true"}},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     app.schemamigration(backup={"claimName": "db-backups"})
     app.wait_ready(1)
@@ -149,7 +150,8 @@ def test_failed_backup_applies_nothing(app, kube):
                f"{info['dbname']}")
     app.migrations(V1)
     kube.backup_volume(app.namespace, "db-backups")
-    app.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db-backups"},
+    app.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "db-backups", "labels": {"schemagate.io/backup": "true"}},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     app.schemamigration(backup={"claimName": "db-backups"})
     stalled = app.wait_condition("Stalled", "True", "BackupFailed")
