@@ -42,6 +42,51 @@ def test_verify_after_migrating_the_project(database_url: str, capsys: pytest.Ca
     assert code == 1 and "need at least 99999999999999" in err and "missing tables: not_there" in err
 
 
+def test_verify_with_only_dir_passes_on_a_migrated_database(database_url: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert sg(database_url, REPO / "migrations", "up").code == 0
+    capsys.readouterr()
+    code, out, err = verify(capsys, "--database-url", database_url, "--dir", str(REPO / "migrations"))
+    assert code == 0, err
+    assert "at version 1 (need 1) with all 10 required tables" in out
+
+
+def test_verify_with_only_dir_fails_on_an_empty_database_saying_what_to_run(
+        database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    d = str(REPO / "migrations")
+    code, _, err = verify(capsys, "--database-url", database_url, "--dir", d)
+    assert code == 1
+    assert "schema version is 0, need at least 1" in err  # the newest file in --dir
+    assert "missing tables: namespaces, groups, targets, target_groups, exporters, alert_templates, alert_rules, " \
+           "check_templates, check_instances, bootstrap_tokens" in err  # what its Up section creates
+    assert f"Run migrations first: schemagate migrate up --dir {d} --table goose_db_version" in err
+
+
+def test_verify_requirements_follow_the_files(database_url: str, capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    (tmp_path / "00001_a.sql").write_text("-- +goose Up\nCREATE TABLE IF NOT EXISTS a (id bigint);\n"
+                                          "CREATE TABLE IF NOT EXISTS old (id bigint);\n"
+                                          "-- +goose Down\nDROP TABLE IF EXISTS old;\nDROP TABLE IF EXISTS a;\n")
+    (tmp_path / "00002_b.sql").write_text("-- +goose Up\nCREATE TABLE IF NOT EXISTS b (id bigint);\n"
+                                          "DROP TABLE IF EXISTS old;\n"
+                                          "-- +goose Down\nDROP TABLE IF EXISTS b;\n")
+    assert sg(database_url, tmp_path, "up-to", "1").code == 0
+    capsys.readouterr()
+    code, _, err = verify(capsys, "--database-url", database_url, "--dir", str(tmp_path))
+    assert code == 1 and "schema version is 1, need at least 2; missing tables: b" in err
+    code, out, _ = verify(capsys, "--database-url", database_url, "--dir", str(tmp_path), "--min-version", "1")
+    assert code == 0 and "all 2 required tables" in out  # a and old, as version 1 left them
+    assert sg(database_url, tmp_path, "up").code == 0
+    capsys.readouterr()
+    code, out, _ = verify(capsys, "--database-url", database_url, "--dir", str(tmp_path))
+    assert code == 0 and "all 2 required tables" in out  # a and b: 00002 dropped old
+
+
+def test_verify_without_files_says_what_it_needs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = verify(capsys, "--database-url", "postgresql://u@127.0.0.1:1/x", "--dir", str(tmp_path / "no"))
+    assert code == 2 and "does not exist" in err and "--min-version and --require-tables" in err
+
+
 def test_verify_unreachable_database(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = verify(capsys, "--database-url", "postgresql://u:VerySecret9@127.0.0.1:1/x", "--min-version", "1")
     assert code == 1 and "ConnectionFailed" in err and "VerySecret9" not in err

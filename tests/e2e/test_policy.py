@@ -194,8 +194,13 @@ def test_lint_findings_warn_by_default_and_block_with_fail_on(app):
     lint = app.status()["plan"]["lint"]
     assert {"file": "00002_email.sql", "line": 3, "level": "warning", "rule": "adding-required-field"}.items() <= \
         next(f for f in lint if f["rule"] == "adding-required-field").items()
+    # the writing rules beside squawk's: the ADD COLUMN has no IF NOT EXISTS (line 3), nor the DROP COLUMN
+    # its IF EXISTS (line 5)
+    assert [(f["line"], f["level"]) for f in lint if f["rule"] == "require-idempotent-ddl"] == [(3, "warning"),
+                                                                                                 (5, "warning")]
     messages = wait_until("a LintFindings event", lambda: _events(app, "LintFindings"))
     assert any("00002_email.sql:3" in m and "adding-required-field" in m for m in messages)
+    assert any("00002_email.sql:3: warning require-idempotent-ddl" in m for m in messages)
 
     risky_again = {"00003_phone.sql": V2_RISKY["00002_email.sql"].replace("email", "phone")}
     app.schemamigration(lint={"failOn": "warning"})
@@ -205,4 +210,10 @@ def test_lint_findings_warn_by_default_and_block_with_fail_on(app):
     assert app.db_versions() == [1, 2]
 
     app.schemamigration(lint={"failOn": "warning", "exclude": ["adding-required-field", "require-statement-timeout"]})
+    stalled = app.wait_condition("Stalled", "True", "LintFailed")  # squawk's excluded, the writing rule is not
+    assert "00003_phone.sql:3: warning require-idempotent-ddl" in stalled["message"]
+    assert app.db_versions() == [1, 2]
+
+    app.schemamigration(lint={"failOn": "warning", "exclude": ["adding-required-field", "require-statement-timeout",
+                                                               "require-idempotent-ddl"]})
     app.wait_ready(3)

@@ -155,14 +155,19 @@ class BackupSpec(_Model):
 
 
 class LintSpec(_Model):
-    """squawk over the statements a plan would run; findings go to status.plan.lint and Events."""
+    """Lint of the files a plan would run — the writing rules (require-down, require-idempotent-ddl,
+    separate-schema-and-data) and squawk — findings go to status.plan.lint and Events."""
 
     fail_on: Annotated[Literal["none", "warning", "error"], Field(
         description="Lowest finding level that blocks the plan (reason LintFailed): none (report only), "
-                    "warning (any finding), error (syntax errors).")] = "none"
+                    "warning (any finding), error (squawk's syntax errors, unreadable +schemagate "
+                    "annotations).")] = "none"
     exclude: Annotated[list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | None, Field(
-        default=None, max_length=64, description="squawk rules to ignore, e.g. ban-drop-column. "
-                                                  "require-lock-timeout is always ignored: the Job sets it.")]
+        default=None, max_length=64, description="Rules to ignore: the writing rules (require-down, "
+                                                  "require-idempotent-ddl, separate-schema-and-data) and squawk's, "
+                                                  "e.g. ban-drop-column. require-lock-timeout is always ignored: "
+                                                  "the Job sets it. A file ignores writing rules for itself with "
+                                                  "a `-- +schemagate NoLint RULE` line.")]
 
 
 class RolloutGateSpec(_Model):
@@ -256,7 +261,7 @@ class PlannedMigration(_Model):
 
 
 class LintFinding(_Model):
-    """One squawk finding on a planned migration."""
+    """One lint finding on a planned migration: a writing rule's or squawk's."""
 
     file: str
     line: int | None = None
@@ -274,7 +279,7 @@ class PlanStatus(_Model):
     to_version: int | None = None
     migrations: Annotated[list[PlannedMigration] | None, Field(
         default=None, description="In the order they would run (absent for an image source).")]
-    lint: Annotated[list[LintFinding] | None, Field(default=None, description="squawk findings (at most 50).")]
+    lint: Annotated[list[LintFinding] | None, Field(default=None, description="Lint findings, writing rules' and squawk's (at most 50).")]
     lint_omitted: Annotated[int | None, Field(description="Findings beyond the 50 listed.")] = None
     approval: Annotated[str | None, Field(
         description="Manual mode: Pending, Approved or Stale (the annotation names another plan).")] = None

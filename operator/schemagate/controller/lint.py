@@ -1,7 +1,8 @@
-"""squawk over the statements a plan would run: pure rules (script, report parsing, blocking) + one call.
+"""Lint of the files a plan would run: the writing rules (pure, migrate/rules.py) and squawk (one call).
 
-Only the statements of the direction that will run are linted, each placed on the line it has in the file,
-so findings point at the file's own lines. Files goose runs in a transaction are linted with
+The writing rules judge each planned file as written, both sections, exactly as `schemagate migrate lint`
+does. squawk sees only the statements of the direction that will run, each placed on the line it has in
+the file, so findings point at the file's own lines. Files goose runs in a transaction are linted with
 `--assume-in-transaction` (squawk then judges CONCURRENTLY and friends correctly). Results are cached by
 file checksum: the operator re-plans every resync and squawk's answer for the same text never changes.
 """
@@ -13,11 +14,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from schemagate.controller.plan import MigrationFile
+from schemagate.migrate import rules
+from schemagate.migrate.rules import Finding  # one finding type for both linters; the controller's name for it
 
 # The Job sets lock_timeout itself (spec.lock.lockTimeout), so squawk's advice to do so is noise.
 ALWAYS_EXCLUDED = ("require-lock-timeout",)
@@ -28,23 +29,6 @@ TIMEOUT_SECONDS = 30
 
 class LintUnavailable(Exception):
     """squawk could not be run or gave an answer we cannot read."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    line: int | None
-    level: Literal["warning", "error"]
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.level} {self.rule}: {self.message}"
-
-    def to_status(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "level": self.level, "rule": self.rule,
-                "message": self.message[:300]}
 
 
 def script(statements: Sequence[tuple[int, str]]) -> str:
@@ -128,4 +112,12 @@ def lint_file(m: MigrationFile, direction: str, exclude: Sequence[str]) -> list[
 
 
 def lint(steps: Sequence[MigrationFile], direction: str, exclude: Sequence[str]) -> list[Finding]:
-    return [f for m in steps for f in lint_file(m, direction, exclude)]
+    """squawk's findings; the writing rules' names in `exclude` are theirs, not squawk's (it refuses them)."""
+    _, squawk_exclude = rules.split_exclude(exclude)
+    return [f for m in steps for f in lint_file(m, direction, squawk_exclude)]
+
+
+def writing_rules(steps: Sequence[MigrationFile], exclude: Sequence[str]) -> list[Finding]:
+    """The writing rules' findings on the planned files (pure: never unavailable, unlike squawk)."""
+    ours, _ = rules.split_exclude(exclude)
+    return [f for m in steps for f in rules.check(m.name, m.has_down, m.up, m.down, m.notes, ours)]

@@ -21,7 +21,7 @@ from schemagate.api import conditions as reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
-from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile
+from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile, migration_file
 from schemagate.lease import Observed
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
     except MigrateError as e:
         where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
-    return tuple(MigrationFile(m.version, m.file, m.sha256, m.parsed.has_down, not m.parsed.use_transaction,
-                               tuple((st.line, st.sql) for st in m.parsed.up),
-                               tuple((st.line, st.sql) for st in m.parsed.down)) for m in loaded)
+    return tuple(migration_file(m) for m in loaded)
 
 
 def _read(read: Any, kind: str, namespace: str, name: str, reason: str) -> Any:

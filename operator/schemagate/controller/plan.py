@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Sequence, Union
 
 from schemagate.api import conditions as reasons
+from schemagate.migrate import rules, source
 
 JOB_NAME_MAX = 52  # pods get "-xxxxx" appended; stay well below 63 for labels and hostnames
 
@@ -27,6 +28,14 @@ class MigrationFile:
     # (line, sql) of each statement per direction, for counting and linting; not part of identity
     up: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
     down: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
+    notes: rules.FileNotes = field(default=rules.FileNotes(), compare=False, repr=False)
+
+
+def migration_file(m: source.Migration) -> MigrationFile:
+    """What the plan keeps of a loaded migration file."""
+    return MigrationFile(m.version, m.file, m.sha256, m.parsed.has_down, not m.parsed.use_transaction,
+                         tuple((st.line, st.sql) for st in m.parsed.up), tuple((st.line, st.sql) for st in m.parsed.down),
+                         m.notes)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Production policy between the plan and the Job: drift acceptance, lint, manual approval, backup.
 
-`decide` is pure given the lint findings; `evaluate` adds the one piece of I/O (squawk, cached). The plan
+`decide` is pure given the lint findings; `evaluate` adds the one piece of I/O (squawk, cached) to the
+writing rules' findings (pure). The plan
 (plan.py) says what would bring the database to its target; this says whether that may start now.
 """
 
@@ -40,7 +41,7 @@ def _consumed(old: Mapping[str, Any]) -> set[str]:
 def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> st.Event:
     listed = "; ".join(str(f) for f in findings[:FINDINGS_IN_EVENT])
     more = f" (and {len(findings) - FINDINGS_IN_EVENT} more in status.plan.lint)" if len(findings) > FINDINGS_IN_EVENT else ""
-    return st.Event("Warning", "LintFindings", f"plan {hash_}: {len(findings)} squawk finding(s): {listed}{more}")
+    return st.Event("Warning", "LintFindings", f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
 
 
 def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
@@ -48,8 +49,8 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
            ) -> Decision:
     """Pure: the action that may run now, status.plan, and the Events worth telling.
 
-    `findings` are squawk's on the planned steps (None when there was nothing to lint); `lint_error` says
-    why squawk could not run.
+    `findings` are the writing rules' and squawk's on the planned steps (None when there was nothing to
+    lint); `lint_error` says why squawk could not run (the writing rules' findings are still given).
     """
     old_plan: dict[str, Any] | None = old.get("plan")
     if isinstance(action, p.Refuse) and action.reason == c.CHECKSUM_MISMATCH and i.migrations is not None:
@@ -101,10 +102,14 @@ def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annot
     if isinstance(action, (p.RunUp, p.WaitForLease)) and getattr(action, "command", "up") != "accept-checksum":
         planned = approval.steps(i, action.target)
         if planned:
+            exclude = list(spec.lint.exclude or [])
+            findings = lint_mod.writing_rules(planned, exclude)
             try:
-                findings = linter(planned, approval.direction(i, action.target), list(spec.lint.exclude or []))
+                findings += linter(planned, approval.direction(i, action.target), exclude)
             except lint_mod.LintUnavailable as e:
                 error = str(e)
+            order = {m.name: k for k, m in enumerate(planned)}  # as they would run, each file's in line order
+            findings.sort(key=lambda f: (order.get(f.file, 0), f.line or 0))
     return decide(i, action, spec, annotations, old, findings, error)
 
 

@@ -38,6 +38,8 @@ COMMANDS = {
     "validate": "check files, checksums of applied files and out-of-order files without changing anything",
     "create": "create a new migration file NAME (timestamp version, or sequential with -s)",
     "accept-checksum": "record the current content of applied migration VERSION as its checksum",
+    "plan": "print the statements up (default), up-to V, down-to V ... would run; changes nothing",
+    "lint": "check every file against the writing rules (no database)",
 }
 NEEDS_VERSION = {"up-to", "down-to", "accept-checksum"}
 DIGEST_COMMANDS = {"up", "up-to", "down-to"}
@@ -70,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "files_digest; the operator passes the digest of the files it planned with")
     parser.add_argument("--expect-rollback", metavar="V,V,...", default="",
                         help="down-to with --expect-digest: the versions above the target the plan rolls back")
+    parser.add_argument("--review", metavar="FILE",
+                        help="plan: no database; FILE (- = stdin) is `kubectl get smig/NAME cm/... -o json`: print "
+                             "the statements its status.plan.hash covers, recomputing the hash from the files")
+    parser.add_argument("--exclude", metavar="RULE,...", help="lint: writing rules not to check")
     parser.add_argument("-s", "--sequential", action="store_true", help="create: sequential version (00001)")
     parser.add_argument("--lease-name", help="hold this Kubernetes Lease while migrating")
     parser.add_argument("--lease-namespace", help="namespace of --lease-name")
@@ -79,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("migrate_command", metavar="COMMAND", choices=sorted(COMMANDS),
                         help="one of: " + ", ".join(COMMANDS))
     parser.add_argument("argument", nargs="?", metavar="VERSION|NAME",
-                        help="the version for up-to/down-to/accept-checksum, the name for create")
+                        help="the version for up-to/down-to/accept-checksum, the name for create, the verb for plan")
+    parser.add_argument("plan_version", nargs="?", metavar="VERSION", help="plan up-to/down-to: the version")
 
 
 @contextlib.contextmanager
@@ -315,6 +322,14 @@ def _print_text(res: runner.RunResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.migrate_command in ("plan", "lint"):
+        from schemagate.migrate import lint, preview  # neither runs anything: no lease, no lock, no result file
+
+        return (lint if args.migrate_command == "lint" else preview).run(args)
+    if getattr(args, "plan_version", None) is not None:
+        print(f"schemagate migrate {args.migrate_command}: {reasons.INVALID_ARGUMENTS}: unexpected argument "
+              f"{args.plan_version!r}", file=sys.stderr)
+        return 2
     if args.migrate_command == "create":
         try:
             _parse_version(args)

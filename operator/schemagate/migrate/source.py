@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemagate.migrate import reasons
+from schemagate.migrate import reasons, rules
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.parser import MigrationParseError, ParsedMigration, go_quote, parse
 
@@ -28,6 +28,7 @@ class Migration:
     file: str  # base name, as goose prints it
     sha256: str  # of the file's bytes (UTF-8)
     parsed: ParsedMigration
+    notes: rules.FileNotes = rules.FileNotes()  # what the writing rules read from the text (annotations)
 
 
 def version_of(name: str) -> int:
@@ -93,7 +94,8 @@ def load_files(files: Mapping[str, str], env: Mapping[str, str] | None = None) -
         except MigrationParseError as e:
             problems.append((base, e.line, e.message))
             continue
-        out.append(Migration(version, base, hashlib.sha256(text.encode("utf-8")).hexdigest(), parsed))
+        out.append(Migration(version, base, hashlib.sha256(text.encode("utf-8")).hexdigest(), parsed,
+                             rules.notes(text)))
     if problems:
         raise _invalid(problems)
     return sorted(out, key=lambda m: m.version)
