@@ -199,12 +199,12 @@ class App:
 
 @pytest.fixture
 def namespace(kube: Kube, operator: Operator) -> Iterator[str]:
-    """A fresh namespace the operator acts in (one of the pool its chart names); deleted after the test."""
+    """A fresh namespace the operator acts in (one of the pool its chart names; all are deleted with the
+    operator at the end of the session)."""
     name = operator.take_namespace()
     wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: kube.kubectl(
         "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
     yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from kubernetes.client.rest import ApiException
 
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import gate_handlers  # noqa: F401  (registers the rollout gate's handlers)
@@ -34,7 +35,14 @@ def _lister(k: Clients, namespaces: list[str]) -> Callable[[], list[Key]]:
         items: list[dict[str, Any]] = []
         if namespaces:
             for ns in namespaces:
-                found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)
+                try:
+                    found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)
+                except ApiException as exc:
+                    # One namespace deleted (its Role with it) or not granted must not stop the resync of
+                    # the others.
+                    log.warning("resync: cannot list SchemaMigrations in namespace %s (%s %s); the others go on",
+                                ns, exc.status, exc.reason)
+                    continue
                 items += found["items"]
         else:
             found = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)
