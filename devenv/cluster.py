@@ -192,7 +192,8 @@ def running(directory: Path | None = None, keep_dir: bool = False,
     built = {"pause": images.pause_image(cache), "schemagate": images.schemagate_image(cache),
              "coredns": coredns_image(assets, cache)}
     built.update({img.ref: img for img in images.app_images(cache)})
-    top = directory or Path(os.environ.get("TMPDIR", "/tmp")) / f"schemagate-cluster-{os.getpid()}"
+    sweep_stale()
+    top = directory or Path(os.environ.get("TMPDIR", "/tmp")) / f"{SESSION_PREFIX}{os.getpid()}"
     top.mkdir(parents=True, exist_ok=True)
     before = hostnet.snapshot()
     (top / "host-before.json").write_text(before.to_json())
@@ -222,7 +223,21 @@ def running(directory: Path | None = None, keep_dir: bool = False,
         if cp is not None:
             cp.stop()
         teardown(top, assets, before)
+        (top / "host-before.json").unlink(missing_ok=True)
         if not keep_dir:
+            _remove_tree(top)
+
+
+SESSION_PREFIX = "schemagate-cluster-"
+
+
+def sweep_stale() -> None:
+    """Clean up after session clusters whose process died without its teardown (a SIGKILLed pytest):
+    their directory is named after the pid."""
+    for top in Path(os.environ.get("TMPDIR", "/tmp")).glob(f"{SESSION_PREFIX}*"):
+        pid = top.name.removeprefix(SESSION_PREFIX)
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            cleanup_dir(top)
             _remove_tree(top)
 
 
@@ -264,10 +279,15 @@ def serve(state_dir: Path) -> int:
 
 def cleanup(state_dir: Path) -> int:
     """After a serve that died without its teardown: stop what it left, restore the machine."""
-    workdir = state_dir / "cluster"
+    cleanup_dir(state_dir / "cluster")
+    return 0
+
+
+def cleanup_dir(workdir: Path) -> None:
+    """Stop whatever a cluster in `workdir` left running and restore the machine from its record."""
     record = workdir / "host-before.json"
     if not record.exists():
-        return 0
+        return
     assets_file = workdir / "assets"
     assets = Path(assets_file.read_text()) if assets_file.exists() else None
     from devenv import processes
@@ -275,7 +295,6 @@ def cleanup(state_dir: Path) -> int:
     processes.kill_marked_cmdline(str(workdir))
     teardown(workdir, assets, hostnet.Snapshot.from_json(record.read_text()))
     record.unlink()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -186,6 +187,10 @@ class SessionCluster:
 session_cluster = SessionCluster()
 
 
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:
     external = os.environ.get("SCHEMAGATE_E2E_KUBECONFIG")
@@ -197,6 +202,9 @@ def kube() -> Iterator[Kube]:
         yield Kube(path, api, _tool("kubectl"), _tool("helm"), None)
         api.close()
         return
+    # A SIGTERM (timeout, CI stopping the run) then runs the teardown, as Ctrl-C does; a SIGKILLed session
+    # is cleaned up by the next one (devenv.cluster.sweep_stale).
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         local = session_cluster.get()
         api = _api_client(local.kubeconfig)
