@@ -1,3 +1,3 @@
-"""Local stand-ins for what a real environment provides: a PostgreSQL cluster, a Kubernetes control
-plane built from source, and a pod runner playing the kubelet's part. Used by the tests, the bench and
-`hack/cluster`; never by the operator itself."""
+"""Test and demo support, not product (the wheel and the image do not ship it): a throw-away PostgreSQL,
+a real single-node Kubernetes on this machine (hostnet, controlplane, node, cluster), and the images it
+runs, built here (images). Used by the tests, the bench, `hack/cluster` and `hack/demo`."""

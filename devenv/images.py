@@ -230,7 +230,9 @@ def files_image(ref: str, files: dict[str, str], path: str, cache: Path | None =
 # config-server itself is a Go service we do not build; the charts, the gate's tests and the demo need a
 # container that runs and answers its probes like it, under the restricted profile.
 APP_STANDIN = r"""
-import http.server, os
+import http.server, os, signal, sys
+# PID 1 in its container: without a handler SIGTERM is ignored and every rollout waits out the grace period.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/healthz" else 404)

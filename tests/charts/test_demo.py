@@ -13,7 +13,7 @@ import pytest
 
 from chart_support import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.owns_machine]
 
 
 def run_demo(verb: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,11 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_up_shows_ready_and_the_held_then_released_rollout_and_down_stops_it(tmp_path: Path):
+def test_demo_up_shows_ready_and_the_held_then_released_rollout_and_down_stops_it(tmp_path: Path,
+                                                                                machine_to_itself: None):
+    from devenv import hostnet
+
+    before = hostnet.snapshot()
     if not os.environ.get("KUBEBUILDER_ASSETS"):
         pytest.fail("KUBEBUILDER_ASSETS is not set: run the tests through hack/test.sh")
     demo = tmp_path / "demo"
@@ -56,12 +60,17 @@ def test_demo_up_shows_ready_and_the_held_then_released_rollout_and_down_stops_i
         assert pods and all(p[1:4] == ["True", "True", "2"] for p in pods), released
         deploy = json.loads(kubectl("-n", "config-server", "get", "deployment", "config-server", "-o", "json"))
         assert deploy["status"].get("updatedReplicas") == deploy["status"].get("availableReplicas") == 2
-        # The operator is the chart's pod, not a process of ours.
-        assert kubectl("-n", "schemagate", "get", "pods", "--no-headers").split()[1:3] == ["1/1", "Running"]
+        # The operator is the chart's pod, a real container of our image on the node.
+        [op] = json.loads(kubectl("-n", "schemagate", "get", "pods", "-o", "json"))["items"]
+        assert op["status"]["phase"] == "Running" and op["spec"]["nodeName"] == "schemagate-node"
+        assert op["spec"]["containers"][0]["image"] == "localhost/schemagate:dev"
+        assert op["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+        # It printed real pods: the node's name and pod addresses.
+        assert "schemagate-node" in out and "10.244.0." in out
         # How to poke at it and how to tear it down.
         assert f"kubeconfig:  {kubeconfig}" in up.stdout
         assert f"export KUBECONFIG={kubeconfig}" in up.stdout and "hack/demo down" in up.stdout
-        assert pg["url"].split("@")[0].split(":")[-1] not in out  # the password is not printed
+        assert pg["password"] not in out  # the password is not printed
         assert port_open(pg["port"])
         status = run_demo("status", env, timeout=60)
         assert status.returncode == 0 and "schemagate demo is running" in status.stdout
@@ -77,3 +86,4 @@ def test_demo_up_shows_ready_and_the_held_then_released_rollout_and_down_stops_i
     for pid in (state["pid"], pg["pid"]):
         assert not Path(f"/proc/{pid}").exists(), f"pid {pid} still running after hack/demo down"
     assert run_demo("status", env, timeout=60).returncode == 3
+    assert before.differences(hostnet.snapshot()) == {}, "hack/demo down left the machine changed"

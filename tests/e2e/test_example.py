@@ -1,4 +1,4 @@
-"""What a new user does: the README's example manifest against the local control plane."""
+"""What a new user does: the README's example manifest on the local single-node cluster."""
 
 from __future__ import annotations
 

@@ -228,7 +228,8 @@ def test_rollout_waits_for_the_migration_and_completes_by_itself(app, kube):
     # The first new pod was held (the Job had not finished) and then released.
     first = min(new.values(), key=lambda r: r.ready_at or 0)
     assert first.gate_seen[0] == ("False", "WaitingForMigration") and first.gate_seen[-1] == ("True", "SchemaReady")
-    assert len(pods(app)) == 2 and all(condition(p, GATE)["status"] == "True" for p in pods(app))
+    wait_until("the old pods gone", lambda: len(pods(app)) == 2, timeout=60)
+    assert all(condition(p, GATE)["status"] == "True" for p in pods(app))
     gated = wait_until("no pod waiting", lambda: (g := app.status()["rolloutGate"])["waiting"] == 0 and g)
     assert gated["deployments"][0]["pods"] == 2
     reasons = [r for _, r, _ in deployment_events(app)]
