@@ -40,6 +40,16 @@ def test_fresh_database_becomes_ready_and_kubectl_shows_it(app):
     assert status["observedGeneration"] == app.get()["metadata"]["generation"]
     (job,) = app.jobs()
     assert job["metadata"]["ownerReferences"][0]["kind"] == "SchemaMigration"
+    # The Job's pod ran on the node, from our image, and `kubectl logs job/…` is the runner's JSON result.
+    [pod] = json.loads(app.kubectl("get", "pods", "-l", f"job-name={job['metadata']['name']}", "-o", "json").stdout)["items"]
+    assert pod["spec"]["containers"][0]["image"] == app.kube.image
+    if app.kube.local:
+        assert pod["spec"]["nodeName"] == "schemagate-node"
+        assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+    print(app.kubectl("get", "pods", "-o", "wide").stdout)
+    result = json.loads(app.kubectl("logs", f"job/{job['metadata']['name']}").stdout)
+    assert result["ok"] and result["versionAfter"] == 2
+    assert [a["version"] for a in result["applied"]] == [1, 2]
     reasons = app.kubectl("get", "events", "--field-selector", "involvedObject.name=app",
                           "-o", "jsonpath={.items[*].reason}").stdout.split()
     assert "MigrationStarted" in reasons and "MigrationSucceeded" in reasons
