@@ -139,6 +139,12 @@ def prior_runs(runs: dict[str, Any]) -> tuple[p.PriorRun, ...]:
 
 def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], dict[str, Any]]:
     """(phase, conditions, extra status fields) for a plan's action."""
+    if isinstance(action, p.UpToDate) and action.ahead:
+        shown = ", ".join(map(str, action.ahead[:10])) + (" ..." if len(action.ahead) > 10 else "")
+        return "Ready", c.ready(f"database at version {action.current}, ahead of this source: every file up to "
+                                f"its newest, version {action.target}, is applied, and version(s) {shown} besides "
+                                f"(applied from another source); nothing to do", c.AHEAD_OF_SOURCE), {
+            "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
     if isinstance(action, p.UpToDate):
         return "Ready", c.ready(f"database at version {action.current} (target {action.target})"), {
             "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
