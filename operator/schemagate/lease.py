@@ -201,6 +201,24 @@ def release(api: _Api, namespace: str, name: str, me: str, note: str | None = No
             raise
 
 
+def free_from(api: _Api, namespace: str, name: str, gone: str) -> bool:
+    """Clear the Lease if `gone` (a holder known to be dead: its Job finished or deleted) still holds it, so
+    the next runner takes it at once instead of after its duration. Compare-and-swap: a live taker wins."""
+    from kubernetes.client.exceptions import ApiException
+
+    obj = api.get(namespace, name)
+    if obj is None or Observed.from_spec(obj.get("spec")).holder != gone:
+        return False
+    try:
+        api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
+                                     "renewTime": micro_time(_now())})
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
 class _Renewer(threading.Thread):
     def __init__(self, api: _Api, namespace: str, name: str, me: str, duration: int):
         super().__init__(name=f"lease-renew-{name}", daemon=True)

@@ -160,6 +160,22 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
     return "Failed", c.stalled(action.reason, action.message), fields
 
 
+def unreadable(job: str, message: str) -> tuple[str, list[c.Desired]]:
+    return "Migrating", c.reconciling(c.DATABASE_UNREADABLE, f"Job {job} is running; the operator's own read of "
+                                                             f"the database failed ({message}); it looks again "
+                                                             f"at the next resync")
+
+
+def fill_version_after(runs: dict[str, Any], infos: list[JobInfo], db: p.DbState) -> None:
+    """A run just recorded whose runner could not say where it left the database gets what the database
+    holds now, read in this same reconcile (its Job has ended: nothing of ours runs on it)."""
+    running = any(i.state.phase == "Running" for i in infos)
+    for record in [runs.get("lastJob"), *(runs.get("history") or [])[:1]]:
+        if isinstance(record, dict) and record.get("versionAfter") is None and record.get("finishedAt") \
+                and not running:
+            record["versionAfter"] = db.current
+
+
 def blocked(reason: str, message: str) -> tuple[str, list[c.Desired]]:
     return "Failed", c.stalled(reason, message)
 
