@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "schemagate-db-"
 DEFAULT_WAIT_SECONDS = 600.0
+# The holder's progress and last result, as JSON (the runner's result document plus "holder"). It outlives
+# the pod: a Job controller that deletes the pod at its deadline, or a pod deleted with grace 0, takes the
+# termination message with it, and this is what is left to say which file was running.
+RUN_ANNOTATION = "schemagate.io/run"
 
 
 class LeaseUnavailable(Exception):
@@ -129,9 +133,14 @@ class _Api:
                 "spec": spec}
         self._api.create_namespaced_lease(namespace, body)  # type: ignore[arg-type]  # dicts go as-is
 
-    def replace(self, namespace: str, obj: dict[str, Any], spec: dict[str, Any]) -> None:
+    def replace(self, namespace: str, obj: dict[str, Any], spec: dict[str, Any],
+                annotations: dict[str, str] | None = None) -> None:
         """Compare-and-swap on resourceVersion: a concurrent writer gets 409, never a lost update."""
         body = dict(obj, spec={**(obj.get("spec") or {}), **spec})
+        if annotations:
+            meta = dict(obj.get("metadata") or {})
+            meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+            body["metadata"] = meta
         self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace, body)  # type: ignore[arg-type]
 
 
@@ -145,7 +154,7 @@ def _now() -> datetime:
 
 
 def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
-                now: Callable[[], datetime] = _now) -> Observed | None:
+                now: Callable[[], datetime] = _now, note: str | None = None) -> Observed | None:
     """One attempt: None when acquired (or renewed), else the Lease as held by someone else."""
     from kubernetes.client.exceptions import ApiException
 
@@ -165,7 +174,8 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
             api.create(namespace, name, desired_spec(None, me, duration, t))
         else:
             assert obj is not None
-            api.replace(namespace, obj, desired_spec(current, me, duration, t))
+            api.replace(namespace, obj, desired_spec(current, me, duration, t),
+                        {RUN_ANNOTATION: note} if note is not None else None)
     except ApiException as e:
         if e.status in (401, 403):
             raise LeaseUnavailable(_forbidden(namespace, name)) from None
@@ -175,7 +185,7 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     return None
 
 
-def release(api: _Api, namespace: str, name: str, me: str) -> None:
+def release(api: _Api, namespace: str, name: str, me: str, note: str | None = None) -> None:
     from kubernetes.client.exceptions import ApiException
 
     obj = api.get(namespace, name)
@@ -184,10 +194,29 @@ def release(api: _Api, namespace: str, name: str, me: str) -> None:
     try:
         # client-go releases by clearing the holder; the object stays, its transition count with it.
         api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
-                                     "renewTime": micro_time(_now())})
+                                     "renewTime": micro_time(_now())},
+                    {RUN_ANNOTATION: note} if note is not None else None)
     except ApiException as e:
         if e.status != 409:
             raise
+
+
+def free_from(api: _Api, namespace: str, name: str, gone: str) -> bool:
+    """Clear the Lease if `gone` (a holder known to be dead: its Job finished or deleted) still holds it, so
+    the next runner takes it at once instead of after its duration. Compare-and-swap: a live taker wins."""
+    from kubernetes.client.exceptions import ApiException
+
+    obj = api.get(namespace, name)
+    if obj is None or Observed.from_spec(obj.get("spec")).holder != gone:
+        return False
+    try:
+        api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
+                                     "renewTime": micro_time(_now())})
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
 
 
 class _Renewer(threading.Thread):
@@ -195,14 +224,30 @@ class _Renewer(threading.Thread):
         super().__init__(name=f"lease-renew-{name}", daemon=True)
         self._args = (api, namespace, name, me, duration)
         self._stop_event = threading.Event()
+        self._wake = threading.Event()
         self.lost = False
+        self.last_note: str | None = None  # the newest progress; written with the next renewal
+        self._written: str | None = None
+
+    def note(self, text: str) -> None:
+        """Put `text` on the Lease with a renewal now, in this thread: the run never waits on the API."""
+        self.last_note = text
+        self._wake.set()
 
     def run(self) -> None:
         api, namespace, name, me, duration = self._args
         interval = max(1.0, duration / 3)
-        while not self._stop_event.wait(interval):
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop_event.is_set():
+                return
+            note = self.last_note
             try:
-                other = try_acquire(api, namespace, name, me, duration)
+                other = try_acquire(api, namespace, name, me, duration,
+                                    note=note if note != self._written else None)
+                if other is None:
+                    self._written = note
             except Exception as e:  # a blip must not kill the run; the next tick tries again
                 log.warning("renewing lease %s/%s failed: %s", namespace, name, e)
                 continue
@@ -212,14 +257,17 @@ class _Renewer(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+        self._wake.set()
         self.join(timeout=10)
 
 
 @contextmanager
 def held_lease(*, name: str, namespace: str, holder: str, duration_seconds: int,
-               wait_seconds: float = DEFAULT_WAIT_SECONDS, api_client: Any | None = None) -> Iterator[None]:
+               wait_seconds: float = DEFAULT_WAIT_SECONDS, api_client: Any | None = None
+               ) -> Iterator[Callable[[str], None]]:
     """Hold the Lease for the body: acquire (waiting up to wait_seconds), renew meanwhile, release after.
 
+    Yields `note(text)`: the body's progress, kept on the Lease (RUN_ANNOTATION), the last one also on release.
     Raises LeaseUnavailable naming the holder when it stays held by someone else.
     """
     api = _Api(api_client)
@@ -236,10 +284,10 @@ def held_lease(*, name: str, namespace: str, holder: str, duration_seconds: int,
     renewer = _Renewer(api, namespace, name, holder, duration_seconds)
     renewer.start()
     try:
-        yield
+        yield renewer.note
     finally:
         renewer.stop()
         try:
-            release(api, namespace, name, holder)
+            release(api, namespace, name, holder, renewer.last_note)
         except Exception as e:  # the Lease expires by itself; the run's own outcome matters more
             log.warning("releasing lease %s/%s failed: %s", namespace, name, e)

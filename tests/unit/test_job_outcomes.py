@@ -199,3 +199,10 @@ def test_the_pods_of_jobs_status_accounts_for_are_not_read_every_resync():
     api.read.clear()
     again, events = absorb_jobs(runs, observe.jobs(api, api, "ns", "a", "u", Recorded(runs["history"])), NOW)
     assert api.read == [] and events == [] and again == runs
+
+
+def test_ahead_of_source_is_ready_naming_the_versions():
+    phase, desired, fields = for_action(p.UpToDate(30, 20, tuple(range(21, 31))), p.DbState(30))
+    ready = next(d for d in desired if d.type == "Ready")
+    assert (phase, ready.status, ready.reason) == ("Ready", "True", "AheadOfSource")
+    assert "version 20" in ready.message and "21, 22" in ready.message and fields["currentVersion"] == 30

@@ -33,11 +33,13 @@ class FakeLeases:
                 raise ApiException(status=409)
             self.objects[(namespace, name)] = {"metadata": {"name": name, "resourceVersion": "1"}, "spec": dict(spec)}
 
-    def replace(self, namespace, obj, spec):
+    def replace(self, namespace, obj, spec, annotations=None):
         with self.lock:
             stored = self.objects[(namespace, obj["metadata"]["name"])]
             if stored["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
                 raise ApiException(status=409)
+            if annotations:
+                stored["metadata"]["annotations"] = {**stored["metadata"].get("annotations", {}), **annotations}
             stored["spec"] = {k: v for k, v in {**stored["spec"], **spec}.items() if v is not None}
             stored["metadata"]["resourceVersion"] = str(int(stored["metadata"]["resourceVersion"]) + 1)
 
@@ -128,3 +130,25 @@ def test_every_new_holder_counts_as_a_transition_also_after_a_release():
     try_acquire(api, "ns", "l", "ns/job-2", 15, now=lambda: T0 + timedelta(seconds=2))  # a renewal is none
     spec = api.get("ns", "l")["spec"]
     assert spec["holderIdentity"] == "ns/job-2" and spec["leaseTransitions"] == 1
+
+
+def test_the_holders_progress_is_put_on_the_lease_and_its_last_word_stays_after_release(monkeypatch):
+    """A pod deleted at the Job's deadline (or with grace 0) takes its termination message along: the Lease
+    is what still says which file was running."""
+    import time as time_mod
+
+    from schemagate import lease as lease_mod
+
+    api = FakeLeases()
+    monkeypatch.setattr(lease_mod, "_Api", lambda _client=None: api)
+    with held_lease(name="l", namespace="ns", holder="ns/job-1", duration_seconds=3) as note:
+        note('{"running":{"file":"00003_x.sql"}}')
+        deadline = time_mod.monotonic() + 5
+        while time_mod.monotonic() < deadline and "annotations" not in api.objects[("ns", "l")]["metadata"]:
+            time_mod.sleep(0.05)
+        assert api.objects[("ns", "l")]["metadata"]["annotations"][lease_mod.RUN_ANNOTATION] == \
+            '{"running":{"file":"00003_x.sql"}}'
+        note('{"ok":false,"error":{"reason":"Interrupted"}}')
+    stored = api.objects[("ns", "l")]
+    assert stored["spec"].get("holderIdentity") is None
+    assert stored["metadata"]["annotations"][lease_mod.RUN_ANNOTATION] == '{"ok":false,"error":{"reason":"Interrupted"}}'

@@ -74,9 +74,11 @@ def test_ends_with_semicolon(line: str, ends: bool) -> None:
 
 INVALID = [
     pytest.param("", 1, "failed to parse migration: must start with '-- +goose Up' annotation", id="empty"),
+    pytest.param("", 1, "no '-- +goose Up' annotation: the file has no migration in it", id="empty-names-the-fault"),
     pytest.param("\n\n  \n", 3, "must start with '-- +goose Up' annotation", id="blank"),
     pytest.param("-- just a comment\nSELECT 1;\n-- +goose Up\n", 2,
                  'unexpected state 0 on line "SELECT 1;"', id="sql-before-up"),
+    pytest.param("SELECT 1;\n", 1, "SQL before the '-- +goose Up' annotation", id="no-up-names-the-fault"),
     pytest.param("-- +goose Up\nSELECT 1;\n-- +goose Up\n", 3,
                  "duplicate '-- +goose Up' annotations; stateMachine=1", id="duplicate-up"),
     pytest.param("-- +goose Down\nSELECT 1;\n", 1,
@@ -88,6 +90,9 @@ INVALID = [
                  "'-- +goose StatementEnd' must be defined after '-- +goose StatementBegin'", id="end-without-begin"),
     pytest.param("-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose Down\n", 4,
                  "must start with '-- +goose Up' annotation, stateMachine=2", id="down-inside-block"),
+    pytest.param("-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose Down\n", 4,
+                 "inside the '-- +goose StatementBegin' block opened on line 2: close that block with "
+                 "'-- +goose StatementEnd' first", id="unterminated-block-names-the-fault"),
     pytest.param("-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n", 2,
                  "failed to parse migration: missing '-- +goose StatementEnd' annotation", id="missing-end"),
     pytest.param("-- +goose Up\nSELECT 1;\nSELECT 2\n", 3,

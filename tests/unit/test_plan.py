@@ -46,7 +46,7 @@ def test_empty_source_is_refused_not_reported_ready():
 
 @pytest.mark.parametrize("over, reason, words", [
     ({"target": 7}, "TargetNotFound", "targetVersion 7"),
-    ({"db": DbState(5, frozenset({1, 2, 3, 5}))}, "DowngradeNotAllowed", "past the target 3"),
+    ({"target": 3, "db": DbState(5, frozenset({1, 2, 3, 5}))}, "DowngradeNotAllowed", "past the target 3"),
     ({"db": DbState(3, frozenset({1, 3}))}, "MissingMigrations", "00002_m2.sql"),
 ])
 def test_refusals_say_why(over, reason, words):
@@ -162,3 +162,14 @@ def test_job_names_are_deterministic_and_bounded():
     long = "a" * 80
     name = job_name(long, 12, "deadbeef")
     assert name == job_name(long, 12, "deadbeef") and len(name) <= 52 and name.endswith("-g12-deadbeef")
+
+
+def test_a_source_that_is_a_prefix_of_the_database_is_ready_ahead_of_source_under_latest():
+    """Two SchemaMigrations on one database, files 1-3 and 1-5: the shorter one has reached its latest."""
+    action = plan(inputs(db=DbState(5, frozenset({1, 2, 3, 4, 5}))))
+    assert action == UpToDate(5, 3, (4, 5))
+
+
+def test_lease_held_by_a_job_that_is_gone_does_not_wait():
+    i = inputs(lease=LeaseState(holder="ns/other-g1-abc", expired=False, holder_gone=True))
+    assert isinstance(plan(i), RunUp)

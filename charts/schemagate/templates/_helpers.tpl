@@ -95,6 +95,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get]
+# Frees a database's Lease whose holder Job has finished or is gone (its runner died without releasing
+# it), so the next run starts at once instead of after the Lease's duration. Update only: never create or delete.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [update]
 # The migration files; get only, by the names a SchemaMigration gives.
 - apiGroups: [""]
   resources: [configmaps]

@@ -49,6 +49,10 @@ BACKUP_CLAIM_NOT_ALLOWED = "BackupClaimNotAllowed"
 NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"  # cluster-wide: watched, but not one the operator acts in
 DATABASE_NOT_ALLOWED = "DatabaseNotAllowed"  # the URL names a host outside --allow-database-host
 INVALID_DATABASE_URL = "InvalidDatabaseURL"  # the Secret's value is not something libpq can parse
+AHEAD_OF_SOURCE = "AheadOfSource"  # latest: the database holds every file's version and newer ones besides
+RUNNER_KILLED = "RunnerKilled"  # the runner's process ended without a result (SIGKILL, OOM, pod deleted)
+NO_TRANSACTION_INTERRUPTED = "NoTransactionInterrupted"  # a NO TRANSACTION file stopped part-way: check by hand
+DATABASE_UNREADABLE = "DatabaseUnreadable"  # the operator's own read failed while a Job runs: not a verdict
 PROGRESSING = "Progressing"
 NOT_STALLED = "NotStalled"
 
@@ -104,9 +108,9 @@ def get(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] |
     return next((c for c in conditions or [] if c.get("type") == type_), None)
 
 
-def ready(message: str) -> list[Desired]:
-    return [Desired(READY, TRUE, UP_TO_DATE, message),
-            Desired(RECONCILING, FALSE, UP_TO_DATE, ""),
+def ready(message: str, reason: str = UP_TO_DATE) -> list[Desired]:
+    return [Desired(READY, TRUE, reason, message),
+            Desired(RECONCILING, FALSE, reason, ""),
             Desired(STALLED, FALSE, NOT_STALLED, "")]
 
 

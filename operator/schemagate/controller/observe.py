@@ -36,6 +36,15 @@ class Blocked(Exception):
         self.message = message
 
 
+class Unreadable(Exception):
+    """The operator could not read the database while `job` runs on it: not a verdict on anything."""
+
+    def __init__(self, job: str, message: str):
+        super().__init__(message)
+        self.job = job
+        self.message = message
+
+
 @dataclass(frozen=True)
 class Database:
     url: str
@@ -173,15 +182,47 @@ def database_state(db: Database) -> DbState:
     return DbState(state.current_version, frozenset(state.applied_versions), checksums)
 
 
-def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: str) -> LeaseState:
+@dataclass(frozen=True)
+class LeaseRead:
+    state: LeaseState
+    run: dict[str, Any] | None = None  # the last holder's progress or result (lease.RUN_ANNOTATION)
+
+
+def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: str,
+                batch: client.BatchV1Api | None = None) -> LeaseRead:
+    """The Lease, its last runner's words, and whether its holder (a Job, "namespace/name") can still renew it."""
+    from schemagate.lease import RUN_ANNOTATION
+
     try:
         resp: Any = coordination.read_namespaced_lease(name, namespace, _preload_content=False)
     except ApiException as e:
         if e.status == 404:
-            return LeaseState()
+            return LeaseRead(LeaseState())
         raise
-    observed = Observed.from_spec(json.loads(resp.data).get("spec"))
-    return LeaseState(observed.holder, observed.expired(datetime.now(timezone.utc)))
+    doc = json.loads(resp.data)
+    observed = Observed.from_spec(doc.get("spec"))
+    expired = observed.expired(datetime.now(timezone.utc))
+    gone = False
+    if observed.holder and not expired and batch is not None:
+        gone = _holder_gone(batch, observed.holder)
+    run = None
+    try:
+        run = json.loads(((doc.get("metadata") or {}).get("annotations") or {}).get(RUN_ANNOTATION) or "null")
+    except ValueError:
+        pass
+    return LeaseRead(LeaseState(observed.holder, expired, gone), run if isinstance(run, dict) else None)
+
+
+def _holder_gone(batch: client.BatchV1Api, holder: str) -> bool:
+    """A holder "namespace/job" whose Job is deleted or finished: no pod of it will ever renew the Lease."""
+    namespace, _, job = holder.partition("/")
+    if not namespace or not job:
+        return False  # not a Job (a person's `schemagate migrate`): only its duration says
+    try:  # list, not get: the operator's RBAC lists and watches Jobs
+        found = batch.list_namespaced_job(namespace, field_selector=f"metadata.name={job}").items
+    except ApiException:
+        return False  # cannot tell: wait for the duration, as before
+    return not found or _phase(found[0])[0] != "Running"
 
 
 @dataclass(frozen=True)
@@ -213,7 +254,10 @@ def _phase(job: client.V1Job) -> tuple[str, str | None, str | None]:
 
 
 def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The runner's JSON result from the newest terminated pod, else the raw (redacted) message."""
+    """The runner's JSON result from the newest terminated pod (its progress, made a result naming the file
+    that was running, when it died before writing one), else the raw (redacted) message."""
+    from schemagate.controller import death
+
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
     oldest = datetime.min.replace(tzinfo=timezone.utc)
     pods.sort(key=lambda p: (p.metadata and p.metadata.creation_timestamp) or oldest, reverse=True)
@@ -223,13 +267,14 @@ def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict
             if status.name != CONTAINER or term is None:
                 continue
             text = (term.message or "").strip()
+            ended = death.how_it_ended(term.exit_code, term.signal, term.reason)
             try:
                 doc = json.loads(text)
                 if isinstance(doc, dict):
-                    return doc, None
+                    return (death.result_of(doc, ended) if doc.get("progress") else doc), None
             except ValueError:
                 pass
-            return None, _redact(text) or f"exit code {term.exit_code} ({term.reason or 'no reason'})"
+            return None, (f"{ended}: {_redact(text)}" if text else ended)
     return None, None
 
 
@@ -238,9 +283,13 @@ def _nothing_recorded(name: str, created: str | None, started: str | None) -> bo
 
 
 def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str,
-         recorded: Callable[[str, str | None, str | None], bool] = _nothing_recorded) -> list[JobInfo]:
+         recorded: Callable[[str, str | None, str | None], bool] = _nothing_recorded,
+         lease_run: dict[str, Any] | None = None) -> list[JobInfo]:
     """This SchemaMigration's Jobs; results are fetched only for finished Jobs status has not `recorded`
-    (name, creationTimestamp, startTime)."""
+    (name, creationTimestamp, startTime). `lease_run` is what the database's Lease keeps of its last holder:
+    the word of a runner whose pod is gone."""
+    from schemagate.controller import death
+
     out = []
     for job in batch.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={name}").items:
         meta = job.metadata
@@ -252,6 +301,12 @@ def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name:
         result, message = (None, None)
         if phase != "Running" and not recorded(meta.name, created, started):
             result, message = _termination(core, namespace, meta.name)
+            if result is None and lease_run is not None and lease_run.get("holder") == f"{namespace}/{meta.name}":
+                # The pod went with its termination message (deleted at the deadline, or with grace 0).
+                ended = why or "the pod is gone"
+                result = death.result_of(lease_run, ended) if lease_run.get("progress") else lease_run
+            if result is not None and why and phase == "Failed":
+                result = death.with_outcome(result, why.split(":")[0])
             if result is None and why:
                 # No runner result: the runner was stopped (activeDeadlineSeconds) or never ran; what the
                 # Job controller says comes first, the pod's last words after it, on one line.

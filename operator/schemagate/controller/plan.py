@@ -50,6 +50,12 @@ class DbState:
 class LeaseState:
     holder: str | None = None
     expired: bool = False
+    # The holder's Job has finished or is gone (its runner can never renew): the Lease is free now.
+    holder_gone: bool = False
+
+    @property
+    def free(self) -> bool:
+        return self.holder is None or self.expired or self.holder_gone
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class Inputs:
 class UpToDate:
     current: int
     target: int
+    ahead: tuple[int, ...] = ()  # latest: applied versions newer than every file (another source applied them)
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,11 @@ def plan(i: Inputs) -> Action:
             return Refuse(reasons.CHECKSUM_MISMATCH,
                           f"{m.name} (version {m.version}) changed after it was applied{more}: restore the file, or "
                           f"accept the new content with `schemagate migrate accept-checksum {m.version}`", target)
+        if i.target is None and i.db.current > target and versions <= i.db.applied:
+            # Every file is applied and the database is further on: another source (a newer release, a
+            # second SchemaMigration) migrated it. `latest` of this source is reached, nothing rolls back.
+            ahead = tuple(sorted(v for v in i.db.applied if v > target))
+            return UpToDate(i.db.current, target, ahead)
         if i.db.current > target:
             refused = _refuse_downgrade(i, files, target)
             if refused is not None:
@@ -277,6 +289,6 @@ def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pendi
             return Refuse(prior.reason or reasons.JOB_FAILED, prior.message or f"Job {name} failed", target, count, name)
         return Refuse(reasons.JOB_FAILED, f"Job {name} disappeared before it finished; set the annotation "
                                           f"schemagate.io/retry to a new value to run it again", target, count, name)
-    if i.lease.holder and not i.lease.expired and i.lease.holder != lease_holder(i.namespace, name):
+    if not i.lease.free and i.lease.holder != lease_holder(i.namespace, name):
         return WaitForLease(i.lease.holder, name, target, count)
     return RunUp(name, plan_id, target, count, command)

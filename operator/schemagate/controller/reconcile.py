@@ -178,18 +178,39 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
                                   f"schemagate chart's watch.namespaces (operator flag --act-namespace); nothing "
                                   f"was read or created")
         _check_allowed(k, namespace, spec, opts.allowlist())
-        infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], st.Recorded(old.get("history")))
+        # The Lease first: it keeps the last runner's words, all there is when its pod went with them.
+        db: observe.Database | None = None
+        read = observe.LeaseRead(p.LeaseState())
+        unreadable: observe.Blocked | None = None
+        try:
+            db = observe.database(k.core, namespace, spec, opts.allowed_database_hosts)
+            lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
+            read = observe.lease_state(k.coordination, namespace, lease_name, k.batch)
+        except observe.Blocked as b:
+            unreadable = b  # Job outcomes are still recorded below; then this blocks the plan
+        infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], st.Recorded(old.get("history")),
+                             read.run)
         runs, events = st.absorb_jobs(old, infos, now)
+        if unreadable is not None:
+            raise unreadable
+        assert db is not None
         migrations = None
         source_key = ""
         if spec.source.config_maps:
             migrations = observe.migration_files(k.core, namespace, list(spec.source.config_maps))
         elif spec.source.image:
             source_key = f"{spec.source.image.image}|{spec.source.image.path}"
-        db = observe.database(k.core, namespace, spec, opts.allowed_database_hosts)
-        lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
-        state = db_state = observe.database_state(db)
-        holder = observe.lease_state(k.coordination, namespace, lease_name)
+        try:
+            state = db_state = observe.database_state(db)
+        except observe.Blocked as b:
+            running = next((i.state.name for i in infos if i.state.phase == "Running"), None)
+            if running is None or b.reason != c.CONNECTION_FAILED:
+                raise
+            # Our Job is at work on that database: a read of ours failing (a restart, a blip) says nothing
+            # about the run, whose own result will. Not Stalled, no Warning: look again at the next resync.
+            raise observe.Unreadable(running, b.message) from None
+        st.fill_version_after(runs, infos, state)
+        holder = read.state
         inputs = p.Inputs(
             name=name, namespace=namespace, generation=generation, target=target, migrations=migrations, db=state,
             lease=holder, jobs=tuple(i.state for i in infos), runs=st.prior_runs(runs), retry=retry,
@@ -197,6 +218,11 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         decision = policy.evaluate(inputs, p.plan(inputs), spec, meta.get("annotations") or {}, old)
         action = decision.action
         events += decision.events
+        if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder:
+            # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
+            if lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
+                events.append(st.Event("Normal", "LeaseTakenOver", f"Lease {namespace}/{lease_name} was held by "
+                                                                   f"{holder.holder}, whose Job is gone: freed"))
         if isinstance(action, p.RunUp):
             created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
                                   migrations, state)
@@ -215,6 +241,9 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
                                   "approved": decision.approved}
         phase, desired, fields = policy.for_action(action, state, old)
         fields["plan"] = decision.plan
+    except observe.Unreadable as u:
+        phase, desired = st.unreadable(u.job, u.message)
+        fields["plan"] = old.get("plan")
     except observe.Blocked as b:
         phase, desired = st.blocked(b.reason, b.message)
         fields["plan"] = old.get("plan")

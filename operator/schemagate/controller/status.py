@@ -139,6 +139,12 @@ def prior_runs(runs: dict[str, Any]) -> tuple[p.PriorRun, ...]:
 
 def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], dict[str, Any]]:
     """(phase, conditions, extra status fields) for a plan's action."""
+    if isinstance(action, p.UpToDate) and action.ahead:
+        shown = ", ".join(map(str, action.ahead[:10])) + (" ..." if len(action.ahead) > 10 else "")
+        return "Ready", c.ready(f"database at version {action.current}, ahead of this source: every file up to "
+                                f"its newest, version {action.target}, is applied, and version(s) {shown} besides "
+                                f"(applied from another source); nothing to do", c.AHEAD_OF_SOURCE), {
+            "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
     if isinstance(action, p.UpToDate):
         return "Ready", c.ready(f"database at version {action.current} (target {action.target})"), {
             "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
@@ -152,6 +158,22 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
                                                              f"{action.holder}"), {**fields, "leaseHolder": action.holder}
     assert isinstance(action, p.Refuse)
     return "Failed", c.stalled(action.reason, action.message), fields
+
+
+def unreadable(job: str, message: str) -> tuple[str, list[c.Desired]]:
+    return "Migrating", c.reconciling(c.DATABASE_UNREADABLE, f"Job {job} is running; the operator's own read of "
+                                                             f"the database failed ({message}); it looks again "
+                                                             f"at the next resync")
+
+
+def fill_version_after(runs: dict[str, Any], infos: list[JobInfo], db: p.DbState) -> None:
+    """A run just recorded whose runner could not say where it left the database gets what the database
+    holds now, read in this same reconcile (its Job has ended: nothing of ours runs on it)."""
+    running = any(i.state.phase == "Running" for i in infos)
+    for record in [runs.get("lastJob"), *(runs.get("history") or [])[:1]]:
+        if isinstance(record, dict) and record.get("versionAfter") is None and record.get("finishedAt") \
+                and not running:
+            record["versionAfter"] = db.current
 
 
 def blocked(reason: str, message: str) -> tuple[str, list[c.Desired]]:

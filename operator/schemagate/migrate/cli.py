@@ -38,10 +38,12 @@ COMMANDS = {
     "validate": "check files, checksums of applied files and out-of-order files without changing anything",
     "create": "create a new migration file NAME (timestamp version, or sequential with -s)",
     "accept-checksum": "record the current content of applied migration VERSION as its checksum",
+    "resolve-interrupted": "after checking by hand: forget that NO TRANSACTION file VERSION was interrupted "
+                           "part-way, so the next run applies it again",
     "plan": "print the statements up (default), up-to V, down-to V ... would run; changes nothing",
     "lint": "check every file against the writing rules (no database)",
 }
-NEEDS_VERSION = {"up-to", "down-to", "accept-checksum"}
+NEEDS_VERSION = {"up-to", "down-to", "accept-checksum", "resolve-interrupted"}
 DIGEST_COMMANDS = {"up", "up-to", "down-to"}
 
 
@@ -90,9 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _lease(args: argparse.Namespace) -> Iterator[None]:
+def _lease(args: argparse.Namespace) -> Iterator[Callable[[str], None] | None]:
     if not args.lease_name:
-        yield
+        yield None
         return
     from schemagate import lease  # imported only when asked: it needs the Kubernetes client
 
@@ -101,7 +103,7 @@ def _lease(args: argparse.Namespace) -> Iterator[None]:
         cm = lease.held_lease(name=args.lease_name, namespace=namespace,
                               holder=args.lease_holder or os.environ.get("HOSTNAME") or "schemagate",
                               duration_seconds=args.lease_duration)
-        cm.__enter__()
+        note = cm.__enter__()
     except lease.LeaseUnavailable as e:
         raise MigrateError(reasons.LEASE_UNAVAILABLE, f"Lease {namespace}/{args.lease_name}: {e}") from None
     except Exception as e:  # API down, 5xx, no kubeconfig: still a result the Job can report, not a traceback
@@ -112,7 +114,7 @@ def _lease(args: argparse.Namespace) -> Iterator[None]:
                            f"Lease {namespace}/{args.lease_name}: cannot take it: {why}") from None
     exc: BaseException | None = None
     try:
-        yield
+        yield note
     except BaseException as e:
         exc = e
         raise
@@ -199,7 +201,7 @@ def _check_digest(migrations: list[source.Migration], digest: str, target: int |
 
 def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunResult:
     """Everything but printing: validate input, take the lease, connect, run. Never raises MigrateError."""
-    from schemagate.migrate import runner, store
+    from schemagate.migrate import progress, runner, store
 
     url = dburl.resolve(args.database_url)
     cmd = args.migrate_command
@@ -221,36 +223,61 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
             raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
         if expected is not None:  # before the lease, the backup and the connection: nothing is touched
             _check_digest(migrations, *expected, args.dir)
+        mutating = cmd in runner.MUTATING
+        report = progress.Progress(getattr(args, "result_file", None) if mutating else None,
+                                   getattr(args, "lease_holder", None))
         opts = runner.Options(table=table, allow_missing=args.allow_missing, lock_timeout=args.lock_timeout,
-                              statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log)
-        lease_cm = _lease(args) if cmd in runner.MUTATING else contextlib.nullcontext()
-        with lease_cm:
-            conn = runner.connect(url)
+                              statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log,
+                              on_progress=report)
+        lease_cm = _lease(args) if mutating else contextlib.nullcontext()
+        with lease_cm as note:
+            report.lease_note = note
             try:
-                info = conn.info
-                res.database = dburl.Target(info.host, int(info.port), info.dbname)
-                if backup_file:  # under the Lease: nobody migrates between the dump and the run
-                    from schemagate.migrate import backup
-
-                    res.backup = backup.dump(url, backup_file).to_json()
-                runner.run(conn, cmd, migrations, opts, res, target)
-            except Exception as e:
-                if isinstance(e, MigrateError):
-                    raise
-                import psycopg
-                if isinstance(e, psycopg.Error):
-                    raise MigrateError(reasons.DATABASE_ERROR, f"database error: {str(e).strip()}",
-                                       sqlstate=getattr(e, "sqlstate", None)) from e
-                raise
-            finally:
-                conn.close()
-    except KeyboardInterrupt:
-        res.error = _interrupted(res)
-    except MigrateError as e:
-        e.message = dburl.redact(e.message, url)
-        e.details = [dburl.redact(d, url) for d in e.details]
-        res.error = e
+                _connect_and_run(url, cmd, migrations, opts, res, target, backup_file)
+            except (KeyboardInterrupt, MigrateError) as e:
+                _settle(res, e, url)
+            if mutating and res.version_after is None and res.version_before is not None:
+                runner.reread_state(url, migrations, table, res)  # the run's connection died with the server
+            if mutating:
+                report(res, final=True)  # onto the Lease before it is released
+    except (KeyboardInterrupt, MigrateError) as e:
+        _settle(res, e, url)
     return res
+
+
+def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opts: runner.Options,
+                     res: runner.RunResult, target: int | None, backup_file: str | None) -> None:
+    from schemagate.migrate import runner
+
+    conn = runner.connect(url)
+    try:
+        info = conn.info
+        res.database = dburl.Target(info.host, int(info.port), info.dbname)
+        if backup_file:  # under the Lease: nobody migrates between the dump and the run
+            from schemagate.migrate import backup
+
+            res.backup = backup.dump(url, backup_file).to_json()
+        runner.run(conn, cmd, migrations, opts, res, target)
+    except Exception as e:
+        if isinstance(e, MigrateError):
+            raise
+        import psycopg
+        if isinstance(e, psycopg.Error):
+            raise MigrateError(reasons.DATABASE_ERROR, f"database error: {str(e).strip()}",
+                               sqlstate=getattr(e, "sqlstate", None)) from e
+        raise
+    finally:
+        conn.close()
+
+
+def _settle(res: runner.RunResult, e: BaseException, url: str) -> None:
+    if isinstance(e, KeyboardInterrupt):
+        res.error = _interrupted(res)
+        return
+    assert isinstance(e, MigrateError)
+    e.message = dburl.redact(e.message, url)
+    e.details = [dburl.redact(d, url) for d in e.details]
+    res.error = e
 
 
 def _interrupted(res: runner.RunResult) -> MigrateError:
@@ -262,6 +289,12 @@ def _interrupted(res: runner.RunResult) -> MigrateError:
                             f"(the last: {last.file}, {last.direction}); no migration was running")
     if step is None:
         return MigrateError(reasons.INTERRUPTED, "interrupted by a signal before any migration started running")
+    if step.no_transaction:
+        return MigrateError(reasons.NO_TRANSACTION_INTERRUPTED,
+                            f"interrupted by a signal while running NO TRANSACTION file {step.file} "
+                            f"({step.direction}): its running statement was cancelled, the statements before it "
+                            "stay applied and no version row was written; the next run refuses until someone has "
+                            "checked (schemagate migrate resolve-interrupted)", file=step.file, version=step.version)
     return MigrateError(reasons.INTERRUPTED,
                         f"interrupted by a signal while running {step.file} ({step.direction}); its statement was "
                         "cancelled and its transaction rolled back (NO TRANSACTION files keep statements that "

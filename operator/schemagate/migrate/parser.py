@@ -147,9 +147,16 @@ def _parse_direction(
                 state = _State.UP
                 continue
             if cmd == "Down":
+                if state in (_State.BEGIN_UP, _State.BEGIN_DOWN):
+                    # goose's words alone name the wrong annotation: the block that was never closed is the fault
+                    raise fail(lineno, f"'-- +goose Down' inside the '-- +goose StatementBegin' block opened on "
+                                       f"line {begin_line}: close that block with '-- +goose StatementEnd' first "
+                                       f"(goose: must start with '-- +goose Up' annotation, "
+                                       f"stateMachine={int(state)}, {SQL_MIGRATIONS_URL})")
                 if state not in (_State.UP, _State.END_UP):
-                    raise fail(lineno, f"must start with '-- +goose Up' annotation, stateMachine={int(state)}, "
-                                       f"{SQL_MIGRATIONS_URL}")
+                    raise fail(lineno, f"'-- +goose Down' before any '-- +goose Up' annotation: a file starts with "
+                                       f"'-- +goose Up' (goose: must start with '-- +goose Up' annotation, "
+                                       f"stateMachine={int(state)}, {SQL_MIGRATIONS_URL})")
                 if "\n".join(buf).strip():
                     raise unfinished(buf_line)
                 state = _State.DOWN
@@ -207,8 +214,9 @@ def _parse_direction(
                 buf, buf_line = [], 0
                 continue
         else:
-            raise fail(lineno, f"failed to parse migration: unexpected state {int(state)} on line {go_quote(raw)}, "
-                               f"{SQL_MIGRATIONS_URL}")
+            raise fail(lineno, f"SQL before the '-- +goose Up' annotation: every statement follows '-- +goose Up' "
+                               f"(or '-- +goose Down') (goose: failed to parse migration: unexpected state "
+                               f"{int(state)} on line {go_quote(raw)}, {SQL_MIGRATIONS_URL})")
         if state in (_State.UP, _State.DOWN):
             if ends_with_semicolon(line):
                 emit()
@@ -221,8 +229,9 @@ def _parse_direction(
 
     last = len(lines)
     if state == _State.START:
-        raise fail(max(last, 1), f"failed to parse migration: must start with '-- +goose Up' annotation, "
-                                 f"{SQL_MIGRATIONS_URL}")
+        raise fail(max(last, 1), f"no '-- +goose Up' annotation: the file has no migration in it (goose: failed "
+                                 f"to parse migration: must start with '-- +goose Up' annotation, "
+                                 f"{SQL_MIGRATIONS_URL})")
     if state in (_State.BEGIN_UP, _State.BEGIN_DOWN):
         raise fail(begin_line, "failed to parse migration: missing '-- +goose StatementEnd' annotation")
     if "\n".join(buf).strip():

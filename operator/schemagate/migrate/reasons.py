@@ -24,12 +24,15 @@ INVALID_ARGUMENTS = "InvalidArguments"  # bad command-line usage
 INTERRUPTED = "Interrupted"  # SIGTERM/SIGINT (Job deadline, pod deletion); the running statement was cancelled
 BACKUP_FAILED = "BackupFailed"  # --backup-file: pg_dump failed, so nothing was applied
 SOURCE_CHANGED = "SourceChanged"  # --expect-digest: the files differ from the ones planned; nothing was applied
+# A NO TRANSACTION file's run was cut short (killed, connection lost, statements of it stay applied): which
+# of its statements took effect is unknown, so no run starts until someone has looked (resolve-interrupted).
+NO_TRANSACTION_INTERRUPTED = "NoTransactionInterrupted"
 
 ALL = (
     MIGRATION_FAILED, INVALID_MIGRATIONS, NO_MIGRATION_FILES, CHECKSUM_MISMATCH, MISSING_MIGRATIONS,
     TARGET_NOT_FOUND, NO_DOWN_MIGRATION, NO_NEXT_VERSION, NO_CURRENT_VERSION, LOCK_TIMEOUT, LEASE_UNAVAILABLE,
     CONNECTION_FAILED, AUTHENTICATION_FAILED, DATABASE_ERROR, INVALID_ARGUMENTS, INTERRUPTED, BACKUP_FAILED,
-    SOURCE_CHANGED,
+    SOURCE_CHANGED, NO_TRANSACTION_INTERRUPTED,
 )
 
 # Reasons that mean "the input is wrong" (exit code 2) rather than "the run failed" (exit code 1).

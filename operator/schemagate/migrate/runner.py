@@ -40,6 +40,9 @@ class Options:
     statement_timeout: str | None = None
     lock_wait: float = 300.0  # seconds to wait for the advisory lock
     log: Callable[[str], None] = lambda _msg: None  # progress lines for humans (stderr)
+    # Told when a step starts and when it ends: the runner's progress, written where the operator can read
+    # it should the process die without a word (SIGKILL, OOM, node loss).
+    on_progress: Callable[[RunResult], None] = lambda _result: None
 
 
 @dataclass
@@ -48,6 +51,8 @@ class AppliedStep:
     file: str
     direction: str
     duration_ms: int
+
+    no_transaction: bool = False  # said of the step in progress only: what an interruption leaves behind
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "file": self.file, "direction": self.direction,
@@ -213,8 +218,16 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
             raise _statement_error(m, direction, n, st, e, use_tx) from e
 
     if not use_tx:
+        if direction == "up":
+            store.mark_started(conn, t, m.version, m.file, m.sha256)
         for n, st in statements:
-            simple(n, st)
+            try:
+                simple(n, st)
+            except MigrateError:
+                if n == 1 and direction == "up":  # nothing of it ran: no one needs to look
+                    with contextlib.suppress(psycopg.Error):
+                        store.clear_started(conn, t, m.version)
+                raise
         try:
             _in_transaction(conn, True, lambda: _record(conn, t, step))
         except psycopg.Error as e:
@@ -310,7 +323,7 @@ def _refuse_mismatches(mismatches: list[MigrateError]) -> None:
         raise first
 
 
-MUTATING = {"up", "up-by-one", "up-to", "down", "down-to", "redo", "accept-checksum"}
+MUTATING = {"up", "up-by-one", "up-to", "down", "down-to", "redo", "accept-checksum", "resolve-interrupted"}
 
 
 def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration], opts: Options,
@@ -352,7 +365,11 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
         if command == "accept-checksum":
             _accept_checksum(conn, migrations, state, opts, result, target)
             return
+        if command == "resolve-interrupted":
+            _resolve_interrupted(conn, t, state, tracking.checksums or {}, result, target)
+            return
         if command.startswith("up") or command == "redo":
+            _refuse_interrupted(state, tracking.checksums or {}, t)
             mismatches, adopt = checksum_problems(migrations, state, tracking.checksums or {})
             _refuse_mismatches(mismatches)
             latest = state.latest_rows()
@@ -378,11 +395,14 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
         try:
             for step in steps:
                 started = time.monotonic()
-                result.in_progress = AppliedStep(step.migration.version, step.migration.file, step.direction, 0)
+                result.in_progress = AppliedStep(step.migration.version, step.migration.file, step.direction, 0,
+                                                 not step.migration.parsed.use_transaction)
+                opts.on_progress(result)
                 _run_step(conn, t, step)
                 result.in_progress = None
                 took = int((time.monotonic() - started) * 1000)
                 result.applied.append(AppliedStep(step.migration.version, step.migration.file, step.direction, took))
+                opts.on_progress(result)
                 opts.log(f"OK   {step.migration.file} ({step.direction}, {took}ms)")
         except MigrateError as e:
             if steps:
@@ -397,18 +417,66 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
             pass  # the session ends right after; closing it releases the lock anyway
 
 
-def _safe_state(conn: psycopg.Connection, t: store.TableName, fallback: plan.DbState) -> plan.DbState:
+def _safe_state(conn: psycopg.Connection, t: store.TableName, fallback: plan.DbState) -> plan.DbState | None:
+    """The state after the run as the database holds it; None when this connection cannot say (the server
+    restarted under it): what the run began with would be a guess, and versionAfter must never be one."""
     try:
         return store.read_state(conn, t)
     except psycopg.Error:
-        return fallback
+        return None
 
 
-def _fill_state(result: RunResult, migrations: Sequence[Migration], state: plan.DbState, *, before: bool) -> None:
+def _fill_state(result: RunResult, migrations: Sequence[Migration], state: plan.DbState | None, *,
+                before: bool) -> None:
+    if state is None:
+        result.version_after = None
+        return
     if before:
         result.version_before = state.current_version
     result.version_after = state.current_version
     result.pending = plan.pending(migrations, state)
+
+
+def reread_state(url: str, migrations: Sequence[Migration], t: store.TableName, result: RunResult,
+                 attempts: int = 5, pause: float = 1.0) -> None:
+    """versionAfter from a new connection, after the run's own one was lost (a restart takes seconds)."""
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="schemagate") as conn:
+                _fill_state(result, migrations, store.read_state(conn, t), before=False)
+                return
+        except psycopg.Error:
+            if attempt + 1 < attempts:
+                time.sleep(pause)
+
+
+def _interrupted_message(c: store.Checksum, t: store.TableName) -> str:
+    when = f" (started {c.recorded_at:%Y-%m-%d %H:%M:%S %Z})".replace(" )", ")") if c.recorded_at else ""
+    return (f"{c.file} (version {c.version}) is a NO TRANSACTION file whose run stopped part-way{when}: some of "
+            f"its statements may have taken effect and {t.goose} has no row for it, so schemagate cannot know "
+            f"what is applied and will not guess. Check the objects that file creates or changes; then either "
+            f"finish it by hand and record it (`goose ... up-to {c.version}` after making it idempotent, or insert "
+            f"its version row), or undo what of it ran; then run `schemagate migrate resolve-interrupted "
+            f"{c.version}` and migrate again")
+
+
+def _refuse_interrupted(state: plan.DbState, sums: dict[int, store.Checksum], t: store.TableName) -> None:
+    marks = store.started_unrecorded(state, sums)
+    if marks:
+        c = marks[0]
+        raise MigrateError(reasons.NO_TRANSACTION_INTERRUPTED, _interrupted_message(c, t) + "; nothing was run",
+                           file=c.file, version=c.version)
+
+
+def _resolve_interrupted(conn: psycopg.Connection, t: store.TableName, state: plan.DbState,
+                         sums: dict[int, store.Checksum], result: RunResult, version: int | None) -> None:
+    marks = {c.version: c for c in store.started_unrecorded(state, sums)}
+    if version not in marks:
+        listed = ", ".join(map(str, marks)) or "none"
+        raise MigrateError(reasons.TARGET_NOT_FOUND, f"version {version} has no interrupted NO TRANSACTION run to "
+                                                     f"resolve (interrupted: {listed})", version=version)
+    store.clear_started(conn, t, version)  # type: ignore[arg-type]  # checked above
+    result.notes.append(f"resolved the interrupted run of {marks[version].file}: the next run applies it again")
 
 
 def _accept_checksum(conn: psycopg.Connection, migrations: Sequence[Migration], state: plan.DbState,

@@ -197,6 +197,31 @@ def _record_rolled_back_sql(t: TableName) -> sql.Composed:
         t.ident(), t.checksum_ident())
 
 
+# --- NO TRANSACTION runs in flight ----------------------------------------------------------------------
+# A checksum row whose goose_row_id is STARTED marks a NO TRANSACTION file whose statements began to run and
+# whose version row was not written yet. Writing the version row upserts the checksum row over it in the same
+# transaction, so the mark disappears exactly when the file is recorded; goose recording it by hand adopts
+# the checksum over it too. A mark left behind means a run died part-way through the file.
+STARTED = -1
+
+
+def mark_started(conn: psycopg.Connection, t: TableName, version: int, file: str, sha256: str) -> None:
+    record_checksum(conn, t, version, STARTED, file, sha256)
+
+
+def clear_started(conn: psycopg.Connection, t: TableName, version: int) -> int:
+    cur = conn.execute(sql.SQL("DELETE FROM {} WHERE tracking_table = %s AND version_id = %s AND goose_row_id = %s")
+                       .format(t.checksum_ident()), (t.goose, version, STARTED))
+    return cur.rowcount
+
+
+def started_unrecorded(state: DbState, sums: dict[int, Checksum]) -> list[Checksum]:
+    """Marks of NO TRANSACTION files that began and were never recorded (pure)."""
+    latest = state.latest_rows()
+    return sorted((c for v, c in sums.items() if c.goose_row_id == STARTED
+                   and not (v in latest and latest[v].is_applied)), key=lambda c: c.version)
+
+
 # --- advisory lock ---------------------------------------------------------------------------------------
 
 def try_lock(conn: psycopg.Connection) -> bool:
