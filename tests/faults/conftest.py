@@ -1,14 +1,12 @@
-"""The fault suite runs on the e2e fixtures (the operator as its chart's pod, a pool of namespaces), and
-collects one row per run for the summary printed at the end."""
+"""The fault suite runs on the e2e fixtures (tests/operator_fixtures.py: the operator as its chart's pod, a
+pool of namespaces), and collects one row per run for the summary printed at the end."""
 
 from __future__ import annotations
 
 import statistics
 from typing import Any
 
-from tests.e2e.conftest import App, Operator, app, crd, namespace, operator  # noqa: F401  (fixtures)
-
-RUNS: list[dict[str, Any]] = []
+from fault_log import RUNS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

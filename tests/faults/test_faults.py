@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.conftest import App
-from tests.faults.conftest import RUNS
 from kube_fixtures import wait_until
+from operator_fixtures import App
+from fault_log import RUNS
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""e2e fixtures: the CRD installed, the operator running as the chart installs it (a pod of our image,
+"""pytest plugin, for the e2e and fault tiers: the CRD installed, the operator running as the chart installs it (a pod of our image,
 with the chart's ServiceAccount and RBAC, watching every namespace), and a per-test application namespace
 with the migration Job's RBAC, a Secret, ConfigMaps and a SchemaMigration.
 
@@ -18,7 +18,7 @@ import yaml
 
 from kube_fixtures import Kube, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "schemagate-e2e"
 RELEASE = "e2e"
 HEALTH_PORT = 8080
@@ -58,7 +58,7 @@ class Operator:
     def take_namespace(self) -> str:
         """A namespace of the pool that no test used yet."""
         if not self._free:
-            pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/e2e/conftest.py larger")
+            pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/operator_fixtures.py larger")
         return self._free.pop(0)
 
     def pods(self) -> list[dict[str, Any]]:
