@@ -27,6 +27,14 @@ K8S_NAMESPACE = "k8s.io"  # containerd's namespace for the CRI's images and cont
 CGROUP_ROOT = "schemagate"
 
 
+def socket_dir(top: Path) -> Path:
+    """containerd's sockets, at a short path of their own: a unix socket path has at most 104 bytes, and
+    the cluster's directory may be a deep one (pytest's tmp_path)."""
+    import hashlib
+
+    return Path("/run") / f"schemagate-{hashlib.sha256(str(top.resolve()).encode()).hexdigest()[:10]}"
+
+
 class NodeError(RuntimeError):
     """A node component is missing or did not start; carries the tail of its log."""
 
@@ -50,9 +58,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
                     "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 [grpc]
-  address = "{c / 'containerd.sock'}"
+  address = "{socket_dir(top) / 'containerd.sock'}"
 [ttrpc]
-  address = "{c / 'containerd.sock.ttrpc'}"
+  address = "{socket_dir(top) / 'containerd.sock.ttrpc'}"
 [debug]
   address = ""
 [metrics]
@@ -105,7 +113,7 @@ def kubelet_config(top: Path, ca: Path, serving: pki.KeyPair, port: int, healthz
     return {
         "kind": "KubeletConfiguration",
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "containerRuntimeEndpoint": f"unix://{top / 'containerd' / 'containerd.sock'}",
+        "containerRuntimeEndpoint": f"unix://{socket_dir(top) / 'containerd.sock'}",
         "cgroupDriver": "cgroupfs",  # no systemd on these VMs
         "cgroupRoot": f"/{CGROUP_ROOT}",
         "failCgroupV1": False,  # 1.35 refuses cgroup v1 otherwise; these VMs have v1 hierarchies
@@ -171,7 +179,7 @@ class Node:
 
     @property
     def socket(self) -> Path:
-        return self.directory / "containerd" / "containerd.sock"
+        return socket_dir(self.directory) / "containerd.sock"
 
     def log_path(self, component: str) -> Path:
         return self.directory / "logs" / f"{component}.log"
@@ -216,6 +224,7 @@ class Node:
         _kill_cgroup_tree(CGROUP_ROOT)
         _unmount_under(self.directory)
         _remove_cgroups(CGROUP_ROOT)
+        shutil.rmtree(socket_dir(self.directory), ignore_errors=True)
 
     def _remove_containers(self) -> None:
         """Every task killed and every container deleted, pause sandboxes too, through containerd."""
@@ -235,8 +244,8 @@ class Node:
             pass
 
     def _kill_shims(self) -> None:
-        """containerd-shim processes outlive containerd by design; ours carry our socket path."""
-        marker = str(self.directory / "containerd").encode()
+        """containerd-shim processes outlive containerd by design; ours carry our socket's path."""
+        marker = str(socket_dir(self.directory)).encode()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -332,7 +341,7 @@ def start(top: Path, assets: Path, server: str, ca: pki.KeyPair, images: list[Im
     node = Node(top, assets)
     logs, certs = top / "logs", top / "pki"
     for d in (logs, certs, top / "cni" / "net.d", top / "cni" / "ipam", top / "containerd", top / "kubelet",
-              top / "pod-logs"):
+              top / "pod-logs", socket_dir(top)):
         d.mkdir(parents=True, exist_ok=True)
     (top / "resolv.conf").write_text("# the dev node's pods resolve cluster names only (CoreDNS)\n")
     (top / "cni" / "net.d" / "10-schemagate.conflist").write_text(json.dumps(cni_conflist(top), indent=1))

@@ -47,7 +47,12 @@ def test_fresh_database_becomes_ready_and_kubectl_shows_it(app):
         assert pod["spec"]["nodeName"] == "schemagate-node"
         assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
     print(app.kubectl("get", "pods", "-o", "wide").stdout)
-    result = json.loads(app.kubectl("logs", f"job/{job['metadata']['name']}").stdout)
+    # stderr's progress lines, then the --json document on stdout (no stray line from the client library).
+    log = app.kubectl("logs", f"job/{job['metadata']['name']}").stdout
+    progress, _, document = log.partition("\n{")
+    assert all(line.startswith("schemagate: ") for line in progress.splitlines()), log
+    assert "schemagate: OK   00002_orders.sql" in progress
+    result = json.loads("{" + document)
     assert result["ok"] and result["versionAfter"] == 2
     assert [a["version"] for a in result["applied"]] == [1, 2]
     reasons = app.kubectl("get", "events", "--field-selector", "involvedObject.name=app",

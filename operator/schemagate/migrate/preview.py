@@ -160,7 +160,7 @@ def _from_database(args: argparse.Namespace, migrations: list[source.Migration],
     from schemagate.migrate import dburl, runner, store  # psycopg only when a database is read
 
     url = dburl.resolve(args.database_url)
-    table = store.parse_table_name(args.table)
+    table = store.parse_table_name(args.table or store.DEFAULT_TABLE)
     try:
         conn = runner.connect(url)
         try:
