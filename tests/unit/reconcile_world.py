@@ -86,7 +86,9 @@ class World:
                seconds: int = 42) -> None:
         """The running Job ends (the database moves as its result says)."""
         (name, running), = [(n, i) for n, i in self.jobs.items() if i.state.phase == "Running"]
-        started = datetime.fromisoformat(str(running.started).replace("Z", "+00:00"))
+        # From the startedAt status recorded (its second may differ from the Job's): durations stay exact.
+        began = (self.status.get("currentJob") or {}).get("startedAt") or running.started
+        started = datetime.fromisoformat(str(began).replace("Z", "+00:00"))
         finished = c.now_rfc3339(started + timedelta(seconds=seconds))
         self.jobs[name] = JobInfo(p.JobState(name, phase, result, message), running.started, finished,
                                   running.created)
