@@ -232,7 +232,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
                                                        {"status": new})
     for event in events:
         log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s: %s: %s",
-                namespace, name, event.reason, event.message)
+                namespace, name, event.reason, event.message, extra={"reason": event.reason})
         post_event(k, obj, event)
     gate_reconcile.post_events(k, gate)
     metrics.STATE.record(namespace, name, old, new, created)
