@@ -10,6 +10,7 @@ it leaves, tests/unit/test_gitops_health.py the status it writes.
 from __future__ import annotations
 
 import base64
+from pathlib import Path  # noqa: F401  (tests find the repo through it)
 import copy
 import json
 from datetime import datetime, timedelta

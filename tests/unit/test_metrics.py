@@ -158,3 +158,14 @@ def test_metrics_are_served_over_http():
     finally:
         server.shutdown()
     assert "# TYPE schemagate_leader gauge" in body and "# TYPE schemagate_reconcile_duration_seconds histogram" in body
+
+
+def test_every_metric_is_listed_in_docs_operations_md(monkeypatch, clock):
+    world = rw.World(monkeypatch, spec={"rolloutGate": {"deployments": ["web"]}}, pods=[rw.gated_pod()])
+    world.reconcile()
+    docs = (rw.Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    names = set()
+    for family in metrics.REGISTRY.collect():
+        if family.name.startswith("schemagate_"):
+            names.add(family.name + ("_total" if family.type == "counter" else ""))
+    assert names and not [n for n in sorted(names) if f"`{n}`" not in docs]
