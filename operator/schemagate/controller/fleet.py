@@ -132,8 +132,12 @@ def matches(selector: set_api.LabelSelector | None, labels: Mapping[str, str]) -
     return True
 
 
+def database_names(spec: set_api.SchemaMigrationSetSpec, selected: Sequence[Secret]) -> list[str]:
+    return sorted({s.name for s in selected} | set(spec.databases.secrets or []))
+
+
 def databases(i: Inputs) -> list[str]:
-    return sorted({s.name for s in i.selected} | set(i.spec.databases.secrets or []))
+    return database_names(i.spec, i.selected)
 
 
 def canaries(i: Inputs, names: Sequence[str]) -> list[str]:
