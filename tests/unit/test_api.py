@@ -42,9 +42,10 @@ def test_crd_names_and_printer_columns():
     assert columns == {"Current": 0, "Target": 0, "Phase": 0, "Ready": 0, "Age": 0, "Reason": 1, "Message": 1}
 
 
-def test_schema_is_structural():
+@pytest.mark.parametrize("resource", crd.RESOURCES, ids=lambda r: r.kind)
+def test_schema_is_structural(resource):
     """Every node typed (or int-or-string), no $ref or unions left over from pydantic."""
-    schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema = crd.crd(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
     def visit(node, path):
         assert not {"$ref", "anyOf", "oneOf", "allOf", "title", "$defs"} & node.keys(), path
