@@ -220,3 +220,19 @@ def test_gate_view_is_the_lowest_version_over_every_database(children, names, ex
     versions = [ch["status"]["currentVersion"] for ch in children]
     status = {"lowestVersion": min(versions) if versions else None}
     assert fleet.gate_view(status, children, names) == expected
+
+
+def test_the_example_is_a_valid_set_whose_canary_goes_first():
+    import yaml
+    from pathlib import Path
+
+    docs = list(yaml.safe_load_all((Path(__file__).resolve().parents[2] / "examples" /
+                                    "config-server-schemamigrationset.yaml").read_text()))
+    [doc] = [d for d in docs if d["kind"] == "SchemaMigrationSet"]
+    spec = set_api.SchemaMigrationSetSpec.model_validate(doc["spec"])
+    secrets = [fleet.Secret(d["metadata"]["name"], d["metadata"]["labels"]) for d in docs if d["kind"] == "Secret"]
+    i = fleet.Inputs(name="config-server", namespace="config-server", uid=UID, generation=1, spec=spec,
+                     annotations={}, children=[], selected=secrets)
+    o = fleet.decide(i)
+    assert _started(o) == ["tenant-acme-db"] and o.status["databases"] == 3
+    assert [b["metadata"]["name"] for b in o.create] == ["config-server-tenant-acme-db"]
