@@ -133,3 +133,46 @@ def test_an_invalid_spec_is_stalled_with_the_field():
     stalled = next(c for c in k.custom.objects[("schemamigrationsets", "cs")]["status"]["conditions"]
                    if c["type"] == "Stalled")
     assert stalled["reason"] == "InvalidSpec" and "spec.strategy.maxParallel" in stalled["message"]
+
+
+def _gated_world(monkeypatch: Any, versions: dict[str, int]) -> Any:
+    """A set over Secrets t1.. gating Deployment web, whose one new pod needs version 2; its children exist
+    and are Ready at `versions`."""
+    from test_gate_reconcile import FakeApps, _deployment, _pod, _replicasets
+
+    from schemagate.controller import fleet, gate_reconcile
+
+    pods = [_pod("web-abc-1", required="2")]
+    apps = FakeApps(_deployment(), _replicasets(pods))
+    monkeypatch.setattr(gate_reconcile.client, "AppsV1Api", lambda _api: apps)
+    k = _k(sorted(versions))
+    k.custom.objects[("schemamigrationsets", "cs")]["metadata"]["namespace"] = "shop"
+    k.custom.objects[("schemamigrationsets", "cs")]["spec"]["rolloutGate"] = {"deployments": ["web"]}
+    core = k.core
+    core.pods, core.patches, core.selectors = pods, [], []
+    core.list_namespaced_pod = lambda ns, label_selector, _preload_content: SimpleNamespace(
+        data=json.dumps({"items": pods}).encode())
+    core.patch_namespaced_pod_status = lambda name, ns, body, _content_type=None: core.patches.append((name, body))
+    fleet_reconcile.reconcile(k, "shop", "cs", Options())  # creates the children
+    for db, version in versions.items():
+        _ready(k, fleet.child_name("cs", db), version)
+    return k
+
+
+def test_the_gate_over_a_set_holds_new_pods_until_every_database_has_their_version(monkeypatch):
+    k = _gated_world(monkeypatch, {"t1": 2, "t2": 1})
+    assert k.core.patches[0][1]["status"]["conditions"][0]["reason"] == "DatabaseUnavailable"  # no versions yet
+    fleet_reconcile.reconcile(k, "shop", "cs", Options())
+    (pod, body) = k.core.patches[-1]
+    [cond] = body["status"]["conditions"]
+    assert (pod, cond["status"], cond["reason"]) == ("web-abc-1", "False", "WaitingForMigration")
+    assert "database is at 1" in cond["message"] and "SchemaMigrationSet" in cond["message"]
+    assert k.custom.objects[("schemamigrationsets", "cs")]["status"]["rolloutGate"]["waiting"] == 1
+
+
+def test_the_gate_over_a_set_opens_once_the_lowest_database_is_there(monkeypatch):
+    k = _gated_world(monkeypatch, {"t1": 2, "t2": 2})
+    fleet_reconcile.reconcile(k, "shop", "cs", Options())
+    (pod, body) = k.core.patches[-1]
+    assert (pod, body["status"]["conditions"][0]["status"]) == ("web-abc-1", "True")
+    assert k.custom.objects[("schemamigrationsets", "cs")]["status"]["rolloutGate"]["waiting"] == 0
