@@ -16,22 +16,18 @@ from schemagate.controller.reconcile import Options
 NS = "app"
 
 
-class FakeApiClient:
+class FakeCore:
     def __init__(self, secrets: list[dict[str, Any]] | None, forbidden: bool = False):
         self.secrets, self.forbidden = secrets or [], forbidden
         self.calls: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.api_client = None
 
-    def call_api(self, path: str, method: str, **kw: Any) -> Any:
-        self.calls.append({"path": path, **kw})
+    def list_namespaced_secret(self, namespace: str, **kw: Any) -> Any:
+        self.calls.append({"namespace": namespace, **kw})
         if self.forbidden:
             raise ApiException(status=403, reason="Forbidden")
         return SimpleNamespace(data=json.dumps({"items": [{"metadata": s} for s in self.secrets]}).encode())
-
-
-class FakeCore:
-    def __init__(self, api_client: FakeApiClient):
-        self.api_client = api_client
-        self.events: list[dict[str, Any]] = []
 
     def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
         self.events.append(body)
@@ -69,8 +65,8 @@ def _set(**strategy: Any) -> dict[str, Any]:
 
 
 def _k(secrets: list[str], forbidden: bool = False, **strategy: Any) -> Any:
-    api_client = FakeApiClient([{"name": s, "labels": {"app": "cs"}} for s in secrets], forbidden)
-    return SimpleNamespace(core=FakeCore(api_client), custom=FakeCustom({"cs": _set(**strategy)}))
+    core = FakeCore([{"name": s, "labels": {"app": "cs"}} for s in secrets], forbidden)
+    return SimpleNamespace(core=core, custom=FakeCustom({"cs": _set(**strategy)}))
 
 
 def _children(k: Any) -> list[str]:
@@ -90,10 +86,9 @@ def test_canary_first_then_the_rest_as_the_canary_becomes_ready():
     status = k.custom.objects[("schemamigrationsets", "cs")]["status"]
     assert (status["phase"], status["databases"], status["canaries"]) == ("Canary", 3, ["t1"])
     # Only names and labels were asked for, by label selector.
-    [call] = k.core.api_client.calls
-    assert call["path"] == f"/api/v1/namespaces/{NS}/secrets"
-    assert call["query_params"] == [("labelSelector", "app=cs")]
-    assert call["header_params"]["Accept"].startswith("application/json;as=PartialObjectMetadataList")
+    [call] = k.core.calls
+    assert (call["namespace"], call["label_selector"]) == (NS, "app=cs")
+    assert call["_headers"]["Accept"].startswith("application/json;as=PartialObjectMetadataList")
 
     _ready(k, "cs-t1")
     fleet_reconcile.reconcile(k, NS, "cs", Options())
@@ -119,7 +114,7 @@ def test_a_selector_the_operator_may_not_list_says_how_to_grant_it():
 def test_a_database_leaving_the_selector_is_let_go_by_merge_patch():
     k = _k(["t1", "t2"])
     fleet_reconcile.reconcile(k, NS, "cs", Options())
-    k.core.api_client.secrets = [{"name": "t1", "labels": {"app": "cs"}}]
+    k.core.secrets = [{"name": "t1", "labels": {"app": "cs"}}]
     fleet_reconcile.reconcile(k, NS, "cs", Options())
     assert k.custom.patches == [("schemamigrations", "cs-t2", {"metadata": {
         "ownerReferences": None, "labels": {set_api.SET_LABEL: None}}}, "application/merge-patch+json")]

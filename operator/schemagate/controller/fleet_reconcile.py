@@ -43,10 +43,8 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
         return []
     selector = label_selector(spec.databases.selector.model_dump(by_alias=True, exclude_none=True))
     try:
-        resp = k.core.api_client.call_api(
-            f"/api/v1/namespaces/{namespace}/secrets", "GET", query_params=[("labelSelector", selector)],
-            header_params={"Accept": METADATA_ONLY}, auth_settings=["BearerToken"], _preload_content=False,
-            _return_http_data_only=True)
+        resp = k.core.list_namespaced_secret(namespace, label_selector=selector, _preload_content=False,
+                                             _headers={"Accept": METADATA_ONLY})
     except ApiException as e:
         if e.status == 403:
             raise _Blocked(SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} to "
