@@ -27,7 +27,7 @@ REPLICAS = 2  # the chart's default: a leader and a standby
 LEADER_LEASE = "schemagate-operator-leader"
 # The operator acts only in the namespaces its chart names (watch.namespaces), as an admin installs it;
 # so the session's application namespaces are made up front and each test takes a fresh one.
-POOL = [f"e2e-app-{i:02d}" for i in range(48)]
+POOL = [f"e2e-app-{i:02d}" for i in range(80)]
 # What the tests' SchemaMigrations name besides the defaults, allowed as an admin would in the chart.
 ALLOWED_IMAGES = ["localhost/app-migrations:v2"]
 ALLOWED_SERVICE_ACCOUNTS = ["config-server-migrator"]
@@ -54,6 +54,7 @@ class Operator:
         self.kube.helm("upgrade", "--install", RELEASE, str(REPO / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
                        "--create-namespace", "--wait", "--timeout=180s",
                        "--set", f"watch.namespaces={{{','.join(POOL)}}}", "--set", "rbac.secrets=namespace",
+                       "--set", "rbac.listSecrets=true",
                        "--set", f"jobs.allowedImages={{{','.join(ALLOWED_IMAGES)}}}",
                        "--set", f"jobs.allowedServiceAccounts={{{','.join(ALLOWED_SERVICE_ACCOUNTS)}}}",
                        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
@@ -125,7 +126,8 @@ class Operator:
 @pytest.fixture(scope="session")
 def crd(kube: Kube) -> None:
     kube.kubectl("apply", "-f", str(REPO / "crds"))
-    kube.kubectl("wait", "--for=condition=Established", "crd/schemamigrations.schemagate.io", "--timeout=60s")
+    kube.kubectl("wait", "--for=condition=Established", "crd/schemamigrations.schemagate.io",
+                 "crd/schemamigrationsets.schemagate.io", "--timeout=60s")
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,7 @@ class World:
         self.patches = 0
         monkeypatch.setattr(observe, "database_state", lambda db: p.DbState(self.version,
                                                                             frozenset(range(1, self.version + 1))))
-        monkeypatch.setattr(observe, "lease_state", lambda *_: self.lease)
+        monkeypatch.setattr(observe, "lease_state", lambda *_: observe.LeaseRead(self.lease))
         monkeypatch.setattr(observe, "jobs", lambda *_a, **_k: list(self.jobs.values()))
         deployment = {"metadata": {"name": "web", "namespace": NS, "uid": "u-1"},
                       "spec": {"selector": {"matchLabels": {"app": "web"}},
