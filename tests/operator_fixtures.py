@@ -47,10 +47,8 @@ class Operator:
 
     def install(self) -> None:
         repository, _, tag = self.kube.image.rpartition(":")
-        existing = set(self.kube.kubectl("get", "namespaces", "-o", "name").stdout.split())
-        for ns in POOL:
-            if f"namespace/{ns}" not in existing:
-                self.kube.kubectl("create", "namespace", ns)
+        self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in POOL))
         self.kube.helm("upgrade", "--install", RELEASE, str(REPO / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
                        "--create-namespace", "--wait", "--timeout=180s",
                        "--set", f"watch.namespaces={{{','.join(POOL)}}}", "--set", "rbac.secrets=namespace",
