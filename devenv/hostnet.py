@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,8 +191,14 @@ def restore(before: Snapshot) -> None:
     _remove_cluster_chains()
     _remove_new_tables(before)
     for name in set(netns_names()) - set(before.netns):
-        _sh("umount", f"/var/run/netns/{name}", check=False)
-        Path(f"/var/run/netns/{name}").unlink(missing_ok=True)
+        # Lazily: a sandbox's last process may still be exiting; the mount goes with it.
+        _sh("umount", "-l", f"/var/run/netns/{name}", check=False)
+        for _ in range(50):
+            try:
+                Path(f"/var/run/netns/{name}").unlink(missing_ok=True)
+                break
+            except OSError:
+                time.sleep(0.1)
     # Veths die with their namespaces; the bridge is ours.
     _sh("ip", "link", "delete", BRIDGE, check=False)
     for key, value in before.sysctls.items():

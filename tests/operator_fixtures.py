@@ -223,7 +223,7 @@ class App:
 
 
 @pytest.fixture
-def namespace(kube: Kube, operator: Operator) -> Iterator[str]:
+def app_namespace(kube: Kube, operator: Operator) -> Iterator[str]:
     """A fresh namespace the operator acts in (one of the pool its chart names; all are deleted with the
     operator at the end of the session)."""
     name = operator.take_namespace()
@@ -233,8 +233,8 @@ def namespace(kube: Kube, operator: Operator) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(kube: Kube, namespace: str, operator: Operator, database_url: str) -> App:
-    return App(kube, namespace, operator, database_url)
+def app(kube: Kube, app_namespace: str, operator: Operator, database_url: str) -> App:
+    return App(kube, app_namespace, operator, database_url)
 
 
 __all__ = ["App", "Operator", "wait_until"]

@@ -19,13 +19,15 @@ from typing import Any
 import psycopg
 import pytest
 
+from fault_log import RUNS
 from kube_fixtures import wait_until
 from operator_fixtures import App
-from fault_log import RUNS
 
 pytestmark = pytest.mark.e2e
 
-REPEAT = 3
+# Each fault at a random point, REPEAT times. The README's test command runs each once, to keep the whole
+# suite within its time budget; SCHEMAGATE_FAULT_REPEAT=3 is the full fault run (docs/operator.md).
+REPEAT = int(os.environ.get("SCHEMAGATE_FAULT_REPEAT", "1"))
 N = 30
 
 
