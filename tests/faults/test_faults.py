@@ -165,8 +165,9 @@ def test_postgres_restarted(app: App, postgres_server: Any, rep: int) -> None:
     started = start(app)
     running_pod(app)
     time.sleep(random.uniform(0.3, 2.5))
+    # -l: the restarted server writes to its log, not to our pipe (which would then never close).
     argv = [str(postgres_server.bindir / "pg_ctl"), "-D", str(postgres_server.datadir), "-m", "fast", "-w",
-            "restart"]
+            "-l", str(postgres_server.datadir.parent / "server.log"), "restart"]
     if os.geteuid() == 0:
         argv = ["runuser", "-u", "postgres", "--", *argv]
     subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
