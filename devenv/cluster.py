@@ -195,6 +195,8 @@ def running(directory: Path | None = None, keep_dir: bool = False,
     sweep_stale()
     top = directory or Path(os.environ.get("TMPDIR", "/tmp")) / f"{SESSION_PREFIX}{os.getpid()}"
     top.mkdir(parents=True, exist_ok=True)
+    # Another cluster's bridge: refuse before recording anything, so no teardown touches what is theirs.
+    hostnet.refuse_if_taken()
     before = hostnet.snapshot()
     (top / "host-before.json").write_text(before.to_json())
     (top / "assets").write_text(str(assets))

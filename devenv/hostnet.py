@@ -134,11 +134,16 @@ def snapshot() -> Snapshot:
                     {k: read_sysctl(k) for k in TOUCHED_SYSCTLS})
 
 
-def up() -> None:
-    """The bridge with the node's address, forwarding on it alone, and the egress guard."""
-    if BRIDGE in _sh("ip", "-o", "link", "show"):
+def refuse_if_taken() -> None:
+    """Before anything is changed: one cluster per machine (kube-proxy's chains are global)."""
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
         raise HostNetError(f"bridge {BRIDGE} already exists: another schemagate cluster runs on this machine "
                            "(hack/cluster down stops it)")
+
+
+def up() -> None:
+    """The bridge with the node's address, forwarding on it alone, and the egress guard (the caller has
+    checked refuse_if_taken and recorded a snapshot to restore)."""
     _sh("ip", "link", "add", BRIDGE, "type", "bridge")
     _sh("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
     _sh("ip", "link", "set", BRIDGE, "up")
