@@ -28,8 +28,9 @@ CGROUP_ROOT = "schemagate"
 
 
 def socket_dir(top: Path) -> Path:
-    """containerd's sockets, at a short path of their own: a unix socket path has at most 104 bytes, and
-    the cluster's directory may be a deep one (pytest's tmp_path)."""
+    """containerd's sockets and the kubelet's root (which holds sockets too), at a short path of their
+    own: a unix socket path has at most 108 bytes, and the cluster's directory may be a deep one (pytest's
+    tmp_path)."""
     import hashlib
 
     return Path("/run") / f"schemagate-{hashlib.sha256(str(top.resolve()).encode()).hexdigest()[:10]}"
@@ -223,6 +224,7 @@ class Node:
         self._kill_shims()
         _kill_cgroup_tree(CGROUP_ROOT)
         _unmount_under(self.directory)
+        _unmount_under(socket_dir(self.directory))
         _remove_cgroups(CGROUP_ROOT)
         shutil.rmtree(socket_dir(self.directory), ignore_errors=True)
 
@@ -377,7 +379,8 @@ def start(top: Path, assets: Path, server: str, ca: pki.KeyPair, images: list[Im
         node._procs["kubelet"] = processes.spawn([
             str(assets / "kubelet"), f"--config={top / 'kubelet' / 'config.json'}",
             f"--kubeconfig={kubelet_kc}", f"--hostname-override={NODE_NAME}", f"--node-ip={hostnet.NODE_IP}",
-            f"--root-dir={top / 'kubelet' / 'root'}", f"--cert-dir={certs / 'kubelet'}", "--v=1",
+            # Its root holds unix sockets (pod-resources, plugin registration): a short path too.
+            f"--root-dir={socket_dir(top) / 'kubelet'}", f"--cert-dir={certs / 'kubelet'}", "--v=1",
         ], log=logs / "kubelet.log")
         (top / "kube-proxy.json").write_text(json.dumps(kube_proxy_config(proxy_kc, free_port(), free_port())))
         node._procs["kube-proxy"] = processes.spawn([
