@@ -296,11 +296,15 @@ def test_our_image_runs_schemagate_as_its_entrypoint(kube: Kube, namespace: str)
 
 
 def test_kubectl_logs_reads_the_container_output(kube: Kube, namespace: str):
-    apply(kube, namespace, job("talk", ["sh", "-c", "echo line-one; echo line-two >&2"]))
+    # stdout and stderr reach the log through two pipes read by two goroutines in
+    # the shim, so their relative order is not defined; the pause makes the last
+    # line the last one written whatever the shim reads first.
+    script = "echo line-one; echo line-two >&2; sleep 1; echo line-three"
+    apply(kube, namespace, job("talk", ["sh", "-c", script]))
     kube.kubectl("-n", namespace, "wait", "--for=condition=complete", "job/talk", "--timeout=60s")
     out = kube.kubectl("-n", namespace, "logs", "job/talk").stdout
-    assert "line-one" in out and "line-two" in out
-    assert kube.kubectl("-n", namespace, "logs", "job/talk", "--tail=1").stdout == "line-two\n"
+    assert "line-one" in out and "line-two" in out and "line-three" in out
+    assert kube.kubectl("-n", namespace, "logs", "job/talk", "--tail=1").stdout == "line-three\n"
 
 
 SERVE = textwrap.dedent("""
