@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "schemagate-e2e"
 RELEASE = "e2e"
 HEALTH_PORT = 8080
+METRICS_PORT = 8081
+REPLICAS = 2  # the chart's default: a leader and a standby
+LEADER_LEASE = "schemagate-operator-leader"
 # The operator acts only in the namespaces its chart names (watch.namespaces), as an admin installs it;
 # so the session's application namespaces are made up front and each test takes a fresh one.
 POOL = [f"e2e-app-{i:02d}" for i in range(80)]
@@ -30,8 +33,9 @@ ALLOWED_IMAGES = ["localhost/app-migrations:v2"]
 ALLOWED_SERVICE_ACCOUNTS = ["config-server-migrator"]
 
 class Operator:
-    """The chart's operator Deployment. A test may kill it as a crash would (the pod force-deleted with
-    no grace, and kept down) and start it again. Logs of killed pods are kept for diagnostics."""
+    """The chart's operator Deployment (two replicas, one leads). A test may kill it as a crash would (every
+    pod force-deleted with no grace, and kept down) and start it again, or kill only the leader's pod.
+    Logs of killed pods are kept for diagnostics."""
 
     def __init__(self, kube: Kube):
         self.kube = kube
@@ -70,8 +74,29 @@ class Operator:
             (p for p in self.pods() if p["status"].get("podIP")), None), timeout=60)
         return f"http://{pod['status']['podIP']}:{HEALTH_PORT}/healthz"
 
+    def leader(self) -> str | None:
+        """The pod holding the leader Lease (its identity is the pod name, then _ and a random suffix)."""
+        out = self.kubectl("get", "lease", LEADER_LEASE, "-o", "json", check=False)
+        if out.returncode != 0:
+            return None
+        holder = (json.loads(out.stdout).get("spec") or {}).get("holderIdentity") or ""
+        pod = holder.rpartition("_")[0]
+        return pod if pod in {p["metadata"]["name"] for p in self.pods()} else None
+
+    def kill_leader(self) -> str:
+        """The leader's pod force-deleted as a node loss would (no grace, no Lease release); the Deployment
+        replaces it, and the standby takes over. Returns the killed pod's name."""
+        pod = wait_until("a leader", self.leader, timeout=60)
+        self._earlier_logs += self.kube.logs(OPERATOR_NAMESPACE, pod)
+        self.kubectl("delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
+        return pod
+
+    def metrics_url(self, pod: dict[str, Any]) -> str:
+        return f"http://{pod['status']['podIP']}:{METRICS_PORT}/metrics"
+
     def kill(self) -> None:
-        """As a crash would: no grace, no cleanup; the Deployment is scaled to 0 so it stays down."""
+        """As a crash of every replica would: no grace, no cleanup; the Deployment is scaled to 0 so it
+        stays down (the leader with the others)."""
         self._earlier_logs += self.logs()
         self.kubectl("scale", f"deployment/{RELEASE}-schemagate", "--replicas=0")
         self.kubectl("delete", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "--grace-period=0", "--force",
@@ -79,7 +104,7 @@ class Operator:
         wait_until("the operator pod gone", lambda: not self.pods(), timeout=60)
 
     def start(self) -> None:
-        self.kubectl("scale", f"deployment/{RELEASE}-schemagate", "--replicas=1")
+        self.kubectl("scale", f"deployment/{RELEASE}-schemagate", f"--replicas={REPLICAS}")
         self.kubectl("rollout", "status", f"deployment/{RELEASE}-schemagate", "--timeout=120s", timeout=150)
 
     def stop(self) -> None:
@@ -87,7 +112,7 @@ class Operator:
         self.kube.kubectl("delete", "namespace", *POOL, "--wait=false", "--ignore-not-found", check=False)
 
     def logs(self) -> str:
-        """Every line the operator logged this session, from killed pods too."""
+        """Every line the operator logged this session, from every replica and from killed pods too."""
         current = "".join(self.kube.logs(OPERATOR_NAMESPACE, p["metadata"]["name"]) for p in self.pods())
         return self._earlier_logs + current
 

@@ -59,23 +59,106 @@ def test_helm_lint_is_clean(helm_bin: str, chart: str):
     assert "[WARNING]" not in out and "[ERROR]" not in out, out
 
 
-def test_operator_defaults_one_recreated_replica_restricted_with_liveness(render: Render):
+def test_operator_defaults_two_replicas_with_leader_election_restricted_with_liveness(render: Render):
     objs = render("schemagate", "watch.namespaces={app}")
     deploy = one(objs, "Deployment")
-    assert deploy["spec"]["replicas"] == 1
-    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    assert deploy["spec"]["replicas"] == 2
+    # the new pod starts as a standby before the old leader stops and hands the Lease over
+    assert deploy["spec"]["strategy"] == {"type": "RollingUpdate",
+                                          "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     spec = pod_spec(objs)
     assert_restricted(spec)
     assert spec["serviceAccountName"] == "sg-schemagate"
     [c] = spec["containers"]
     assert c["image"] == "schemagate:dev"
-    assert c["args"] == ["operator", "--namespace=app", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert c["args"] == ["operator", "--namespace=app", "--liveness=http://0.0.0.0:8080/healthz", "--log-format=json",
+                         "--metrics-port=8081", "--leader-elect", "--leader-election-lease=schemagate-operator-leader",
+                         "--lease-duration=15", "--renew-deadline=10", "--retry-period=2"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
+    assert {"name": "metrics", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["SCHEMAGATE_JOB_IMAGE"] == "schemagate:dev"  # Jobs run the operator's own image
+    pod_ns = next(e for e in c["env"] if e["name"] == "POD_NAMESPACE")
+    assert pod_ns["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert c["resources"]["requests"] and c["resources"]["limits"]
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+
+
+def test_the_replicas_spread_over_nodes_but_a_single_node_still_runs_both(render: Render):
+    anti = pod_spec(render("schemagate", "watch.namespaces={app}"))["affinity"]["podAntiAffinity"]
+    [term] = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "schemagate",
+                                                                      "app.kubernetes.io/instance": "sg"}
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti
+    required = pod_spec(render("schemagate", "watch.namespaces={app}", "podAntiAffinity=required"))
+    assert required["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert "affinity" not in pod_spec(render("schemagate", "watch.namespaces={app}", "podAntiAffinity=none"))
+
+
+def test_a_disruption_takes_one_operator_pod_at_a_time(render: Render):
+    pdb = one(render("schemagate", "watch.namespaces={app}"), "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "schemagate",
+                                                                             "app.kubernetes.io/instance": "sg"}}}
+    assert not find(render("schemagate", "watch.namespaces={app}", "replicas=1", "leaderElection.enabled=false"),
+                    "PodDisruptionBudget")
+
+
+def test_one_replica_without_leader_election_is_recreated(render: Render):
+    objs = render("schemagate", "watch.namespaces={app}", "replicas=1", "leaderElection.enabled=false")
+    deploy = one(objs, "Deployment")
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"] == {"type": "Recreate"}
+    [c] = pod_spec(objs)["containers"]
+    assert "--leader-elect" not in c["args"]
+    assert not [r for r in find(objs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+
+
+def test_two_replicas_without_leader_election_are_refused(helm_bin: str):
+    proc = helm_run(helm_bin, "template", "sg", str(CHARTS / "schemagate"), "-n", "ops", "--set",
+                    "watch.namespaces={app}", "--set", "leaderElection.enabled=false", check=False)
+    assert proc.returncode != 0 and "replicas > 1 needs leaderElection.enabled" in proc.stderr
+
+
+def test_the_leader_lease_is_the_only_lease_the_operator_may_update_in_its_namespace(render: Render):
+    objs = render("schemagate", "watch.namespaces={app}")
+    role = one(objs, "Role", "sg-schemagate-leader-election")
+    assert role["metadata"]["namespace"] == "ops" and role["rules"] == LEADER_RULES
+    binding = one(objs, "RoleBinding", "sg-schemagate-leader-election")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sg-schemagate", "namespace": "ops"}]
+
+
+def test_metrics_service_by_default_monitor_and_alerts_on_request(render: Render):
+    objs = render("schemagate", "watch.namespaces={app}")
+    svc = one(objs, "Service", "sg-schemagate-metrics")
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8081, "targetPort": "metrics", "protocol": "TCP"}]
+    assert not find(objs, "ServiceMonitor") and not find(objs, "PrometheusRule")
+    objs = render("schemagate", "watch.namespaces={app}", "metrics.serviceMonitor.enabled=true",
+                  "metrics.prometheusRule.enabled=true", "metrics.prometheusRule.rolloutHeldMinutes=30")
+    [endpoint] = one(objs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["honorLabels"] is True
+    rules = {r["alert"]: r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    assert set(rules) == {"SchemaMigrationStalled", "SchemaMigrationRolloutHeld", "SchemaMigrationApprovalPending",
+                          "SchemaGateOperatorAbsent"}
+    assert "> 1800" in rules["SchemaMigrationRolloutHeld"]["expr"]
+    assert "> 86400" in rules["SchemaMigrationApprovalPending"]["expr"]
+    assert "{{ $labels.name }}" in rules["SchemaMigrationStalled"]["annotations"]["summary"]
+    no_metrics = render("schemagate", "watch.namespaces={app}", "metrics.enabled=false")
+    assert not find(no_metrics, "Service")
+    assert "--metrics-port=0" in pod_spec(no_metrics)["containers"][0]["args"]
+
+
+def test_every_metric_the_alerts_use_is_listed_in_docs_operations_md(render: Render):
+    import re
+
+    objs = render("schemagate", "watch.namespaces={app}", "metrics.prometheusRule.enabled=true")
+    exprs = " ".join(r["expr"] for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"])
+    docs = (REPO / "docs" / "operations.md").read_text()
+    for metric in set(re.findall(r"schemagate_[a-z_]+", exprs)):
+        assert f"`{metric}`" in docs, metric
+    for alert in ("SchemaMigrationStalled", "SchemaMigrationRolloutHeld", "SchemaMigrationApprovalPending",
+                  "SchemaGateOperatorAbsent"):
+        assert f"`{alert}`" in docs, alert
 
 
 def test_operator_probes_wait_for_the_operator_to_start(render: Render):
@@ -119,8 +202,19 @@ def _rbac(objs: list[dict[str, Any]]) -> dict[tuple[str, str, str | None], Any]:
 OPERATOR = [{"kind": "ServiceAccount", "name": "sg-schemagate", "namespace": "ops"}]
 
 
+LEADER_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["schemagate-operator-leader"],
+     "verbs": ["get", "update"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+]
+
+
 def _migration_rbac(*namespaces: str) -> dict[tuple[str, str, str | None], Any]:
-    out: dict[tuple[str, str, str | None], Any] = {}
+    """The migration Jobs' RBAC in each namespace, and the operator's leader Lease in the release namespace."""
+    out: dict[tuple[str, str, str | None], Any] = {
+        ("Role", "sg-schemagate-leader-election", "ops"): LEADER_RULES,
+        ("RoleBinding", "sg-schemagate-leader-election", "ops"): ("Role", "sg-schemagate-leader-election", OPERATOR),
+    }
     for ns in namespaces:
         out[("Role", "schemagate-migration", ns)] = MIGRATION_RULES
         out[("RoleBinding", "schemagate-migration", ns)] = (
@@ -136,7 +230,7 @@ def test_namespaced_mode_grants_exactly_the_rules_in_each_named_namespace_and_no
     for ns in ("team-a", "team-b"):
         expected[("Role", "sg-schemagate", ns)] = rules
         expected[("RoleBinding", "sg-schemagate", ns)] = ("Role", "sg-schemagate", OPERATOR)
-    assert _rbac(objs) == expected  # nothing cluster-wide, nothing in the release namespace "ops"
+    assert _rbac(objs) == expected  # nothing cluster-wide, in "ops" only the leader Lease
     [c] = pod_spec(objs)["containers"]
     assert c["args"][:3] == ["operator", "--namespace=team-a", "--namespace=team-b"]
 
@@ -253,7 +347,8 @@ def test_network_policies_by_default_admit_only_probes_and_nothing_to_job_pods(r
     assert set(policies) == {("sg-schemagate", "ops"), ("sg-schemagate-migration-jobs", "team-a"),
                              ("sg-schemagate-migration-jobs", "team-b")}
     operator = policies[("sg-schemagate", "ops")]
-    assert operator["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]}]
+    assert operator["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]},
+                                   {"ports": [{"port": "metrics", "protocol": "TCP"}]}]
     assert operator["egress"] == [{}]
     jobs = policies[("sg-schemagate-migration-jobs", "team-a")]
     assert jobs == {"podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "schemagate"},
@@ -340,7 +435,9 @@ def test_operator_rules_are_the_table_in_docs_security_md():
     ("schemagate", "image.digest=latest", "/image/digest"),
     ("schemagate", "rbac.secrets=all", "/rbac/secrets"),
     ("schemagate", "watch.namespaces={Team_A}", "/watch/namespaces/0"),
-    ("schemagate", "replicas=2", "replicas"),
+    ("schemagate", "replicas=0", "/replicas"),
+    ("schemagate", "podAntiAffinity=always", "/podAntiAffinity"),
+    ("schemagate", "metrics.prometheusRule.stalledFor=5", "/metrics/prometheusRule/stalledFor"),
     ("config-server", "schema.targetVersion=newest", "/schema/targetVersion"),
     ("config-server", "migration.lockTimeout=soon", "/migration/lockTimeout"),
 ])

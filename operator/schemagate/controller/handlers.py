@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,13 +15,23 @@ from typing import Any
 import kopf
 from kubernetes.client.rest import ApiException
 
+from schemagate import logs
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import gate_handlers  # noqa: F401  (registers the rollout gate's handlers)
 from schemagate.controller import jobs as jobs_mod
+from schemagate.controller import leader, metrics
 from schemagate.controller.loop import Controller, Key
 from schemagate.controller.reconcile import Clients, Options, reconcile
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Election:
+    namespace: str
+    lease: str
+    timing: leader.Timing
+
 
 @dataclass
 class Config:
@@ -25,9 +40,21 @@ class Config:
     namespaces: list[str] = field(default_factory=list)
     resync_seconds: float = 30.0
     options: Options = field(default_factory=Options)
+    election: Election | None = None  # None: act at once (one replica)
 
 
 CONFIG = Config()
+
+
+class LeadingController(Controller):
+    """Acts on triggers only once this replica leads. It is in kopf's memo from the start because kopf
+    gives each object a copy of the memo as it was when the object was first seen."""
+
+    acting = False
+
+    def trigger(self, namespace: str, name: str) -> None:
+        if self.acting:
+            super().trigger(namespace, name)
 
 
 def _lister(k: Clients, namespaces: list[str]) -> Callable[[], list[Key]]:
@@ -68,28 +95,80 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    k = Clients(kube.api_client())
+    api_client = kube.api_client()
+    k = Clients(api_client)
     options = CONFIG.options
-    controller = Controller(lambda ns, name: reconcile(k, ns, name, options),
-                            _lister(k, list(CONFIG.namespaces)), CONFIG.resync_seconds)
+
+    def work(namespace: str, name: str) -> str | None:
+        started, result = time.monotonic(), "error"
+        try:
+            with logs.about(namespace, name):
+                lease_name = reconcile(k, namespace, name, options)
+            result = "ok"
+            return lease_name
+        finally:
+            metrics.RECONCILE_DURATION.labels(result).observe(time.monotonic() - started)
+
+    controller = LeadingController(work, _lister(k, list(CONFIG.namespaces)), CONFIG.resync_seconds)
     memo["controller"] = controller
-    controller.start()
+
+    def lead() -> None:
+        # Until now this replica stood by: it watched (kopf's index stays warm) and served health and
+        # metrics, and dropped every trigger. The first resync reconciles everything, so what happened
+        # meanwhile is caught up at once.
+        controller.acting = True
+        metrics.LEADER.set(1)
+        controller.start()
+
+    election = CONFIG.election
+    if election is None:
+        lead()
+        return
+    from schemagate import lease as lease_mod
+
+    loop = asyncio.get_running_loop()
+    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"  # pod name first: kubectl shows who leads
+
+    def lost() -> None:
+        # A reconcile running in a thread cannot be stopped half-way and must not write after a new leader
+        # started: end the process, as controller-runtime does; the kubelet restarts it as a standby.
+        metrics.LEADER.set(0)
+        logging.shutdown()
+        os._exit(1)
+
+    elector = leader.Elector(lease_mod._Api(api_client), election.namespace, election.lease, identity,
+                             election.timing, on_started=lambda: loop.call_soon_threadsafe(lead), on_lost=lost)
+    memo["elector"] = elector
+    memo["election_task"] = loop.create_task(elector.run(), name="leader election")
+    metrics.LEADER.set(0)
+    log.info("leader election: %s stands by for Lease %s/%s", identity, election.namespace, election.lease)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("election_task")
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         await controller.stop()
+    elector: leader.Elector | None = memo.get("elector")
+    if elector is not None:
+        try:  # hand over now: the standby takes over within a retry period, not a lease duration
+            await asyncio.to_thread(elector.release)
+        except Exception as e:  # the Lease expires by itself
+            log.warning("leader election: releasing the Lease failed: %s", e)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def schemamigration_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    controller: Controller = memo["controller"]
-    if namespace is None:
+    controller: Controller | None = memo.get("controller")
+    if namespace is None or controller is None:
         return
     if type == "DELETED":
         controller.forget(namespace, name)
+        metrics.STATE.forget(namespace, name)
         return
     controller.trigger(namespace, name)
 
@@ -97,11 +176,13 @@ async def schemamigration_event(type: str, namespace: str | None, name: str, mem
 @kopf.on.event("batch", "v1", "jobs", labels={jobs_mod.LABEL_MANAGED_BY: jobs_mod.MANAGED_BY})
 async def job_event(labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(jobs_mod.LABEL_MIGRATION)
-    if owner and namespace:
-        memo["controller"].trigger(namespace, owner)
+    controller: Controller | None = memo.get("controller")
+    if owner and namespace and controller is not None:
+        controller.trigger(namespace, owner)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={jobs_mod.LABEL_MANAGED_BY: jobs_mod.MANAGED_BY})
 async def lease_event(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    if namespace:
-        memo["controller"].trigger_lease(namespace, name)
+    controller: Controller | None = memo.get("controller")
+    if namespace and controller is not None:
+        controller.trigger_lease(namespace, name)

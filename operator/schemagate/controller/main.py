@@ -1,4 +1,5 @@
-"""`schemagate operator`: run the SchemaMigration controller (kopf, standalone: one replica, no peering)."""
+"""`schemagate operator`: run the SchemaMigration controller (kopf standalone; with --leader-elect, any number
+of replicas of which the Lease's holder acts: controller/leader.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import logging
 import os
 
+from schemagate import logs
+from schemagate.controller import leader
 from schemagate.controller.allow import DEFAULT_BACKUP_CLAIM_LABEL, parse_label
 
 
@@ -48,12 +51,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resync-seconds", type=float,
                         default=float(os.environ.get("SCHEMAGATE_RESYNC_SECONDS", "30")),
                         help="re-check every SchemaMigration this often (env SCHEMAGATE_RESYNC_SECONDS)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SCHEMAGATE_METRICS_PORT", "8081")),
+                        metavar="PORT", help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics; 0: off "
+                                             "(env SCHEMAGATE_METRICS_PORT; default %(default)s)")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=os.environ.get("SCHEMAGATE_LOG_FORMAT", "text"),
+                        help="text (for people) or json (one object a line; env SCHEMAGATE_LOG_FORMAT)")
+    election = parser.add_argument_group("leader election (run several replicas; only the leader acts)")
+    election.add_argument("--leader-elect", action="store_true",
+                          default=os.environ.get("SCHEMAGATE_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
+                          help="hold a coordination.k8s.io Lease before acting (env SCHEMAGATE_LEADER_ELECT)")
+    election.add_argument("--leader-election-namespace", default=os.environ.get("POD_NAMESPACE") or None,
+                          metavar="NS", help="namespace of the leader Lease (env POD_NAMESPACE)")
+    election.add_argument("--leader-election-lease", default=leader.DEFAULT_LEASE_NAME, metavar="NAME",
+                          help="name of the leader Lease (default %(default)s)")
+    defaults = leader.Timing()
+    election.add_argument("--lease-duration", type=float, default=defaults.lease_duration, metavar="SECONDS",
+                          help="a standby takes over once the Lease stood unrenewed this long (default %(default)g)")
+    election.add_argument("--renew-deadline", type=float, default=defaults.renew_deadline, metavar="SECONDS",
+                          help="the leader stops acting when it could not renew for this long (default %(default)g)")
+    election.add_argument("--retry-period", type=float, default=defaults.retry_period, metavar="SECONDS",
+                          help="how often the Lease is looked at and renewed (default %(default)g)")
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(verbose: bool, fmt: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logs.formatter(fmt))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     # aiohttp.access: kopf's health endpoint logs every request at INFO, i.e. each probe of each pod.
     for noisy in ("kubernetes.client.rest", "urllib3", "kopf.objects", "kopf.activities.startup", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -65,15 +89,29 @@ def run(args: argparse.Namespace) -> int:
     from schemagate.controller import handlers
     from schemagate.controller.reconcile import Options
 
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     parse_label(args.backup_claim_label)  # a bad flag stops the start, not every backup later
+    election: handlers.Election | None = None
+    if args.leader_elect:
+        if not args.leader_election_namespace:
+            raise SystemExit("schemagate operator: --leader-elect needs --leader-election-namespace (or env "
+                             "POD_NAMESPACE, which the chart sets from the pod's own namespace)")
+        try:
+            timing = leader.Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+        except ValueError as e:
+            raise SystemExit(f"schemagate operator: {e}") from None
+        election = handlers.Election(args.leader_election_namespace, args.leader_election_lease, timing)
+    if args.metrics_port:
+        from schemagate.controller import metrics
+
+        metrics.serve(args.metrics_port)
     options = Options(job_image=args.job_image, allowed_images=tuple(args.allow_image),
                       allowed_service_accounts=tuple(args.allow_service_account),
                       job_service_account=args.job_service_account, backup_claim_label=args.backup_claim_label,
                       allowed_database_hosts=tuple(args.allow_database_host),
                       act_namespaces=tuple(args.act_namespace) if not args.namespace else ())
     handlers.CONFIG = handlers.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
-                                      options=options)
+                                      options=options, election=election)
     try:
         kopf.run(standalone=True, namespaces=list(args.namespace), clusterwide=not args.namespace,
                  liveness_endpoint=args.liveness)

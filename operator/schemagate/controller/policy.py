@@ -117,8 +117,10 @@ def for_action(action: Decided, db: p.DbState, old: Mapping[str, Any]) -> tuple[
     """(phase, conditions, status fields), for the actions this module adds; the rest as status.py says."""
     if isinstance(action, approval.AwaitingApproval):
         message = action.message
+        # Reconciling=True: kstatus (Flux, kubectl-wait pipelines) reads Reconciling and Stalled, so an
+        # awaiting plan is InProgress there, never Current, and a pipeline does not go on unapproved.
         return "AwaitingApproval", [c.Desired(c.READY, c.FALSE, c.AWAITING_APPROVAL, message),
-                                    c.Desired(c.RECONCILING, c.FALSE, c.AWAITING_APPROVAL, ""),
+                                    c.Desired(c.RECONCILING, c.TRUE, c.AWAITING_APPROVAL, message),
                                     c.Desired(c.STALLED, c.FALSE, c.NOT_STALLED, "")], {
             "currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
     if isinstance(action, p.RunUp) and action.command == "accept-checksum":

@@ -22,6 +22,7 @@ from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow
 from schemagate.controller import gate_reconcile
 from schemagate.controller import jobs as jobs_mod
+from schemagate.controller import metrics
 from schemagate.controller import observe
 from schemagate.controller import plan as p
 from schemagate.controller import policy
@@ -163,6 +164,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     lease_name: str | None = None
     fields: dict[str, Any] = {}
     db_state: p.DbState | None = None  # what the rollout gate compares pods with, when read this round
+    created = False
     try:
         try:
             spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
@@ -259,7 +261,8 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
                                                        {"status": new})
     for event in events:
         log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s: %s: %s",
-                namespace, name, event.reason, event.message)
+                namespace, name, event.reason, event.message, extra={"reason": event.reason})
         post_event(k, obj, event)
     gate_reconcile.post_events(k, gate)
+    metrics.STATE.record(namespace, name, old, new, created)
     return lease_name
