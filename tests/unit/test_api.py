@@ -42,9 +42,10 @@ def test_crd_names_and_printer_columns():
     assert columns == {"Current": 0, "Target": 0, "Phase": 0, "Ready": 0, "Age": 0, "Reason": 1, "Message": 1}
 
 
-def test_schema_is_structural():
+@pytest.mark.parametrize("resource", crd.RESOURCES, ids=lambda r: r.kind)
+def test_schema_is_structural(resource):
     """Every node typed (or int-or-string), no $ref or unions left over from pydantic."""
-    schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema = crd.crd(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
     def visit(node, path):
         assert not {"$ref", "anyOf", "oneOf", "allOf", "title", "$defs"} & node.keys(), path
@@ -120,3 +121,28 @@ def test_crd_command_writes_the_file(tmp_path):
     assert main(["crd", "--write", str(tmp_path)]) == 0
     doc = yaml.safe_load((tmp_path / crd.CRD_FILE).read_text())
     assert doc["metadata"]["name"] == "schemamigrations.schemagate.io"
+
+
+def test_checked_in_set_crd_matches_the_models():
+    checked_in = (REPO / "crds" / crd.SET_CRD_FILE).read_text()
+    assert checked_in == crd.render(crd.SCHEMA_MIGRATION_SET), "crds/ is stale: run `schemagate crd --write crds/`"
+
+
+def test_set_crd_names_and_printer_columns():
+    doc = crd.crd(crd.SCHEMA_MIGRATION_SET)
+    names = doc["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        "SchemaMigrationSet", "schemamigrationsets", ["smigset"])
+    columns = [c["name"] for c in doc["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")]
+    assert columns == ["Databases", "Ready", "Failed", "Target", "Phase", "Age"]
+    spec = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["strategy"]["default"] == {}
+    assert [r["message"] for r in spec["properties"]["databases"]["x-kubernetes-validations"]] == [
+        "databases needs a selector, a list of secrets, or both"]
+
+
+def test_crd_command_writes_both_files(tmp_path):
+    from schemagate.cli import main
+
+    assert main(["crd", "--write", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [crd.CRD_FILE, crd.SET_CRD_FILE]

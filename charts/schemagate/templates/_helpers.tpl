@@ -80,6 +80,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [schemagate.io]
   resources: [schemamigrations/finalizers]
   verbs: [update]
+# A SchemaMigrationSet's children: one SchemaMigration per database, updated to the set's template in
+# waves, let go when its database leaves the set (never deleted).
+- apiGroups: [schemagate.io]
+  resources: [schemamigrations]
+  verbs: [create, patch]
+- apiGroups: [schemagate.io]
+  resources: [schemamigrationsets/finalizers]
+  verbs: [update]
 # create only: never update or delete (owner GC and the Job's TTL remove them).
 - apiGroups: [batch]
   resources: [jobs]
@@ -114,6 +122,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: [secrets]
   verbs: [get]
 {{- end }}
+{{- if .Values.rbac.listSecrets }}
+# A SchemaMigrationSet's spec.databases.selector: the operator lists Secrets as metadata (names, labels).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [list]
+{{- end }}
 {{- end -}}
 
 {{/* Watching and reporting: read/watch plus writes to schemagate's own objects (status, Events). */}}
@@ -123,6 +137,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   verbs: [get, list, watch]
 - apiGroups: [schemagate.io]
   resources: [schemamigrations/status]
+  verbs: [patch]
+- apiGroups: [schemagate.io]
+  resources: [schemamigrationsets]
+  verbs: [get, list, watch]
+- apiGroups: [schemagate.io]
+  resources: [schemamigrationsets/status]
   verbs: [patch]
 # Watches: the migration Jobs, their pods' termination messages, gated pods, the runners' Leases.
 - apiGroups: [batch]

@@ -17,6 +17,7 @@ from kubernetes.client.rest import ApiException
 
 from schemagate import logs
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import fleet_handlers  # noqa: F401  (registers the SchemaMigrationSet's handlers)
 from schemagate.controller import gate_handlers  # noqa: F401  (registers the rollout gate's handlers)
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller import leader, metrics

@@ -1,0 +1,205 @@
+"""One reconcile of one SchemaMigrationSet: read the set, its children and the selected Secrets' names, let
+`fleet.decide` say what to do, create/patch the children, gate the Deployments, write status.
+
+The set never reads a database URL: its children do. Secrets are listed as PartialObjectMetadata (names
+and labels only), so no Secret value even reaches the operator's memory for the set's sake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from schemagate.api import conditions as c
+from schemagate.api import migrationset as set_api
+from schemagate.api import v1alpha1 as api
+from schemagate.controller import fleet
+from schemagate.controller import gate
+from schemagate.controller import gate_reconcile
+from schemagate.controller import status as st
+from schemagate.controller.gate import label_selector
+from schemagate.controller.reconcile import Clients, Options, _api_message, _spec_error, _strip_none
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+SECRETS_NOT_LISTABLE = "SecretsNotListable"
+CHILD_REJECTED = "ChildRejected"
+
+
+class _Blocked(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSetSpec) -> list[fleet.Secret]:
+    if spec.databases.selector is None:
+        return []
+    selector = label_selector(spec.databases.selector.model_dump(by_alias=True, exclude_none=True))
+    try:
+        resp = k.core.list_namespaced_secret(namespace, label_selector=selector, _preload_content=False,
+                                             _headers={"Accept": METADATA_ONLY})
+    except ApiException as e:
+        if e.status == 403:
+            raise _Blocked(SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} to "
+                                                 f"find spec.databases.selector's: install the chart with "
+                                                 f"rbac.listSecrets=true (it reads their names and labels only), or "
+                                                 f"name them in spec.databases.secrets") from None
+        raise
+    items = json.loads(resp.data).get("items") or []
+    return [fleet.Secret(str(m["metadata"]["name"]), dict(m["metadata"].get("labels") or {})) for m in items]
+
+
+def _children(k: Clients, namespace: str, name: str, uid: str, spec: set_api.SchemaMigrationSetSpec,
+              selected: list[fleet.Secret]) -> list[dict[str, Any]]:
+    """SchemaMigrations this set owns, and those bearing the name a database's child would have."""
+    found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
+    names = {fleet.child_name(name, s.name) for s in selected} | {
+        fleet.child_name(name, s) for s in spec.databases.secrets or []}
+    out = []
+    for item in found.get("items") or []:
+        meta = item.get("metadata") or {}
+        owned = any(r.get("uid") == uid for r in meta.get("ownerReferences") or [])
+        if owned or meta.get("name") in names:
+            out.append(item)
+    return out
+
+
+def _others_gating(k: Clients, namespace: str, name: str) -> dict[str, list[str]]:
+    """Deployment → the SchemaMigrations and other SchemaMigrationSets of the namespace that gate it too."""
+    others = gate_reconcile._also_gating(k, namespace, "")  # noqa: SLF001  no SchemaMigration is named ""
+    found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, set_api.PLURAL)
+    for item in found.get("items") or []:
+        other = (item.get("metadata") or {}).get("name")
+        for d in ((item.get("spec") or {}).get("rolloutGate") or {}).get("deployments") or []:
+            if other and other != name:
+                others.setdefault(str(d), []).append(f"{other} (SchemaMigrationSet)")
+    return others
+
+
+def _gate(k: Clients, namespace: str, name: str, spec: set_api.SchemaMigrationSetSpec, old: dict[str, Any],
+          new: dict[str, Any], children: list[dict[str, Any]], names: list[str]) -> gate_reconcile.Result | None:
+    if spec.rollout_gate is None:
+        return gate_reconcile.Result(None)
+    current, unknown = fleet.gate_view(new, children, names)
+    ready = c.get(new.get("conditions"), c.READY) or {}
+    stalled = c.get(new.get("conditions"), c.STALLED) or {}
+    schema = gate.Schema(
+        migration=f"{name} (SchemaMigrationSet: the lowest version of its {len(names)} databases)",
+        current=current, target=new.get("targetVersion"),
+        stalled=str(stalled.get("message")) if stalled.get("status") == c.TRUE else None,
+        progress=str(ready.get("message") or "") or None if ready.get("status") != c.TRUE else None,
+        unavailable=unknown)
+    try:
+        others = _others_gating(k, namespace, name)
+    except ApiException as e:  # decide nothing rather than without knowing (fail closed)
+        log.warning("rollout gate of set %s/%s: cannot list gating objects: %s %s", namespace, name, e.status, e.reason)
+        return None
+    before = {d.get("name"): d for d in (old.get("rolloutGate") or {}).get("deployments") or []}
+    entries, events = [], []
+    for deployment in spec.rollout_gate.deployments:
+        try:
+            entry, evs = gate_reconcile._deployment(k, namespace, deployment, schema,  # noqa: SLF001
+                                                    before.get(deployment), others.get(deployment, []))
+        except Exception:  # noqa: BLE001  as in gate_reconcile.run: pods keep their condition (fail closed)
+            log.exception("rollout gate of set %s/%s: Deployment %s failed", namespace, name, deployment)
+            entry, evs = before.get(deployment) or gate.deployment_status(deployment, []), []
+        entries.append(entry)
+        events += evs
+    return gate_reconcile.Result(gate.status(entries), events)
+
+
+def _apply(k: Clients, namespace: str, outcome: fleet.Outcome) -> list[str]:
+    """Create and patch the children; the apiserver's refusals, as messages (admission, quota, RBAC)."""
+    refused: list[str] = []
+    for body in outcome.create:
+        child = body["metadata"]["name"]
+        try:
+            k.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, body)
+            log.info("%s/%s: created SchemaMigration for database %s", namespace, child,
+                     body["metadata"]["annotations"][set_api.DATABASE_ANNOTATION])
+        except ApiException as e:
+            if e.status != 409:  # 409: created meanwhile (a restart); the next round sees it
+                refused.append(f"SchemaMigration {child}: {_api_message(e)}")
+    for child, patch in outcome.update + outcome.orphan:
+        try:
+            k.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, child, patch,
+                                                    _content_type=MERGE_PATCH)
+            log.info("%s/%s: %s", namespace, child, "let go (its database left the set)"
+                     if (child, patch) in outcome.orphan else "updated to the set's template")
+        except ApiException as e:
+            if e.status != 404:
+                refused.append(f"SchemaMigration {child}: {_api_message(e)}")
+    return refused
+
+
+def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
+    try:
+        obj: dict[str, Any] = k.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+            api.GROUP, api.VERSION, namespace, set_api.PLURAL, name)
+    except ApiException as e:
+        if e.status == 404:
+            return
+        raise
+    meta = obj["metadata"]
+    if meta.get("deletionTimestamp"):
+        return
+    generation = int(meta.get("generation") or 1)
+    old: dict[str, Any] = obj.get("status") or {}
+    gate_result: gate_reconcile.Result | None = None
+    try:
+        try:
+            spec = set_api.SchemaMigrationSetSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as e:
+            raise _Blocked(c.INVALID_SPEC, _spec_error(e)) from None
+        if opts.act_namespaces and namespace not in opts.act_namespaces:
+            raise _Blocked(c.NAMESPACE_NOT_ALLOWED, f"schemagate does not act in namespace {namespace}: an admin "
+                                                    f"adds it to the chart's watch.namespaces; nothing was created")
+        selected = selected_secrets(k, namespace, spec)
+        children = _children(k, namespace, name, meta["uid"], spec, selected)
+        outcome = fleet.decide(fleet.Inputs(
+            name=name, namespace=namespace, uid=meta["uid"], generation=generation, spec=spec,
+            annotations=meta.get("annotations") or {}, children=children, selected=selected, old_status=old))
+        new = outcome.status
+        refused = _apply(k, namespace, outcome)
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            new["conditions"] = c.apply(old.get("conditions"), c.stalled(CHILD_REJECTED, refused[0] + more),
+                                        generation)
+        gate_result = _gate(k, namespace, name, spec, old, new, children, fleet.database_names(spec, selected))
+        new["rolloutGate"] = gate_result.status if gate_result else old.get("rolloutGate")
+    except _Blocked as b:
+        new = {"phase": "Failed" if b.reason != c.NAMESPACE_NOT_ALLOWED else old.get("phase"),
+               "observedGeneration": generation,
+               "conditions": c.apply(old.get("conditions"), c.stalled(b.reason, b.message), generation)}
+    new = st._replacing(old, new)  # noqa: SLF001  cleared fields go out as null in the merge patch
+    if _strip_none(new) != _strip_none(old):
+        k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, set_api.PLURAL, name,
+                                                       {"status": new})
+    event = st.stalled_event(old, new)
+    if event:
+        log.warning("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+        _post_event(k, obj, event)
+    gate_reconcile.post_events(k, gate_result)
+
+
+def _post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
+    meta = obj["metadata"]
+    now = c.now_rfc3339()
+    body = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": set_api.API_VERSION, "kind": set_api.KIND, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "type": event.type, "reason": event.reason, "message": event.message[:1024],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": "schemagate"},
+            "reportingComponent": "schemagate.io/operator"}
+    try:
+        k.core.create_namespaced_event(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
+    except ApiException as e:
+        log.warning("could not post event %s for set %s/%s: %s", event.reason, meta["namespace"], meta["name"],
+                    e.reason)
