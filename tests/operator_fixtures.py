@@ -52,6 +52,7 @@ class Operator:
         self.kube.helm("upgrade", "--install", RELEASE, str(REPO / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
                        "--create-namespace", "--wait", "--timeout=180s",
                        "--set", f"watch.namespaces={{{','.join(POOL)}}}", "--set", "rbac.secrets=namespace",
+                       "--set", "rbac.listSecrets=true",
                        "--set", f"jobs.allowedImages={{{','.join(ALLOWED_IMAGES)}}}",
                        "--set", f"jobs.allowedServiceAccounts={{{','.join(ALLOWED_SERVICE_ACCOUNTS)}}}",
                        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
@@ -123,7 +124,8 @@ class Operator:
 @pytest.fixture(scope="session")
 def crd(kube: Kube) -> None:
     kube.kubectl("apply", "-f", str(REPO / "crds"))
-    kube.kubectl("wait", "--for=condition=Established", "crd/schemamigrations.schemagate.io", "--timeout=60s")
+    kube.kubectl("wait", "--for=condition=Established", "crd/schemamigrations.schemagate.io",
+                 "crd/schemamigrationsets.schemagate.io", "--timeout=60s")
 
 
 @pytest.fixture(scope="session")
