@@ -150,7 +150,12 @@ def test_deployment_status_counts_waiting_pods_and_shows_the_worst_reason():
     assert entry == {"name": "web", "pods": 4, "waiting": 3, "requiredVersion": 3,
                      "reason": gate.MIGRATION_STALLED, "message": None}
     assert gate.deployment_status("web", _views(("True", gate.SCHEMA_READY, 1)))["waiting"] == 0
-    assert gate.status([entry, gate.deployment_status("api", [], "Deployment ns/api not found")])["waiting"] == 3
+    assert gate.status({gate.DEPLOYMENT: [entry, gate.deployment_status("api", [], "Deployment ns/api not found")]}
+                       )["waiting"] == 3
+    # StatefulSets have their own list (a Deployment and a StatefulSet may share a name); waiting sums both
+    both = gate.status({gate.DEPLOYMENT: [entry], gate.STATEFUL_SET: [{**entry, "name": "db", "waiting": 2}]})
+    assert (both["waiting"], [e["name"] for e in both["statefulSets"]]) == (5, ["db"])
+    assert "statefulSets" not in gate.status({gate.DEPLOYMENT: [entry]})
 
 
 def _entry(waiting: int, reason: str | None = None, required: int | None = 2) -> dict[str, Any]:
@@ -231,8 +236,62 @@ def test_the_needed_version_is_the_templates_not_the_live_pods():
     decision = gate.decide(lowered, AT_1, template)
     assert decision is not None and (decision.status, decision.reason, decision.required) == (
         "False", gate.ANNOTATION_MISMATCH, 2)
-    assert "differs from its ReplicaSet's pod template" in decision.message
+    assert "differs from its pod template" in decision.message
     # added to a pod whose template has none, or removed from one whose template has it: held too
     assert gate.decide(pod(required="0"), AT_1, {}).reason == gate.ANNOTATION_MISMATCH
     assert gate.decide(pod(), AT_2, template).reason == gate.ANNOTATION_MISMATCH
     assert gate.decide(pod(required="2"), AT_2, template).status == "True"
+
+
+STS = {"metadata": {"name": "db", "uid": "s-1"}}
+REVISION = {"metadata": {"name": "db-5f7c", "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": "s-1",
+                                                                 "controller": True}]},
+            "data": {"spec": {"template": {"$patch": "replace", "metadata": {
+                "annotations": {gate.REQUIRED_VERSION_ANNOTATION: "3"}}}}}}
+STS_POD_META = {"name": "db-0", "labels": {gate.REVISION_LABEL: "db-5f7c"},
+                "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": "s-1", "controller": True}]}
+
+
+@pytest.mark.parametrize("revision, pod_meta, statefulset, ours", [
+    (REVISION, STS_POD_META, STS, True),
+    # the StatefulSet re-created under the same name (another UID): neither pod nor revision is its
+    (REVISION, STS_POD_META, _with(STS, uid="s-2"), False),
+    # a revision controlled by another StatefulSet, or by none
+    (_with(REVISION, ownerReferences=[{"kind": "StatefulSet", "name": "db", "uid": "s-9", "controller": True}]),
+     STS_POD_META, STS, False),
+    (_with(REVISION, ownerReferences=[]), STS_POD_META, STS, False),
+    # the pod's label names another revision than the one read
+    (REVISION, {**STS_POD_META, "labels": {gate.REVISION_LABEL: "db-0000"}}, STS, False),
+    (REVISION, {**STS_POD_META, "labels": {}}, STS, False),
+    # the pod is not the StatefulSet's (by UID)
+    (REVISION, {**STS_POD_META, "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": "s-2",
+                                                     "controller": True}]}, STS, False),
+])
+def test_a_statefulset_pods_template_is_its_controllerrevisions_checked_by_uid(revision, pod_meta, statefulset,
+                                                                                ours):
+    template = gate.revision_template_of(revision, pod_meta, statefulset)
+    assert (template == {gate.REQUIRED_VERSION_ANNOTATION: "3"}) if ours else template is None
+
+
+@pytest.mark.parametrize("metadata, workload", [
+    ({"labels": {"pod-template-hash": "7d9f"},
+      "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f", "controller": True}]}, ("Deployment", "web")),
+    ({"labels": {gate.REVISION_LABEL: "db-5f7c"},
+      "ownerReferences": [{"kind": "StatefulSet", "name": "db", "controller": True}]}, ("StatefulSet", "db")),
+    ({"ownerReferences": [{"kind": "StatefulSet", "name": "db", "controller": False}]}, None),
+    ({"ownerReferences": [{"kind": "DaemonSet", "name": "agent", "controller": True}]}, None),
+])
+def test_workload_of(metadata, workload):
+    assert gate.workload_of(metadata) == workload
+
+
+def test_release_opens_a_held_pod_and_says_no_schema_was_checked():
+    for held in (pod(required="2"), pod(required="2", gate_status="False")):
+        decision = gate.release(held, "StatefulSet shop/db", "app", "removed from its spec.rolloutGate")
+        assert decision is not None and (decision.status, decision.reason) == ("True", gate.GATE_REMOVED)
+        assert "StatefulSet shop/db is no longer gated by SchemaMigration app" in decision.message
+        assert "without checking the schema" in decision.message
+    assert gate.release(pod(required="2", gate_status="True"), "StatefulSet shop/db", "app", "x") is None
+    event = gate.released_event("StatefulSet shop/db", "app", "the SchemaMigration was deleted", 2)
+    assert (event.type, event.reason) == ("Warning", gate.ROLLOUT_GATE_REMOVED)
+    assert "2 held pod(s)" in event.message and "deleted" in event.message

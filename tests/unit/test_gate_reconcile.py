@@ -265,3 +265,175 @@ def test_a_pod_of_a_replicaset_of_another_deployment_with_a_matching_name_is_not
     result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
     assert k.core.patches == []
     assert result is not None and result.status["deployments"][0]["pods"] == 0
+
+
+# StatefulSets: the pod's controller is the StatefulSet; its template is the ControllerRevision its
+# controller-revision-hash label names.
+
+def _sts_pod(name: str, revision: str = "db-r2", required: str = "2", gate_status: str | None = None,
+             sts_uid: str = "s-1") -> dict[str, Any]:
+    conds = [{"type": gate.CONDITION, "status": gate_status, "reason": "x", "message": "y"}] if gate_status else []
+    return {"metadata": {"name": name, "namespace": NS, "labels": {"app": "db", gate.REVISION_LABEL: revision},
+                         "annotations": {gate.REQUIRED_VERSION_ANNOTATION: required},
+                         "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": sts_uid, "controller": True}]},
+            "spec": {"readinessGates": [{"conditionType": gate.CONDITION}]}, "status": {"conditions": conds}}
+
+
+def _statefulset() -> dict[str, Any]:
+    return {"metadata": {"name": "db", "namespace": NS, "uid": "s-1"},
+            "spec": {"selector": {"matchLabels": {"app": "db"}}, "updateStrategy": {"type": "RollingUpdate"},
+                     "template": {"spec": {"readinessGates": [{"conditionType": gate.CONDITION}]}}}}
+
+
+def _revision(name: str, required: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": "s-1",
+                                                            "controller": True}]},
+            "data": {"spec": {"template": {"$patch": "replace", "metadata": {
+                "annotations": {gate.REQUIRED_VERSION_ANNOTATION: required}}}}}}
+
+
+class FakeStatefulApps(FakeApps):
+    def __init__(self, deployment: dict[str, Any] | None, replicasets: dict[str, dict[str, Any]] | None = None):
+        super().__init__(deployment, replicasets)
+        self.statefulset: dict[str, Any] | None = _statefulset()
+        self.revisions = {"db-r1": _revision("db-r1", "1"), "db-r2": _revision("db-r2", "2")}
+
+    def read_namespaced_stateful_set(self, name: str, namespace: str, _preload_content: bool) -> Any:
+        if self.statefulset is None or name != "db":
+            raise ApiException(status=404, reason="Not Found")
+        return SimpleNamespace(data=json.dumps(self.statefulset).encode())
+
+    def read_namespaced_controller_revision(self, name: str, namespace: str, _preload_content: bool) -> Any:
+        self.reads.append(name)
+        if name not in self.revisions:
+            raise ApiException(status=404, reason="Not Found")
+        return SimpleNamespace(data=json.dumps(self.revisions[name]).encode())
+
+
+def _gating(deployments: list[str] | None = None, stateful_sets: list[str] | None = None,
+            status: dict[str, Any] | None = None) -> dict[str, Any]:
+    obj = _migration(status)
+    rollout_gate = {}
+    if deployments:
+        rollout_gate["deployments"] = deployments
+    if stateful_sets:
+        rollout_gate["statefulSets"] = stateful_sets
+    if rollout_gate:
+        obj["spec"]["rolloutGate"] = rollout_gate
+    else:
+        del obj["spec"]["rolloutGate"]
+    return obj
+
+
+@pytest.fixture
+def sts_world(monkeypatch):
+    def make(pods: list[dict[str, Any]]) -> SimpleNamespace:
+        core = FakeCore(pods)
+        apps = FakeStatefulApps(_deployment(), _replicasets([p for p in pods if p["metadata"]["ownerReferences"][0]
+                                                             ["kind"] == "ReplicaSet"]))
+        monkeypatch.setattr(gate_reconcile.client, "AppsV1Api", lambda _api: apps)
+        custom = FakeCustom()
+        return SimpleNamespace(core=core, apps=apps, custom=custom)
+    return make
+
+
+def test_a_statefulsets_pods_are_decided_by_the_revision_they_were_made_from(sts_world):
+    """RollingUpdate: db-1 was made from the new revision (needs v2), db-0 still from the old one (v1)."""
+    k = sts_world([_sts_pod("db-0", revision="db-r1", required="1", gate_status="True"),
+                   _sts_pod("db-1", revision="db-r2", required="2"),
+                   _sts_pod("db-2", revision="db-r2", required="0")])  # lowered on the live pod
+    k.custom.migrations = [_gating(stateful_sets=["db"])]
+    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(1))
+    reasons = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
+    assert reasons == {"db-1": gate.WAITING_FOR_MIGRATION, "db-2": gate.ANNOTATION_MISMATCH}  # db-0: open, latched
+    assert k.core.selectors == ["app=db"] and k.apps.reads == ["db-r1", "db-r2"]  # each revision read once
+    assert result is not None and result.status == {"waiting": 2, "deployments": [], "statefulSets": [
+        {"name": "db", "pods": 3, "waiting": 2, "requiredVersion": 2, "reason": gate.ANNOTATION_MISMATCH,
+         "message": None}]}
+    assert {(ref["kind"], ref["name"], ref["uid"]) for ref, _ in result.events} == {("StatefulSet", "db", "s-1")}
+    # v2 committed: the held pod opens, the one edited live stays held
+    k.core.patches.clear()
+    gate_reconcile.run(k, _gating(stateful_sets=["db"], status={"rolloutGate": result.status}), _status(),
+                       DbState(2))
+    # (the fake keeps no condition, so db-2 is written again: still held)
+    assert {n: b["status"]["conditions"][0]["status"] for n, b, _ in k.core.patches} == {"db-1": "True",
+                                                                                         "db-2": "False"}
+
+
+def test_a_pod_of_a_recreated_statefulset_of_the_same_name_is_not_decided(sts_world):
+    k = sts_world([_sts_pod("db-0", sts_uid="s-old")])
+    k.custom.migrations = [_gating(stateful_sets=["db"])]
+    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(2))
+    assert k.core.patches == [] and result is not None and result.status["statefulSets"][0]["pods"] == 0
+
+
+def test_a_statefulset_not_found_is_reported_by_kind(sts_world):
+    k = sts_world([])
+    k.apps.statefulset = None
+    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(1))
+    assert result is not None and result.status["statefulSets"][0]["message"] == f"StatefulSet {NS}/db not found"
+
+
+def _held(kind: str, name: str) -> dict[str, Any]:
+    field_name = gate.FIELDS[kind]
+    return {"rolloutGate": {"waiting": 1, field_name: [{"name": name, "pods": 1, "waiting": 1, "requiredVersion": 2,
+                                                        "reason": gate.WAITING_FOR_MIGRATION}]}}
+
+
+def test_a_workload_taken_out_of_the_gate_has_its_held_pods_released_with_a_warning(sts_world):
+    k = sts_world([_sts_pod("db-0", revision="db-r1", required="1", gate_status="True"),
+                   _sts_pod("db-1", gate_status="False"), _sts_pod("db-2")])
+    previous = _held(gate.STATEFUL_SET, "db")
+    result = gate_reconcile.run(k, _gating(deployments=["web"], status=previous), _status(), DbState(1))
+    opened = {n: (b["status"]["conditions"][0]["status"], b["status"]["conditions"][0]["reason"])
+              for n, b, _ in k.core.patches}
+    assert opened == {"db-1": ("True", gate.GATE_REMOVED), "db-2": ("True", gate.GATE_REMOVED)}
+    assert result is not None and "statefulSets" not in result.status
+    removed = [(ref["kind"], ref["name"], e.type, e.reason) for ref, e in result.events
+               if e.reason == gate.ROLLOUT_GATE_REMOVED]
+    assert removed == [("StatefulSet", "db", "Warning", gate.ROLLOUT_GATE_REMOVED)]
+    assert "2 held pod(s)" in next(e.message for _, e in result.events if e.reason == gate.ROLLOUT_GATE_REMOVED)
+
+
+def test_the_whole_gate_removed_releases_and_then_clears_the_status(world):
+    k = world([_pod("web-abc-1", gate_status="False")])
+    result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), DbState(1))
+    ((name, body, _),) = k.core.patches
+    assert (name, body["status"]["conditions"][0]["reason"]) == ("web-abc-1", gate.GATE_REMOVED)
+    assert result is not None and result.status is None
+    assert [e.reason for _, e in result.events] == [gate.ROLLOUT_GATE_REMOVED]
+
+
+def test_a_workload_still_gated_by_another_schemamigration_is_not_released(world):
+    k = world([_pod("web-abc-1", gate_status="False")])
+    rival = _migration()
+    rival["metadata"]["name"] = "billing"
+    k.custom.migrations.append(rival)
+    result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), DbState(1))
+    assert k.core.patches == [] and result is not None and result.events == []
+
+
+def test_a_release_that_fails_keeps_the_entry_so_the_next_pass_retries(world):
+    k = world([_pod("web-abc-1", gate_status="False")])
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise ApiException(status=500, reason="Internal Server Error")
+
+    k.core.list_namespaced_pod = broken
+    previous = _held(gate.DEPLOYMENT, "web")
+    result = gate_reconcile.run(k, _gating(status=previous), _status(), DbState(1))
+    assert result is not None and result.status == previous["rolloutGate"]
+
+
+def test_a_deleted_schemamigration_releases_the_held_pods_of_what_it_gated(sts_world):
+    k = sts_world([_sts_pod("db-1", gate_status="False")])
+    k.custom.migrations = []  # gone
+    result = gate_reconcile.release_deleted(k, _gating(stateful_sets=["db"], status=_held(gate.STATEFUL_SET, "db")))
+    ((name, body, _),) = k.core.patches
+    cond = body["status"]["conditions"][0]
+    assert (name, cond["status"], cond["reason"]) == ("db-1", "True", gate.GATE_REMOVED)
+    assert "the SchemaMigration was deleted" in cond["message"]
+    gate_reconcile.post_events(k, result)
+    (event,) = k.core.events
+    assert event["involvedObject"]["kind"] == "StatefulSet" and event["reason"] == gate.ROLLOUT_GATE_REMOVED
+    assert event["type"] == "Warning"

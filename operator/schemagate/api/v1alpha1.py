@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "schemagate.io"
@@ -171,16 +171,35 @@ class LintSpec(_Model):
 
 
 class RolloutGateSpec(_Model):
-    """Deployments whose new pods become Ready only once the database has the schema they need.
+    """Deployments and StatefulSets whose new pods become Ready only once the database has the schema they
+    need.
 
     Their pod template carries `readinessGates: [{conditionType: schemagate.io/schema-ready}]` and may
     carry the annotation schemagate.io/required-schema-version (absent: this SchemaMigration's target).
+    Taking a workload out (or deleting the SchemaMigration) opens the gate of its held pods, with a Warning
+    Event RolloutGateRemoved on it.
     """
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("(has(self.deployments) ? size(self.deployments) : 0) + "
+             "(has(self.statefulSets) ? size(self.statefulSets) : 0) > 0",
+             "rolloutGate names at least one Deployment or StatefulSet")]})
+
     deployments: Annotated[list[Annotated[str, Field(max_length=253, pattern=_DNS_SUBDOMAIN)]], Field(
-        min_length=1, max_length=16,
+        default_factory=list, max_length=16,
         description="Deployments in this namespace whose pods' readiness gate this SchemaMigration decides.",
         json_schema_extra={"x-kubernetes-list-type": "set"})]
+    stateful_sets: Annotated[list[Annotated[str, Field(max_length=253, pattern=_DNS_SUBDOMAIN)]], Field(
+        default_factory=list, max_length=16,
+        description="StatefulSets in this namespace whose pods' readiness gate this SchemaMigration decides "
+                    "(updateStrategy RollingUpdate: a held pod stops the rollout, as a Deployment's does).",
+        json_schema_extra={"x-kubernetes-list-type": "set"})]
+
+    @model_validator(mode="after")
+    def _names_one(self) -> RolloutGateSpec:
+        if not self.deployments and not self.stateful_sets:
+            raise ValueError("rolloutGate names at least one Deployment or StatefulSet")
+        return self
 
 
 class SchemaMigrationSpec(_Model):
@@ -204,7 +223,7 @@ class SchemaMigrationSpec(_Model):
     backup: Annotated[BackupSpec | None, Field(description="pg_dump before applying (off when absent).")] = None
     lint: Annotated[LintSpec, Field(default_factory=LintSpec)]
     rollout_gate: Annotated[RolloutGateSpec | None, Field(
-        description="Gate these Deployments' rollouts on the schema (off when absent).")] = None
+        description="Gate these Deployments' and StatefulSets' rollouts on the schema (off when absent).")] = None
 
     def target(self) -> int | None:
         """The numeric target, or None for latest. Raises ValueError for anything else."""
@@ -286,25 +305,28 @@ class PlanStatus(_Model):
 
 
 class GatedDeployment(_Model):
-    """One gated Deployment as the operator last saw it."""
+    """One gated Deployment or StatefulSet as the operator last saw it."""
 
-    name: Annotated[str, Field(description="Name of the Deployment.")]
-    pods: Annotated[int, Field(description="Pods of the Deployment that carry the readiness gate.")] = 0
+    name: Annotated[str, Field(description="Name of the Deployment or StatefulSet.")]
+    pods: Annotated[int, Field(description="Its pods that carry the readiness gate.")] = 0
     waiting: Annotated[int, Field(description="Gated pods held back: their schema-ready condition is "
                                               "not True.")] = 0
     required_version: Annotated[int | None, Field(description="Highest schema version a waiting pod "
                                                               "needs.")] = None
     reason: Annotated[str | None, Field(description="Why pods wait (the pods' condition reason).")] = None
-    message: Annotated[str | None, Field(description="Why the gate cannot work on this Deployment (not "
+    message: Annotated[str | None, Field(description="Why the gate cannot work on this workload (not "
                                                      "found, no readiness gate in its pod template).")] = None
 
 
 class RolloutGateStatus(_Model):
-    """The Deployments this SchemaMigration gates and how many of their pods wait for the schema."""
+    """The workloads this SchemaMigration gates and how many of their pods wait for the schema."""
 
-    waiting: Annotated[int, Field(description="Pods waiting, all Deployments together.")] = 0
+    waiting: Annotated[int, Field(description="Pods waiting, all workloads together.")] = 0
     deployments: Annotated[list[GatedDeployment] | None, Field(
         default=None, description="One entry per Deployment in spec.rolloutGate.deployments.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})]
+    stateful_sets: Annotated[list[GatedDeployment] | None, Field(
+        default=None, description="One entry per StatefulSet in spec.rolloutGate.statefulSets.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})]
 
 
@@ -333,7 +355,7 @@ class SchemaMigrationStatus(_Model):
         "The last plan computed (steps, hash, approval, lint findings); kept after it ran so its findings "
         "stay visible."))] = None
     rollout_gate: Annotated[RolloutGateStatus | None, Field(
-        description="Gated Deployments and their waiting pods (spec.rolloutGate).")] = None
+        description="Gated Deployments and StatefulSets and their waiting pods (spec.rolloutGate).")] = None
 
 
 class SchemaMigration(_Model):

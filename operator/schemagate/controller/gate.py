@@ -9,10 +9,17 @@ decided on (operator down, new pod) is not Ready. The operator only ever opens i
   newer pending migration must not take the serving version out of service (a latch, per pod).
 - False with a reason and message otherwise, so `kubectl describe pod` says what it waits for.
 
-The version a pod needs is read from its ReplicaSet's pod template, never from the live pod: whoever may
-only `patch pods` (not `pods/status`) could otherwise set the pod's annotation to 0 and open a gate that
-then never closes. The ReplicaSet counts only when it is the pod's controller by UID and is itself
-controlled by the gated Deployment by UID; a pod whose annotation differs from its template is held.
+The gated workloads are Deployments and StatefulSets. The version a pod needs is read from the pod
+template it was made from, never from the live pod: whoever may only `patch pods` (not `pods/status`)
+could otherwise set the pod's annotation to 0 and open a gate that then never closes. For a Deployment
+that template is its ReplicaSet's, which counts only when it is the pod's controller by UID and is itself
+controlled by the gated Deployment by UID; for a StatefulSet it is the ControllerRevision the pod's
+`controller-revision-hash` label names, controlled (as the pod is) by the StatefulSet by UID. A pod whose
+annotation differs from its template is held.
+
+A workload taken out of the gate (removed from spec.rolloutGate, or its SchemaMigration deleted) has its
+held pods released, loudly: nobody would ever decide them again, and a rollout nobody owns is worse than
+one let through by an explicit edit (see `release`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ VERSION_NOT_PLANNED = "VersionNotPlanned"
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 INVALID_REQUIRED_VERSION = "InvalidRequiredVersion"
 ANNOTATION_MISMATCH = "AnnotationMismatch"  # the pod's annotation is not its template's (edited live)
+GATE_REMOVED = "GateRemoved"  # True: the workload left the gate while the pod was held
 # Status reason when several SchemaMigrations name one Deployment: none of them decides its pods.
 CONFLICT = "GateConflict"
 
@@ -38,6 +46,12 @@ CONFLICT = "GateConflict"
 ROLLOUT_HELD = "RolloutHeld"
 ROLLOUT_RELEASED = "RolloutReleased"
 ROLLOUT_GATE_MISCONFIGURED = "RolloutGateMisconfigured"
+ROLLOUT_GATE_REMOVED = "RolloutGateRemoved"
+
+DEPLOYMENT = "Deployment"
+STATEFUL_SET = "StatefulSet"
+KINDS = (DEPLOYMENT, STATEFUL_SET)
+REVISION_LABEL = "controller-revision-hash"  # on a StatefulSet's pods: the name of their ControllerRevision
 
 MESSAGE_LIMIT = 512
 
@@ -111,6 +125,18 @@ def deployment_of(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
+def workload_of(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the gated workload a pod's watch event concerns. Only a trigger, like
+    `deployment_of`: what the gate decides checks ownership by UID."""
+    deployment = deployment_of(metadata)
+    if deployment is not None:
+        return DEPLOYMENT, deployment
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == STATEFUL_SET and ref.get("name"):
+            return STATEFUL_SET, str(ref["name"])
+    return None
+
+
 def controller_ref(metadata: Mapping[str, Any] | None, kind: str) -> tuple[str, str] | None:
     """(name, uid) of the object's controller when it is a `kind`; None otherwise."""
     for ref in (metadata or {}).get("ownerReferences") or []:
@@ -133,6 +159,25 @@ def template_of(replicaset: Mapping[str, Any], pod_meta: Mapping[str, Any], depl
     return dict(template.get("annotations") or {})
 
 
+def revision_template_of(revision: Mapping[str, Any], pod_meta: Mapping[str, Any],
+                         statefulset: Mapping[str, Any]) -> dict[str, str] | None:
+    """The pod template annotations stored in a StatefulSet's ControllerRevision when it is the revision
+    the pod's label names and both the pod and the revision are controlled by the StatefulSet, by UID;
+    None when the pod is not ours. (The StatefulSet controller stores its template as a patch:
+    data.spec.template, with `$patch: replace`.)"""
+    rev_meta = revision.get("metadata") or {}
+    sts_meta = statefulset.get("metadata") or {}
+    owner = (sts_meta.get("name"), sts_meta.get("uid"))
+    if not sts_meta.get("uid") or controller_ref(pod_meta, STATEFUL_SET) != owner:
+        return None
+    if controller_ref(rev_meta, STATEFUL_SET) != owner:
+        return None
+    if not rev_meta.get("name") or (pod_meta.get("labels") or {}).get(REVISION_LABEL) != rev_meta["name"]:
+        return None
+    template = (((revision.get("data") or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return dict(template.get("annotations") or {})
+
+
 def label_selector(selector: Mapping[str, Any] | None) -> str:
     """A metav1.LabelSelector as the `labelSelector` query string. Raises ValueError for one that
     selects nothing or everything (a Deployment's selector is never empty)."""
@@ -151,7 +196,7 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
         else:
             raise ValueError(f"unknown selector operator {op!r}")
     if not parts:
-        raise ValueError("the Deployment's selector is empty")
+        raise ValueError("the selector is empty")
     return ",".join(parts)
 
 
@@ -182,9 +227,9 @@ def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) 
     live = (meta.get("annotations") or {}).get(REQUIRED_VERSION_ANNOTATION)
     if live != template.get(REQUIRED_VERSION_ANNOTATION):
         return Decision("False", ANNOTATION_MISMATCH, _short(
-            f"pod {name}: annotation {REQUIRED_VERSION_ANNOTATION}={live!r} differs from its ReplicaSet's pod "
-            f"template ({template.get(REQUIRED_VERSION_ANNOTATION)!r}): it was changed on the live pod, so the "
-            f"pod is held; delete it and its ReplicaSet creates one from the template"), required)
+            f"pod {name}: annotation {REQUIRED_VERSION_ANNOTATION}={live!r} differs from its pod template "
+            f"({template.get(REQUIRED_VERSION_ANNOTATION)!r}): it was changed on the live pod, so the pod is "
+            f"held; delete it and its controller creates one from the template"), required)
     where = f"SchemaMigration {schema.migration}"
     if schema.current is None:
         why = schema.unavailable or "the database could not be read"
@@ -206,6 +251,23 @@ def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) 
                         required)
     progress = f": {schema.progress}" if schema.progress else ""
     return Decision("False", WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
+
+
+def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> Decision | None:
+    """The condition for a held pod whose workload left the gate (`why`: how), or None when it is open.
+    True, with its own reason, so that `kubectl get pod` and the Event tell that no schema was checked."""
+    existing = condition(pod)
+    if existing and existing.get("status") == "True":
+        return None
+    return Decision("True", GATE_REMOVED, _short(
+        f"{workload} is no longer gated by SchemaMigration {migration} ({why}): its readiness gate was opened "
+        f"without checking the schema"), None)
+
+
+def released_event(workload: str, migration: str, why: str, released: int) -> Event:
+    return Event("Warning", ROLLOUT_GATE_REMOVED, _short(
+        f"{workload} is no longer gated by SchemaMigration {migration} ({why}): the readiness gate of "
+        f"{released} held pod(s) was opened without checking the schema"))
 
 
 def needs_patch(pod: Mapping[str, Any], decision: Decision | None) -> bool:
@@ -255,18 +317,27 @@ def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = 
             "message": problem}
 
 
-def status(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"waiting": sum(int(e.get("waiting") or 0) for e in entries), "deployments": entries}
+# Where each kind's entries sit, in spec.rolloutGate and status.rolloutGate alike.
+FIELDS = {DEPLOYMENT: "deployments", STATEFUL_SET: "statefulSets"}
 
 
-def conflict_message(namespace: str, deployment: str, others: Iterable[str]) -> str:
+def status(entries: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """status.rolloutGate from the entries per kind; an empty list of a kind is left out."""
+    out: dict[str, Any] = {"waiting": sum(int(e.get("waiting") or 0) for es in entries.values() for e in es)}
+    for kind, field_name in FIELDS.items():
+        if entries.get(kind) or kind == DEPLOYMENT:
+            out[field_name] = list(entries.get(kind) or [])
+    return out
+
+
+def conflict_message(namespace: str, workload: str, others: Iterable[str], kind: str = DEPLOYMENT) -> str:
     names = ", ".join(sorted(others))
-    return (f"Deployment {namespace}/{deployment} is also named in spec.rolloutGate of SchemaMigration {names}: "
+    return (f"{kind} {namespace}/{workload} is also named in spec.rolloutGate of SchemaMigration {names}: "
             f"none of them decides its pods until exactly one names it")
 
 
 def events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: Schema, released: int) -> list[Event]:
-    """Events for one Deployment: a Warning when its gate is misconfigured, held when pods start waiting (or
+    """Events for one gated workload: a Warning when its gate is misconfigured, held when pods start waiting (or
     wait for a new reason), released when the gate opened for the last waiting pods. `released` = pods the
     gate opened this round."""
     out: list[Event] = []

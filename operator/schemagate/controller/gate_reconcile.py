@@ -1,6 +1,7 @@
 """The rollout gate's I/O, run at the end of each SchemaMigration reconcile: read the gated Deployments
-and their pods, patch each pod's schema-ready condition as `gate.decide` says, and report
-status.rolloutGate plus the Events to post on the Deployments.
+and StatefulSets and their pods, patch each pod's schema-ready condition as `gate.decide` says (or
+`gate.release` for a workload taken out of the gate), and report status.rolloutGate plus the Events to
+post on the workloads.
 
 It runs inside the reconcile (same worker thread, serialised per SchemaMigration) so it sees the
 database version that reconcile just read: when a Job commits, the same pass that records it opens the
@@ -13,7 +14,7 @@ import json
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -91,118 +92,236 @@ def _patch_pod(core: client.CoreV1Api, namespace: str, pod: dict[str, Any], deci
     return True
 
 
-def _also_gating(k: Clients, namespace: str, name: str) -> dict[str, list[str]]:
-    """Deployment → the other SchemaMigrations of the namespace naming it in spec.rolloutGate."""
+def named(spec: api.RolloutGateSpec | None) -> list[tuple[str, str]]:
+    """(kind, name) of every workload spec.rolloutGate names, in the spec's order."""
+    if spec is None:
+        return []
+    return [(gate.DEPLOYMENT, d) for d in spec.deployments] + [(gate.STATEFUL_SET, s) for s in spec.stateful_sets]
+
+
+def _also_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], list[str]]:
+    """(kind, workload) → the other SchemaMigrations of the namespace naming it in spec.rolloutGate."""
     found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
-    out: dict[str, list[str]] = {}
+    out: dict[tuple[str, str], list[str]] = {}
     for item in found.get("items") or []:
         other = (item.get("metadata") or {}).get("name")
-        deployments = ((item.get("spec") or {}).get("rolloutGate") or {}).get("deployments") or []
-        if other and other != name and isinstance(deployments, list):
-            for d in deployments:
-                out.setdefault(str(d), []).append(other)
+        if not other or other == name or (item.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        rollout_gate = (item.get("spec") or {}).get("rolloutGate") or {}
+        for kind, field_name in gate.FIELDS.items():
+            workloads = rollout_gate.get(field_name) or []
+            for w in workloads if isinstance(workloads, list) else []:
+                out.setdefault((kind, str(w)), []).append(other)
     return out
 
 
-def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], dep: dict[str, Any],
+def _read(apps: client.AppsV1Api, kind: str, name: str, namespace: str) -> dict[str, Any]:
+    read = apps.read_namespaced_deployment if kind == gate.DEPLOYMENT else apps.read_namespaced_stateful_set
+    return _json(read(name, namespace, _preload_content=False))
+
+
+def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind: str, workload: dict[str, Any],
               cache: dict[str, dict[str, Any] | None]) -> dict[str, str] | None:
-    """The pod template annotations of the pod's ReplicaSet, when Deployment → ReplicaSet → pod hold by
-    UID (gate.template_of); each ReplicaSet is read once per pass."""
-    ref = gate.controller_ref(pod.get("metadata"), "ReplicaSet")
-    if ref is None:
+    """The annotations of the pod template the pod was made from, when the ownership holds by UID
+    (gate.template_of, gate.revision_template_of); each ReplicaSet or ControllerRevision is read once per
+    pass."""
+    meta = pod.get("metadata") or {}
+    if kind == gate.DEPLOYMENT:
+        ref = gate.controller_ref(meta, "ReplicaSet")
+        owner = ref[0] if ref else None
+        read = apps.read_namespaced_replica_set
+    else:
+        owner = (meta.get("labels") or {}).get(gate.REVISION_LABEL)
+        read = apps.read_namespaced_controller_revision
+    if not owner:
         return None
-    if ref[0] not in cache:
+    if owner not in cache:
         try:
-            cache[ref[0]] = _json(apps.read_namespaced_replica_set(ref[0], namespace, _preload_content=False))
+            cache[owner] = _json(read(owner, namespace, _preload_content=False))
         except ApiException as e:
             if e.status != 404:
                 raise  # forbidden or failing: the caller keeps the last entry and decides nothing (fail closed)
-            cache[ref[0]] = None
-    replicaset = cache[ref[0]]
-    return None if replicaset is None else gate.template_of(replicaset, pod.get("metadata") or {}, dep)
+            cache[owner] = None
+    found = cache[owner]
+    if found is None:
+        return None
+    if kind == gate.DEPLOYMENT:
+        return gate.template_of(found, meta, workload)
+    return gate.revision_template_of(found, meta, workload)
 
 
-def _deployment(k: Clients, namespace: str, name: str, schema: gate.Schema, old: dict[str, Any] | None,
-                others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], gate.Event]]]:
+def _ref(kind: str, namespace: str, name: str, workload: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": kind, "name": name, "namespace": namespace,
+            "uid": (workload.get("metadata") or {}).get("uid")}
+
+
+def _pods(k: Clients, namespace: str, kind: str, workload: dict[str, Any]
+          ) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """(pod, its template's annotations) for each live gated pod of the workload, by UID. Raises
+    ValueError for a selector that cannot be used."""
     apps = client.AppsV1Api(k.core.api_client)
-    try:
-        dep = _json(apps.read_namespaced_deployment(name, namespace, _preload_content=False))
-    except ApiException as e:
-        if e.status in (403, 404):
-            what = "not found" if e.status == 404 else "not readable by the operator (forbidden)"
-            return gate.deployment_status(name, [], f"Deployment {namespace}/{name} {what}"), []
-        raise
-    spec = dep.get("spec") or {}
-    problem = gate.conflict_message(namespace, name, others) if others else None
-    if not problem and not gate.is_gated((spec.get("template") or {}).get("spec")):
-        problem = (f"the pod template of Deployment {namespace}/{name} has no readinessGates entry "
-                   f"{{conditionType: {gate.CONDITION}}}: its new pods are not held")
-    try:
-        selector = gate.label_selector(spec.get("selector"))
-    except ValueError as e:
-        return gate.deployment_status(name, [], f"Deployment {namespace}/{name}: {e}"), []
+    selector = gate.label_selector((workload.get("spec") or {}).get("selector"))
     pods = _json(k.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))["items"]
-    views: list[gate.PodView] = []
-    released = 0
-    replicasets: dict[str, dict[str, Any] | None] = {}
+    templates: dict[str, dict[str, Any] | None] = {}
     for pod in pods:
         meta = pod.get("metadata") or {}
         if not gate.is_gated(pod.get("spec")) or meta.get("deletionTimestamp"):
             continue
-        template = _template(apps, namespace, pod, dep, replicasets)
-        if template is None:
-            continue  # not a pod of this Deployment (another owner matching the selector, a ReplicaSet gone)
-        # Two SchemaMigrations (two databases, perhaps) would each open the gate by their own measure.
-        decision = None if others else gate.decide(pod, schema, template)
-        if gate.needs_patch(pod, decision):
-            assert decision is not None
-            if not _patch_pod(k.core, namespace, pod, decision):
-                decision = None  # report what the pod still says
-            elif decision.status == c.TRUE:
-                released += 1
-        views.append(gate.view(pod, decision, schema.target, template))
+        template = _template(apps, namespace, pod, kind, workload, templates)
+        if template is not None:  # else not a pod of this workload (another owner matching the selector)
+            yield pod, template
+
+
+def _workload(k: Clients, namespace: str, kind: str, name: str, schema: gate.Schema, old: dict[str, Any] | None,
+              others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], gate.Event]]]:
+    apps = client.AppsV1Api(k.core.api_client)
+    try:
+        workload = _read(apps, kind, name, namespace)
+    except ApiException as e:
+        if e.status in (403, 404):
+            what = "not found" if e.status == 404 else "not readable by the operator (forbidden)"
+            return gate.deployment_status(name, [], f"{kind} {namespace}/{name} {what}"), []
+        raise
+    spec = workload.get("spec") or {}
+    problem = gate.conflict_message(namespace, name, others, kind) if others else None
+    if not problem and not gate.is_gated((spec.get("template") or {}).get("spec")):
+        problem = (f"the pod template of {kind} {namespace}/{name} has no readinessGates entry "
+                   f"{{conditionType: {gate.CONDITION}}}: its new pods are not held")
+    views: list[gate.PodView] = []
+    released = 0
+    try:
+        for pod, template in _pods(k, namespace, kind, workload):
+            # Two SchemaMigrations (two databases, perhaps) would each open the gate by their own measure.
+            decision = None if others else gate.decide(pod, schema, template)
+            if gate.needs_patch(pod, decision):
+                assert decision is not None
+                if not _patch_pod(k.core, namespace, pod, decision):
+                    decision = None  # report what the pod still says
+                elif decision.status == c.TRUE:
+                    released += 1
+            views.append(gate.view(pod, decision, schema.target, template))
+    except ValueError as e:
+        return gate.deployment_status(name, [], f"{kind} {namespace}/{name}: {e}"), []
     entry = gate.deployment_status(name, views, problem, conflict=bool(others))
-    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "namespace": namespace,
-           "uid": (dep.get("metadata") or {}).get("uid")}
+    ref = _ref(kind, namespace, name, workload)
     return entry, [(ref, e) for e in gate.events(old, entry, schema, released)]
+
+
+def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, why: str
+             ) -> list[tuple[dict[str, Any], gate.Event]]:
+    """Open the held pods of a workload that left the gate; a Warning Event on it says so."""
+    apps = client.AppsV1Api(k.core.api_client)
+    try:
+        workload = _read(apps, kind, name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return []  # gone, and its pods with it
+        raise
+    what = f"{kind} {namespace}/{name}"
+    released = 0
+    try:
+        for pod, _ in _pods(k, namespace, kind, workload):
+            decision = gate.release(pod, what, migration, why)
+            if decision is not None and _patch_pod(k.core, namespace, pod, decision):
+                released += 1
+    except ValueError:
+        return []  # a selector that selects nothing gated nothing
+    if not released:
+        return []
+    return [(_ref(kind, namespace, name, workload), gate.released_event(what, migration, why, released))]
+
+
+REMOVED = "removed from its spec.rolloutGate"
+DELETED = "the SchemaMigration was deleted"
+
+
+def _old_entries(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    rollout_gate = (obj.get("status") or {}).get("rolloutGate") or {}
+    return {(kind, str(d.get("name"))): d for kind, field_name in gate.FIELDS.items()
+            for d in rollout_gate.get(field_name) or [] if d.get("name")}
 
 
 def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None,
         allowed_hosts: tuple[str, ...] = ()) -> Result | None:
-    """Decide every gated pod; None when the spec cannot be read or the namespace's SchemaMigrations cannot
-    be listed (no pod is decided, status.rolloutGate stays as it was)."""
+    """Decide every gated pod, and release the held pods of workloads taken out of spec.rolloutGate; None
+    when the spec cannot be read or the namespace's SchemaMigrations cannot be listed (no pod is decided,
+    status.rolloutGate stays as it was)."""
     meta = obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     try:
         spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
     except ValidationError:
         return None
-    if spec.rollout_gate is None:
+    workloads = named(spec.rollout_gate)
+    old = _old_entries(obj)
+    # Known from the last status written: what this SchemaMigration gated and no longer does.
+    removed = [key for key in old if key not in workloads]
+    if not workloads and not removed:
         return Result(None)
-    schema = _schema(k, namespace, name, spec, status, db_state, allowed_hosts)
     try:
         others = _also_gating(k, namespace, name)
     except ApiException as e:  # decide nothing this round rather than without knowing (fail closed)
         log.warning("rollout gate of %s/%s: cannot list SchemaMigrations: %s %s", namespace, name, e.status, e.reason)
         return None
-    old = {d.get("name"): d for d in ((obj.get("status") or {}).get("rolloutGate") or {}).get("deployments") or []}
-    entries: list[dict[str, Any]] = []
+    entries: dict[str, list[dict[str, Any]]] = {kind: [] for kind in gate.KINDS}
     events: list[tuple[dict[str, Any], gate.Event]] = []
-    for deployment in spec.rollout_gate.deployments:
+    if workloads:
+        schema = _schema(k, namespace, name, spec, status, db_state, allowed_hosts)
+    for kind, workload in workloads:
         try:
-            entry, evs = _deployment(k, namespace, deployment, schema, old.get(deployment),
-                                     others.get(deployment, []))
+            entry, evs = _workload(k, namespace, kind, workload, schema, old.get((kind, workload)),
+                                   others.get((kind, workload), []))
         except Exception:  # noqa: BLE001  the gate must not stop the migration's own status; the next
             # event or resync tries again, and until then the pods keep their condition (fail closed).
-            log.exception("rollout gate of %s/%s: Deployment %s failed", namespace, name, deployment)
-            entry, evs = old.get(deployment) or gate.deployment_status(deployment, []), []
-        entries.append(entry)
+            log.exception("rollout gate of %s/%s: %s %s failed", namespace, name, kind, workload)
+            entry, evs = old.get((kind, workload)) or gate.deployment_status(workload, []), []
+        entries[kind].append(entry)
         events += evs
+    for kind, workload in removed:
+        if others.get((kind, workload)):
+            continue  # another SchemaMigration gates it: its pods are its to decide
+        try:
+            events += _release(k, namespace, name, kind, workload, REMOVED)
+        except Exception:  # noqa: BLE001  kept in status, so the next pass releases it again
+            log.exception("rollout gate of %s/%s: releasing %s %s failed", namespace, name, kind, workload)
+            entries[kind].append(old[(kind, workload)])
+    if not workloads and not any(entries.values()):
+        return Result(None, events)
     return Result(gate.status(entries), events)
 
 
+def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
+    """The SchemaMigration `obj` is gone: release the held pods of every workload it gated that no other
+    SchemaMigration names. Best effort (there is no status left to retry from): failures are logged."""
+    meta = obj.get("metadata") or {}
+    namespace, name = meta.get("namespace"), meta.get("name")
+    try:
+        spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
+        workloads = named(spec.rollout_gate)
+    except ValidationError:
+        workloads = []
+    workloads += [key for key in _old_entries(obj) if key not in workloads]
+    if not namespace or not name or not workloads:
+        return Result(None)
+    events: list[tuple[dict[str, Any], gate.Event]] = []
+    try:
+        others = _also_gating(k, namespace, name)
+    except ApiException as e:
+        log.warning("rollout gate of deleted %s/%s: cannot list SchemaMigrations, nothing released: %s %s",
+                    namespace, name, e.status, e.reason)
+        return Result(None)
+    for kind, workload in workloads:
+        if others.get((kind, workload)):
+            continue
+        try:
+            events += _release(k, namespace, name, kind, workload, DELETED)
+        except Exception:  # noqa: BLE001
+            log.exception("rollout gate of deleted %s/%s: releasing %s %s failed", namespace, name, kind, workload)
+    return Result(None, events)
+
+
 def post_events(k: Clients, result: Result | None) -> None:
-    """Events on the Deployments (best effort: status carries the truth)."""
+    """Events on the gated workloads (best effort: status carries the truth)."""
     for ref, event in (result.events if result else []):
         now = c.now_rfc3339()
         body = {
@@ -211,10 +330,10 @@ def post_events(k: Clients, result: Result | None) -> None:
             "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": "schemagate"},
             "reportingComponent": "schemagate.io/operator", "reportingInstance": socket.gethostname()[:128],
         }
-        log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "deployment %s/%s: %s: %s",
-                ref["namespace"], ref["name"], event.reason, event.message)
+        log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s %s/%s: %s: %s",
+                ref["kind"], ref["namespace"], ref["name"], event.reason, event.message)
         try:
             k.core.create_namespaced_event(ref["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
         except ApiException as e:
-            log.warning("could not post event %s on deployment %s/%s: %s", event.reason, ref["namespace"],
+            log.warning("could not post event %s on %s %s/%s: %s", event.reason, ref["kind"], ref["namespace"],
                         ref["name"], e.reason)
