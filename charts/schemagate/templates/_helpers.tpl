@@ -96,12 +96,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: [pods/status]
   verbs: [patch]
-# The rollout gate reads each gated Deployment and its pods' ReplicaSets (template, ownership by UID).
+# The rollout gate reads each gated Deployment and its pods' ReplicaSets, each gated StatefulSet and its
+# pods' ControllerRevisions (template, ownership by UID).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get]
 - apiGroups: [apps]
   resources: [replicasets]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [statefulsets]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [controllerrevisions]
   verbs: [get]
 # Frees a database's Lease whose holder Job has finished or is gone (its runner died without releasing
 # it), so the next run starts at once instead of after the Lease's duration. Update only: never create or delete.
