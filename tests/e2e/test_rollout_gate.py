@@ -1,5 +1,7 @@
 """The rollout gate end to end: a config-server Deployment (2 replicas, maxUnavailable 0, the readiness gate)
-whose new pods become Ready only when the database has the schema they need.
+whose new pods become Ready only when the database has the schema they need; the same for a StatefulSet
+(updateStrategy RollingUpdate); and a workload taken out of the gate, or its SchemaMigration deleted, while
+a pod is held.
 
 The real node, the operator's pod, PostgreSQL and kubectl. A watch records every
 status change of the Deployment and of its pods while a rollout runs, so "availableReplicas never drops
@@ -50,6 +52,20 @@ def deployment(name: str = "config-server", build: str = "v1", required: int | N
                             "env": [{"name": "BUILD", "value": build}]}]}}}}
 
 
+def statefulset(name: str = "config-store", build: str = "v1", required: int | None = 1,
+                replicas: int = 3) -> dict[str, Any]:
+    """The same app as a StatefulSet: RollingUpdate replaces one pod at a time, highest ordinal first, and
+    waits for it to be Ready before the next."""
+    annotations = {REQUIRED: str(required)} if required is not None else {}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name}, "spec": {
+        "replicas": replicas, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+        "updateStrategy": {"type": "RollingUpdate"}, "podManagementPolicy": "OrderedReady",
+        "template": {"metadata": {"labels": {"app": name}, "annotations": annotations}, "spec": {
+            "readinessGates": [{"conditionType": GATE}], "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "server", "image": APP_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "BUILD", "value": build}]}]}}}}
+
+
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == ctype), {})
 
@@ -63,13 +79,15 @@ class PodRecord:
 
 
 class Recorder:
-    """Watches the Deployment, its pods and the migration Jobs from a thread while a rollout runs."""
+    """Watches the Deployment (or StatefulSet: `workloads`), its pods and the migration Jobs from a thread
+    while a rollout runs."""
 
-    def __init__(self, kube: Any, namespace: str, db_version: Any, name: str = "config-server"):
+    def __init__(self, kube: Any, namespace: str, db_version: Any, name: str = "config-server",
+                 workloads: str = "deployments"):
         from kubernetes import config
 
         self.api = config.new_client_from_config(config_file=str(kube.kubeconfig))
-        self.namespace, self.name, self.db_version = namespace, name, db_version
+        self.namespace, self.name, self.db_version, self.workloads = namespace, name, db_version, workloads
         self.available: list[int] = []
         self.pods: dict[str, PodRecord] = {}
         self.jobs_complete: dict[str, float] = {}  # Jobs seen running, then Complete
@@ -78,7 +96,7 @@ class Recorder:
         self._running_jobs: set[str] = set()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop, args=(what,), daemon=True)
-                         for what in ("deployments", "pods", "jobs")]
+                         for what in (workloads, "pods", "jobs")]
         self._threads.append(threading.Thread(target=self._poll_database, daemon=True))
 
     def __enter__(self) -> Recorder:
@@ -96,9 +114,9 @@ class Recorder:
         from kubernetes import client, watch
 
         core, apps, batch = client.CoreV1Api(self.api), client.AppsV1Api(self.api), client.BatchV1Api(self.api)
-        lister = {"deployments": apps.list_namespaced_deployment, "pods": core.list_namespaced_pod,
-                  "jobs": batch.list_namespaced_job}[what]
-        kw = {"field_selector": f"metadata.name={self.name}"} if what == "deployments" else (
+        lister = {"deployments": apps.list_namespaced_deployment, "statefulsets": apps.list_namespaced_stateful_set,
+                  "pods": core.list_namespaced_pod, "jobs": batch.list_namespaced_job}[what]
+        kw = {"field_selector": f"metadata.name={self.name}"} if what == self.workloads else (
             {"label_selector": f"app={self.name}"} if what == "pods" else {})
         version = None
         while not self._stop.is_set():
@@ -108,7 +126,7 @@ class Recorder:
                                    _preload_content=False, **kw):
                     obj = ev["raw_object"]
                     version = obj["metadata"].get("resourceVersion")
-                    getattr(self, f"_on_{what}")(ev["type"], obj)
+                    getattr(self, "_on_workload" if what == self.workloads else f"_on_{what}")(ev["type"], obj)
                     if self._stop.is_set():
                         w.stop()
             except Exception as e:  # noqa: BLE001  (reported by check(); a watch may expire and restart)
@@ -136,7 +154,7 @@ class Recorder:
         seen = self.version_seen_at(version)
         return None if seen is None else min((t for t in self.jobs_complete.values() if t >= seen), default=None)
 
-    def _on_deployments(self, type_: str, obj: dict[str, Any]) -> None:
+    def _on_workload(self, type_: str, obj: dict[str, Any]) -> None:
         self.available.append(int((obj.get("status") or {}).get("availableReplicas") or 0))
 
     def _on_pods(self, type_: str, obj: dict[str, Any]) -> None:
@@ -182,9 +200,9 @@ def pods(app: Any) -> list[dict[str, Any]]:
     return json.loads(app.kubectl("get", "pods", "-l", "app=config-server", "-o", "json").stdout)["items"]
 
 
-def deployment_events(app: Any) -> list[tuple[str, str, str]]:
+def deployment_events(app: Any, kind: str = "Deployment", name: str = "config-server") -> list[tuple[str, str, str]]:
     items = json.loads(app.kubectl("get", "events", "--field-selector",
-                                   "involvedObject.kind=Deployment,involvedObject.name=config-server",
+                                   f"involvedObject.kind={kind},involvedObject.name={name}",
                                    "-o", "json").stdout)["items"]
     return [(e["type"], e["reason"], e["message"]) for e in items if e.get("source", {}).get("component") ==
             "schemagate"]
@@ -339,3 +357,126 @@ def test_scale_ups_are_not_blocked_and_open_gates_stay_open_while_a_migration_is
     # Fixed: the held pod opens too.
     app.migrations({**V1, **V2})
     app.kubectl("rollout", "status", "deployment/unpinned", "--timeout=90s")
+
+
+# StatefulSets: RollingUpdate deletes the highest-ordinal pod and re-creates it from the new revision, then
+# waits for it to be Ready before the next. The gate holds that pod, so the rollout stops there: the
+# StatefulSet has one pod fewer serving while it waits (its own update mechanism, not the gate's), and the
+# pods not yet replaced keep serving.
+
+STS = "config-store"
+
+
+def sts_pods(app: Any) -> dict[str, dict[str, Any]]:
+    items = json.loads(app.kubectl("get", "pods", "-l", f"app={STS}", "-o", "json").stdout)["items"]
+    return {p["metadata"]["name"]: p for p in items}
+
+
+def serving_v1_statefulset(app: Any, **gate: Any) -> None:
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration(rolloutGate=gate or {"statefulSets": [STS]})
+    app.wait_ready(1)
+    app.apply(statefulset())
+    app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=120s")
+
+
+def held_statefulset_pod(app: Any, last: str = f"{STS}-2", replicas: int = 3) -> dict[str, Any]:
+    """The new revision applied with a failing v2: the last ordinal is re-created, needs v2 and is held."""
+    app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
+               "data": {**V1, **V2_BROKEN}}, statefulset(build="v2", required=2, replicas=replicas))
+    app.wait_condition("Stalled", "True", "MigrationFailed")
+
+    def held() -> dict[str, Any] | None:
+        pod = sts_pods(app).get(last)
+        ok = pod and (pod["metadata"].get("annotations") or {}).get(REQUIRED) == "2" and \
+            condition(pod, GATE).get("reason") == "MigrationStalled"
+        return pod if ok else None
+
+    return wait_until(f"{last} re-created from the new revision and held", held)
+
+
+def test_statefulset_rolling_update_waits_for_the_migration_and_completes_by_itself(app, kube):
+    serving_v1_statefulset(app)
+    with Recorder(kube, app.namespace, lambda: current_version(app), name=STS, workloads="statefulsets") as rec:
+        pod = held_statefulset_pod(app)
+        assert condition(pod, "Ready")["status"] == "False" and "no_such_table" in condition(pod, GATE)["message"]
+        time.sleep(3)  # the StatefulSet controller would have moved on to config-store-1 by now
+        serving = sts_pods(app)
+        for name in (f"{STS}-0", f"{STS}-1"):  # untouched: still the old revision, still Ready
+            assert (serving[name]["metadata"].get("annotations") or {}).get(REQUIRED) == "1", name
+            assert condition(serving[name], "Ready")["status"] == "True", name
+            assert condition(serving[name], GATE)["status"] == "True", name
+        gated = app.status()["rolloutGate"]
+        (entry,) = gated["statefulSets"]
+        assert (entry["name"], entry["pods"], entry["waiting"], entry["requiredVersion"], entry["reason"]) == (
+            STS, 3, 1, 2, "MigrationStalled")
+        assert app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=2s", check=False).returncode != 0
+        assert ("Warning", "RolloutHeld") in [(t, r) for t, r, _ in deployment_events(app, "StatefulSet", STS)]
+
+        app.migrations({**V1, **V2})  # fixed: the rollout resumes by itself
+        done = app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=180s", check=False)
+    assert done.returncode == 0, done.stderr
+    assert not rec.errors, rec.errors
+    # RollingUpdate takes one pod away at a time, never more.
+    assert rec.available and min(rec.available) >= 2, rec.available
+    new = rec.new_pods("2")
+    assert set(new) == {f"{STS}-0", f"{STS}-1", f"{STS}-2"}, rec.pods
+    for name, record in new.items():
+        assert record.ready_at is not None and record.db_version_when_ready is not None, (name, record)
+        assert record.db_version_when_ready >= 2, (name, record)
+    app.wait_ready(2)
+    assert "RolloutReleased" in [r for _, r, _ in deployment_events(app, "StatefulSet", STS)]
+
+
+def _released(app: Any, pod_name: str, pods_of: Any) -> dict[str, Any]:
+    def opened() -> dict[str, Any] | None:
+        pod = pods_of(app).get(pod_name)
+        return pod if pod and condition(pod, GATE).get("status") == "True" else None
+
+    pod = wait_until(f"{pod_name}'s gate opened", opened)
+    gate = condition(pod, GATE)
+    assert gate["reason"] == "GateRemoved" and "without checking the schema" in gate["message"], gate
+    return pod
+
+
+def test_a_deployment_taken_out_of_the_gate_has_its_held_pod_released_with_a_warning(app):
+    """One replica, so the released pod is the whole rollout: with more, the next new pod would be decided
+    by nobody (the Event says to remove the readiness gate from the template)."""
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration(rolloutGate={"deployments": ["config-server"]})
+    app.wait_ready(1)
+    app.apply(deployment(replicas=1))
+    app.kubectl("rollout", "status", "deployment/config-server", "--timeout=60s")
+    app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
+               "data": {**V1, **V2_BROKEN}}, deployment(build="v2", required=2, replicas=1))
+    app.wait_condition("Stalled", "True", "MigrationFailed")
+    wait_until("a pod held", lambda: (g := app.status().get("rolloutGate")) and g["waiting"] == 1)
+    (held,) = [p for p in pods(app) if (p["metadata"].get("annotations") or {}).get(REQUIRED) == "2"]
+
+    app.schemamigration()  # the same SchemaMigration without spec.rolloutGate (apply drops the field)
+    _released(app, held["metadata"]["name"], lambda a: {p["metadata"]["name"]: p for p in pods(a)})
+    # Released, not merely un-held: the rollout completes although v2 is still failing.
+    app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s")
+    warnings = [(t, m) for t, r, m in deployment_events(app) if r == "RolloutGateRemoved"]
+    assert warnings and warnings[0][0] == "Warning" and "SchemaMigration app" in warnings[0][1], warnings
+    assert "remove it from the template" in warnings[0][1]
+    assert wait_until("status.rolloutGate cleared", lambda: "rolloutGate" not in app.status() or None)
+    assert app.condition("Stalled")["status"] == "True"  # the migration itself is not touched
+
+
+def test_a_deleted_schemamigration_releases_the_held_pod_of_its_statefulset(app):
+    """One replica, for the reason given above."""
+    app.secret(app.database_url)
+    app.migrations(V1)
+    app.schemamigration(rolloutGate={"statefulSets": [STS]})
+    app.wait_ready(1)
+    app.apply(statefulset(replicas=1))
+    app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=120s")
+    held = held_statefulset_pod(app, last=f"{STS}-0", replicas=1)
+    app.kubectl("delete", "schemamigration", "app", "--wait=true")
+    _released(app, held["metadata"]["name"], sts_pods)
+    app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=180s")
+    warnings = [(t, m) for t, r, m in deployment_events(app, "StatefulSet", STS) if r == "RolloutGateRemoved"]
+    assert warnings and warnings[0][0] == "Warning" and "was deleted" in warnings[0][1], warnings

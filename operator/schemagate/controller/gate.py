@@ -19,7 +19,7 @@ annotation differs from its template is held.
 
 A workload taken out of the gate (removed from spec.rolloutGate, or its SchemaMigration deleted) has its
 held pods released, loudly: nobody would ever decide them again, and a rollout nobody owns is worse than
-one let through by an explicit edit (see `release`).
+one let through by an explicit edit (see `release`). Pods created later are nobody's: the Event says so.
 """
 
 from __future__ import annotations
@@ -267,7 +267,9 @@ def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> 
 def released_event(workload: str, migration: str, why: str, released: int) -> Event:
     return Event("Warning", ROLLOUT_GATE_REMOVED, _short(
         f"{workload} is no longer gated by SchemaMigration {migration} ({why}): the readiness gate of "
-        f"{released} held pod(s) was opened without checking the schema"))
+        f"{released} held pod(s) was opened without checking the schema. Pods created from now on are decided "
+        f"by nobody while the pod template has readinessGates {CONDITION}: remove it from the template, or "
+        f"name the workload in a SchemaMigration again"))
 
 
 def needs_patch(pod: Mapping[str, Any], decision: Decision | None) -> bool:
