@@ -1,0 +1,118 @@
+"""The compose example's test support: a PostgreSQL image built here, and a podman of the test's own
+(storage, networks, volumes and its Docker-compatible API socket under one directory) that
+docker-compose talks to. Nothing is pulled, and nothing of it outlives the test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from devenv import images
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "compose"
+POSTGRES_IMAGE = "localhost/schemagate-postgres:15"
+# podman cannot raise the VM's limits; below the hard limits it runs (docs/notes: "Also seen").
+ULIMITS = ('"nofile=1024:1024"', '"nproc=1024:1024"')
+# Compose networks come from this pool, apart from the dev cluster's 10.244.0.0/16 and the host's.
+SUBNET_POOL = "10.213.0.0/16"
+NETAVARK_RUN_DIR = Path("/run/containers/networks")
+
+
+def require(tool: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        raise RuntimeError(f"{tool} not found: hack/install-compose.sh installs podman and docker-compose "
+                           f"from Debian's packages")
+    return found
+
+
+def postgres_image(cache: Path | None = None) -> images.Image:
+    """examples/compose/postgres/Containerfile on the local Debian base (Debian's postgresql-15), cached
+    by its inputs like devenv.images' own."""
+    cache = cache or images.cache_dir()
+    base = images.base_image(cache)
+    context = EXAMPLE / "postgres"
+    key = images._digest(base.encode(), *(p.read_bytes() for p in sorted(context.iterdir())))
+    archive = cache / "images" / f"postgres-{key}.oci.tar"
+    if archive.exists():
+        return images.Image(POSTGRES_IMAGE, archive)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    b = images.Buildah(cache / "buildah")
+    b("buildah build (postgres)", "build", "--pull=never", "--network=host", "--layers", "--quiet",
+      "--build-arg", f"BASE={base}", "-t", POSTGRES_IMAGE, "-f", str(context / "Containerfile"), str(context))
+    b.push_archive(POSTGRES_IMAGE, archive)
+    return images.Image(POSTGRES_IMAGE, archive)
+
+
+class Podman:
+    """podman with everything under `root`, and its API service on `root/podman.sock`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        for d in ("storage", "run", "tmp", "networks"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        (root / "storage.conf").write_text(
+            f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "storage"}"\nrunroot = "{root / "run"}"\n')
+        (root / "containers.conf").write_text(
+            f'[containers]\ndefault_ulimits = [{", ".join(ULIMITS)}]\n'
+            # static_dir and volume_path are left to their defaults under graphroot: conmon's exit command
+            # (`podman container cleanup`, which moves a container to "exited") gets --root but not this
+            # file, and would look for the database elsewhere. No events are recorded (no file anywhere).
+            f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "{root / "tmp"}"\n'
+            f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{root / "networks"}"\n'
+            f'default_subnet_pools = [{{"base" = "{SUBNET_POOL}", "size" = 24}}]\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(root / "containers.conf"),
+                    "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"), "XDG_RUNTIME_DIR": str(root / "run")}
+        self.socket = root / "podman.sock"
+        # netavark keeps its run-time state (IP allocations, aardvark-dns) here whatever the configuration
+        # says (podman 4.3): removed again when it was not there before.
+        self._netavark_had_run_dir = NETAVARK_RUN_DIR.exists()
+        self.podman = require("podman")
+        self._service: subprocess.Popen[bytes] | None = None
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.podman, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"podman {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def start(self) -> None:
+        log = open(self.root / "service.log", "wb")
+        self._service = subprocess.Popen([self.podman, "system", "service", "--time=0", f"unix://{self.socket}"],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not self.socket.exists():
+            if self._service.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"podman system service did not start:\n{(self.root / 'service.log').read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stops the API service (its own process group only) and removes whatever is left."""
+        if self._service is not None and self._service.poll() is None:
+            os.killpg(self._service.pid, signal.SIGTERM)
+            try:
+                self._service.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._service.pid, signal.SIGKILL)
+                self._service.wait()
+        self("rm", "--all", "--force", "--time", "1", check=False)
+        self("pod", "rm", "--all", "--force", check=False)
+        self("volume", "prune", "--force", check=False)
+        self("network", "prune", "--force", check=False)
+        self("system", "reset", "--force", check=False)
+        if not self._netavark_had_run_dir:
+            shutil.rmtree(NETAVARK_RUN_DIR, ignore_errors=True)
+
+    def compose(self, project: str, *args: str, files: tuple[Path, ...] = (), env: dict[str, str] | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        argv = [require("docker-compose"), "--project-name", project, "--project-directory", str(EXAMPLE)]
+        for f in (EXAMPLE / "compose.yaml", *files):
+            argv += ["-f", str(f)]
+        full = {**self.env, **(env or {}), "DOCKER_HOST": f"unix://{self.socket}"}
+        return subprocess.run([*argv, *args], env=full, capture_output=True, text=True, timeout=timeout, check=False)
