@@ -295,3 +295,16 @@ def test_release_opens_a_held_pod_and_says_no_schema_was_checked():
     event = gate.released_event("StatefulSet shop/db", "app", "the SchemaMigration was deleted", 2)
     assert (event.type, event.reason) == ("Warning", gate.ROLLOUT_GATE_REMOVED)
     assert "2 held pod(s)" in event.message and "deleted" in event.message
+
+
+def test_rollout_gate_names_deployments_or_statefulsets_but_something():
+    from pydantic import ValidationError
+
+    from schemagate.api import v1alpha1 as api
+
+    spec = api.RolloutGateSpec.model_validate({"statefulSets": ["config-store"]})
+    assert (spec.deployments, spec.stateful_sets) == ([], ["config-store"])
+    with pytest.raises(ValidationError, match="at least one Deployment or StatefulSet"):
+        api.RolloutGateSpec.model_validate({})
+    rule = api.RolloutGateSpec.model_json_schema()["x-kubernetes-validations"][0]["rule"]
+    assert "statefulSets" in rule and "deployments" in rule
