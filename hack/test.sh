@@ -14,6 +14,9 @@ hack/install-postgres.sh
 step "The node's packages: containerd, runc, CNI plugins, buildah, debootstrap (Debian packages)"
 hack/install-node.sh
 
+step "podman and docker-compose, for the compose example's test (Debian packages)"
+hack/install-compose.sh
+
 step "Python environment (.venv)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

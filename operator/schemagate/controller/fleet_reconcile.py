@@ -71,48 +71,39 @@ def _children(k: Clients, namespace: str, name: str, uid: str, spec: set_api.Sch
     return out
 
 
-def _others_gating(k: Clients, namespace: str, name: str) -> dict[str, list[str]]:
-    """Deployment → the SchemaMigrations and other SchemaMigrationSets of the namespace that gate it too."""
-    others = gate_reconcile._also_gating(k, namespace, "")  # noqa: SLF001  no SchemaMigration is named ""
+def _others_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], list[str]]:
+    """(kind, workload) → the SchemaMigrations and other SchemaMigrationSets of the namespace that gate it
+    too."""
+    others = gate_reconcile.also_gating(k, namespace, "")  # no SchemaMigration is named ""
     found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, set_api.PLURAL)
     for item in found.get("items") or []:
         other = (item.get("metadata") or {}).get("name")
-        for d in ((item.get("spec") or {}).get("rolloutGate") or {}).get("deployments") or []:
-            if other and other != name:
-                others.setdefault(str(d), []).append(f"{other} (SchemaMigrationSet)")
+        if not other or other == name or (item.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        rollout_gate = (item.get("spec") or {}).get("rolloutGate") or {}
+        for kind, field_name in gate.FIELDS.items():
+            workloads = rollout_gate.get(field_name) or []
+            for w in workloads if isinstance(workloads, list) else []:
+                others.setdefault((kind, str(w)), []).append(f"{other} (SchemaMigrationSet)")
     return others
 
 
 def _gate(k: Clients, namespace: str, name: str, spec: set_api.SchemaMigrationSetSpec, old: dict[str, Any],
           new: dict[str, Any], children: list[dict[str, Any]], names: list[str]) -> gate_reconcile.Result | None:
-    if spec.rollout_gate is None:
-        return gate_reconcile.Result(None)
-    current, unknown = fleet.gate_view(new, children, names)
-    ready = c.get(new.get("conditions"), c.READY) or {}
-    stalled = c.get(new.get("conditions"), c.STALLED) or {}
-    schema = gate.Schema(
-        migration=f"{name} (SchemaMigrationSet: the lowest version of its {len(names)} databases)",
-        current=current, target=new.get("targetVersion"),
-        stalled=str(stalled.get("message")) if stalled.get("status") == c.TRUE else None,
-        progress=str(ready.get("message") or "") or None if ready.get("status") != c.TRUE else None,
-        unavailable=unknown)
-    try:
-        others = _others_gating(k, namespace, name)
-    except ApiException as e:  # decide nothing rather than without knowing (fail closed)
-        log.warning("rollout gate of set %s/%s: cannot list gating objects: %s %s", namespace, name, e.status, e.reason)
-        return None
-    before = {d.get("name"): d for d in (old.get("rolloutGate") or {}).get("deployments") or []}
-    entries, events = [], []
-    for deployment in spec.rollout_gate.deployments:
-        try:
-            entry, evs = gate_reconcile._deployment(k, namespace, deployment, schema,  # noqa: SLF001
-                                                    before.get(deployment), others.get(deployment, []))
-        except Exception:  # noqa: BLE001  as in gate_reconcile.run: pods keep their condition (fail closed)
-            log.exception("rollout gate of set %s/%s: Deployment %s failed", namespace, name, deployment)
-            entry, evs = before.get(deployment) or gate.deployment_status(deployment, []), []
-        entries.append(entry)
-        events += evs
-    return gate_reconcile.Result(gate.status(entries), events)
+    """The set's gate: a pod opens once the lowest version of the set's databases is its required one."""
+    def schema() -> gate.Schema:
+        current, unknown = fleet.gate_view(new, children, names)
+        ready = c.get(new.get("conditions"), c.READY) or {}
+        stalled = c.get(new.get("conditions"), c.STALLED) or {}
+        return gate.Schema(
+            migration=f"{name} (SchemaMigrationSet: the lowest version of its {len(names)} databases)",
+            current=current, target=new.get("targetVersion"),
+            stalled=str(stalled.get("message")) if stalled.get("status") == c.TRUE else None,
+            progress=str(ready.get("message") or "") or None if ready.get("status") != c.TRUE else None,
+            unavailable=unknown)
+    workloads = gate_reconcile.named(spec.rollout_gate)
+    return gate_reconcile.gate_workloads(k, namespace, name, workloads, gate_reconcile.old_entries({"status": old}),
+                                         others=lambda: _others_gating(k, namespace, name), schema=schema)
 
 
 def _apply(k: Clients, namespace: str, outcome: fleet.Outcome) -> list[str]:

@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -99,7 +99,7 @@ def named(spec: api.RolloutGateSpec | None) -> list[tuple[str, str]]:
     return [(gate.DEPLOYMENT, d) for d in spec.deployments] + [(gate.STATEFUL_SET, s) for s in spec.stateful_sets]
 
 
-def _also_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], list[str]]:
+def also_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], list[str]]:
     """(kind, workload) → the other SchemaMigrations of the namespace naming it in spec.rolloutGate."""
     found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
     out: dict[tuple[str, str], list[str]] = {}
@@ -235,7 +235,7 @@ REMOVED = "removed from its spec.rolloutGate"
 DELETED = "the SchemaMigration was deleted"
 
 
-def _old_entries(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def old_entries(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     rollout_gate = (obj.get("status") or {}).get("rolloutGate") or {}
     return {(kind, str(d.get("name"))): d for kind, field_name in gate.FIELDS.items()
             for d in rollout_gate.get(field_name) or [] if d.get("name")}
@@ -243,34 +243,42 @@ def _old_entries(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None,
         allowed_hosts: tuple[str, ...] = ()) -> Result | None:
-    """Decide every gated pod, and release the held pods of workloads taken out of spec.rolloutGate; None
-    when the spec cannot be read or the namespace's SchemaMigrations cannot be listed (no pod is decided,
-    status.rolloutGate stays as it was)."""
+    """The gate of one SchemaMigration (`gate_workloads`); None when its spec cannot be read."""
     meta = obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     try:
         spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
     except ValidationError:
         return None
-    workloads = named(spec.rollout_gate)
-    old = _old_entries(obj)
-    # Known from the last status written: what this SchemaMigration gated and no longer does.
+    return gate_workloads(k, namespace, name, named(spec.rollout_gate), old_entries(obj),
+                          others=lambda: also_gating(k, namespace, name),
+                          schema=lambda: _schema(k, namespace, name, spec, status, db_state, allowed_hosts))
+
+
+def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]],
+                   old: dict[tuple[str, str], dict[str, Any]], *,
+                   others: Callable[[], dict[tuple[str, str], list[str]]],
+                   schema: Callable[[], gate.Schema]) -> Result | None:
+    """Decide every gated pod of `workloads` (what SchemaMigration or SchemaMigrationSet `name` gates), and
+    release the held pods of the workloads in `old` (the status last written) it no longer names. None when
+    `others` (who else gates what) cannot be listed: no pod is decided, status.rolloutGate stays as it was."""
+    # Known from the last status written: what this object gated and no longer does.
     removed = [key for key in old if key not in workloads]
     if not workloads and not removed:
         return Result(None)
     try:
-        others = _also_gating(k, namespace, name)
+        gating = others()
     except ApiException as e:  # decide nothing this round rather than without knowing (fail closed)
-        log.warning("rollout gate of %s/%s: cannot list SchemaMigrations: %s %s", namespace, name, e.status, e.reason)
+        log.warning("rollout gate of %s/%s: cannot list who else gates: %s %s", namespace, name, e.status, e.reason)
         return None
     entries: dict[str, list[dict[str, Any]]] = {kind: [] for kind in gate.KINDS}
     events: list[tuple[dict[str, Any], gate.Event]] = []
-    if workloads:
-        schema = _schema(k, namespace, name, spec, status, db_state, allowed_hosts)
+    decided = schema() if workloads else None
     for kind, workload in workloads:
+        assert decided is not None
         try:
-            entry, evs = _workload(k, namespace, kind, workload, schema, old.get((kind, workload)),
-                                   others.get((kind, workload), []))
+            entry, evs = _workload(k, namespace, kind, workload, decided, old.get((kind, workload)),
+                                   gating.get((kind, workload), []))
         except Exception:  # noqa: BLE001  the gate must not stop the migration's own status; the next
             # event or resync tries again, and until then the pods keep their condition (fail closed).
             log.exception("rollout gate of %s/%s: %s %s failed", namespace, name, kind, workload)
@@ -278,8 +286,8 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbSta
         entries[kind].append(entry)
         events += evs
     for kind, workload in removed:
-        if others.get((kind, workload)):
-            continue  # another SchemaMigration gates it: its pods are its to decide
+        if gating.get((kind, workload)):
+            continue  # another object gates it: its pods are its to decide
         try:
             events += _release(k, namespace, name, kind, workload, REMOVED)
         except Exception:  # noqa: BLE001  kept in status, so the next pass releases it again
@@ -300,12 +308,12 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
         workloads = named(spec.rollout_gate)
     except ValidationError:
         workloads = []
-    workloads += [key for key in _old_entries(obj) if key not in workloads]
+    workloads += [key for key in old_entries(obj) if key not in workloads]
     if not namespace or not name or not workloads:
         return Result(None)
     events: list[tuple[dict[str, Any], gate.Event]] = []
     try:
-        others = _also_gating(k, namespace, name)
+        others = also_gating(k, namespace, name)
     except ApiException as e:
         log.warning("rollout gate of deleted %s/%s: cannot list SchemaMigrations, nothing released: %s %s",
                     namespace, name, e.status, e.reason)
