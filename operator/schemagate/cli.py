@@ -10,7 +10,8 @@ import sys
 SUBCOMMANDS = {
     "migrate": ("schemagate.migrate.cli", "run goose-format migrations against PostgreSQL"),
     "verify": ("schemagate.verify", "check that the schema an application needs is in place"),
-    "crd": ("schemagate.api.crd", "print or write the SchemaMigration and SchemaMigrationSet CustomResourceDefinitions"),
+    "crd": ("schemagate.api.crd",
+            "print or write the SchemaMigration and SchemaMigrationSet CustomResourceDefinitions"),
     "operator": ("schemagate.controller.main", "run the Kubernetes operator"),
 }
 

@@ -19,16 +19,27 @@ def load() -> None:
         if not _loaded:
             # The client reads KUBECONFIG once, at import; read it now so a later setting counts.
             path = os.environ.get("KUBECONFIG")
+            # The config loaders are the client's untyped corner.
             if path:
-                config.load_kube_config(config_file=path)
+                config.load_kube_config(config_file=path)  # type: ignore[no-untyped-call]
             elif os.environ.get("KUBERNETES_SERVICE_HOST"):
                 # Not config.load_config(): it prints its guess on stdout, into `migrate --json`'s output.
-                config.load_incluster_config()
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
             else:
-                config.load_kube_config()
+                config.load_kube_config()  # type: ignore[no-untyped-call]
             _loaded = True
 
 
 def api_client() -> client.ApiClient:
     load()
     return client.ApiClient()
+
+
+class Clients:
+    """The API groups the operator talks to, over one ApiClient (one connection pool)."""
+
+    def __init__(self, api_client: client.ApiClient):
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,13 @@ def _time(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     text = str(value).replace("Z", "+00:00")
     return datetime.fromisoformat(text)
 
 
 def micro_time(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ class _Api:
             raise
         import json
 
-        return json.loads(resp.data)
+        doc: dict[str, Any] = json.loads(resp.data)
+        return doc
 
     def create(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -150,7 +151,7 @@ def _forbidden(namespace: str, name: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
@@ -248,7 +249,7 @@ class _Renewer(threading.Thread):
                                     note=note if note != self._written else None)
                 if other is None:
                     self._written = note
-            except Exception as e:  # a blip must not kill the run; the next tick tries again
+            except Exception as e:  # noqa: BLE001  a blip must not kill the run; the next tick tries again
                 log.warning("renewing lease %s/%s failed: %s", namespace, name, e)
                 continue
             if other is not None and other.holder not in (None, me):
@@ -289,5 +290,5 @@ def held_lease(*, name: str, namespace: str, holder: str, duration_seconds: int,
         renewer.stop()
         try:
             release(api, namespace, name, holder, renewer.last_note)
-        except Exception as e:  # the Lease expires by itself; the run's own outcome matters more
+        except Exception as e:  # noqa: BLE001  the Lease expires by itself; the run's own outcome matters more
             log.warning("releasing lease %s/%s failed: %s", namespace, name, e)

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from schemagate.migrate.dburl import redact
 
@@ -51,7 +51,7 @@ class JsonFormatter(logging.Formatter):
         namespace = getattr(record, "namespace", None) or (where[0] if where else None)
         name = getattr(record, "migration", None) or (where[1] if where else None)
         doc = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
                     .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,

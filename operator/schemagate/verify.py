@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             rows = conn.execute("SELECT lower(table_name) FROM information_schema.tables "
                                 "WHERE table_schema = ANY (current_schemas(false))").fetchall()
             name = conn.info.dbname
-    except Exception as e:  # a permissions problem, for instance; say it without the URL
+    except Exception as e:  # noqa: BLE001  a permissions problem, for instance; say it without the URL
         print(f"schemagate verify: DatabaseError: {dburl.redact(str(e).strip(), url)}", file=sys.stderr)
         return 1
     missing = missing_tables({r[0] for r in rows}, required)

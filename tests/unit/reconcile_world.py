@@ -24,7 +24,8 @@ from schemagate.api import conditions as c
 from schemagate.controller import gate, gate_reconcile, observe
 from schemagate.controller import plan as p
 from schemagate.controller.observe import JobInfo
-from schemagate.controller.reconcile import Options, reconcile
+from schemagate.controller.config import Options
+from schemagate.controller.reconcile import reconcile
 
 from tests.unit.test_gate_reconcile import FakeApps, _pod, _replicasets
 

@@ -13,7 +13,9 @@ from kubernetes.client.exceptions import ApiException
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import allow
 from schemagate.controller.jobs import JobRequest, render_job
-from schemagate.controller.reconcile import Clients, Options, reconcile
+from schemagate.controller.config import Options
+from schemagate.controller.reconcile import reconcile
+from schemagate.kube import Clients
 
 RUNNER = "ghcr.io/acme/schemagate@sha256:" + "a" * 64
 ALLOW = allow.Allowlist(job_image=RUNNER, job_service_account="schemagate-migration")

@@ -12,7 +12,9 @@ from kubernetes import client
 
 from schemagate.controller import observe
 from schemagate.controller import plan as p
-from schemagate.controller.reconcile import Clients, Options, reconcile
+from schemagate.controller.config import Options
+from schemagate.controller.reconcile import reconcile
+from schemagate.kube import Clients
 from schemagate.controller.status import finished_record
 
 NOW = "2026-01-01T00:00:00Z"

@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.api import migrationset as set_api
 from schemagate.controller import fleet_reconcile
-from schemagate.controller.reconcile import Options
+from schemagate.controller.config import Options
 
 NS = "app"
 

@@ -11,7 +11,8 @@ from kubernetes.client.exceptions import ApiException
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import observe
 from schemagate.controller import plan as p
-from schemagate.controller.reconcile import Options, _create_job
+from schemagate.controller.config import Options
+from schemagate.controller.reconcile import _create_job
 
 OBJ = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
 SPEC = SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},

@@ -133,7 +133,8 @@ class _Batch:
 def test_the_created_job_carries_the_digest_of_the_planned_files():
     from types import SimpleNamespace
 
-    from schemagate.controller.reconcile import Options, _create_job
+    from schemagate.controller.config import Options
+    from schemagate.controller.reconcile import _create_job
 
     obj = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
     batch = _Batch()

@@ -7,7 +7,7 @@ it (a Job runs, the Lease is busy); `Stalled` that it cannot progress without so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 READY = "Ready"
@@ -72,7 +72,7 @@ class Desired:
 
 
 def now_rfc3339(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _short(message: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,8 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
                 out[key] = copy.deepcopy(value)
         return out
 
-    return walk(schema)
+    out: dict[str, Any] = walk(schema)
+    return out
 
 
 SET_PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -216,8 +218,6 @@ def _rows(node: dict[str, Any], path: str, required: bool, out: list[str]) -> No
 
 
 def json_dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 

@@ -14,8 +14,22 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from schemagate.api.v1alpha1 import (
-    _DNS_SUBDOMAIN, _SQL_IDENT, DEFAULT_SECRET_KEY, DEFAULT_TABLE, GROUP, VERSION, BackupSpec, Condition, JobSpec,
-    LintSpec, LockSpec, RolloutGateSpec, RolloutGateStatus, SourceSpec, _cel, _Model,
+    _DNS_SUBDOMAIN,
+    _SQL_IDENT,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_TABLE,
+    GROUP,
+    VERSION,
+    BackupSpec,
+    Condition,
+    JobSpec,
+    LintSpec,
+    LockSpec,
+    RolloutGateSpec,
+    RolloutGateStatus,
+    SourceSpec,
+    _cel,
+    _Model,
 )
 
 KIND = "SchemaMigrationSet"

@@ -298,7 +298,8 @@ class PlanStatus(_Model):
     to_version: int | None = None
     migrations: Annotated[list[PlannedMigration] | None, Field(
         default=None, description="In the order they would run (absent for an image source).")]
-    lint: Annotated[list[LintFinding] | None, Field(default=None, description="Lint findings, writing rules' and squawk's (at most 50).")]
+    lint: Annotated[list[LintFinding] | None, Field(
+        default=None, description="Lint findings, writing rules' and squawk's (at most 50).")]
     lint_omitted: Annotated[int | None, Field(description="Findings beyond the 50 listed.")] = None
     approval: Annotated[str | None, Field(
         description="Manual mode: Pending, Approved or Stale (the annotation names another plan).")] = None

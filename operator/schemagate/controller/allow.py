@@ -11,8 +11,8 @@ check is the one that holds when the policy is absent (an older cluster, a polic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from schemagate.api import conditions as c
 from schemagate.api import v1alpha1 as api

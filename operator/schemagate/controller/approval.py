@@ -82,7 +82,8 @@ def summary(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile] 
 
 
 def message(name: str, gate: AwaitingApproval, planned: Sequence[p.MigrationFile] | None, from_version: int) -> str:
-    what = (f"{len(planned)} migration(s) ({', '.join(m.name for m in planned[:3])}{', ...' if len(planned) > 3 else ''})"
+    what = (f"{len(planned)} migration(s) "
+            f"({', '.join(m.name for m in planned[:3])}{', ...' if len(planned) > 3 else ''})"
             if planned is not None else "the image's migrations")
     to = "the newest version" if gate.target is None else f"version {gate.target}"
     how = f"kubectl annotate smig/{name} schemagate.io/approve={gate.hash} --overwrite"

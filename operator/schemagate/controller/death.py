@@ -37,8 +37,9 @@ def result_of(progress: dict[str, Any], ended: str) -> dict[str, Any]:
     if not file:
         after = f"after {done} step(s) had completed (the last: {applied[-1]['file']})" if applied else \
             "before any migration started"
-        error = {"reason": c.RUNNER_KILLED, "message": f"the runner died ({ended}) {after}; no migration was "
-                                                       f"running. Retry with the schemagate.io/retry annotation"}
+        error: dict[str, Any] = {
+            "reason": c.RUNNER_KILLED, "message": f"the runner died ({ended}) {after}; no migration was "
+                                                  f"running. Retry with the schemagate.io/retry annotation"}
     elif running.get("noTransaction"):
         error = {"reason": c.NO_TRANSACTION_INTERRUPTED, "file": file, "version": version,
                  "message": f"the runner died ({ended}) while running NO TRANSACTION file {file} "

@@ -270,17 +270,17 @@ def decide(i: Inputs) -> Outcome:
                     candidates = []
     release = candidates[: max(0, strategy.max_parallel - len(in_flight))]
 
-    for d in release:
-        name = child_name(i.name, d.name)
-        spec = child_spec(i.spec, d.name)
+    for db in release:
+        name = child_name(i.name, db.name)
+        spec = child_spec(i.spec, db.name)
         metadata = {"labels": {set_api.SET_LABEL: label},
-                    "annotations": {set_api.DATABASE_ANNOTATION: d.name, set_api.REVISION_ANNOTATION: rev},
+                    "annotations": {set_api.DATABASE_ANNOTATION: db.name, set_api.REVISION_ANNOTATION: rev},
                     "ownerReferences": [owner_reference(i)]}
-        if d.child is None:
+        if db.child is None:
             create.append({"apiVersion": api.API_VERSION, "kind": api.KIND,
                            "metadata": {"name": name, "namespace": i.namespace, **metadata}, "spec": spec})
         else:
-            update.append((name, {"metadata": metadata, "spec": _merge(d.child.get("spec") or {}, spec)}))
+            update.append((name, {"metadata": metadata, "spec": _merge(db.child.get("spec") or {}, spec)}))
     for d in adopt - {r.name for r in release}:
         update.append((child_name(i.name, d), {"metadata": {"labels": {set_api.SET_LABEL: label},
                                                             "ownerReferences": [owner_reference(i)]}}))

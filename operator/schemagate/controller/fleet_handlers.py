@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
+from schemagate import kube
 from schemagate.api import migrationset as set_api
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import gate
+from schemagate.controller import config as config_mod
+from schemagate.controller import fleet_reconcile, gate
 from schemagate.controller.loop import Controller, Key
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ MEMO_KEY = "fleet"
 def _lister(k: Any, namespaces: list[str]) -> Callable[[], list[Key]]:
     def list_keys() -> list[Key]:
         items: list[dict[str, Any]] = []
-        for ns in namespaces or [None]:
+        scopes: list[str | None] = list(namespaces) or [None]
+        for ns in scopes:
             try:
                 found: Any = (k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, set_api.PLURAL)
                               if ns else k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, set_api.PLURAL))
@@ -42,12 +45,8 @@ def _lister(k: Any, namespaces: list[str]) -> Callable[[], list[Key]]:
 
 @kopf.on.startup()
 async def fleet_startup(memo: kopf.Memo, **_: Any) -> None:
-    from schemagate import kube
-    from schemagate.controller import fleet_reconcile, handlers
-    from schemagate.controller.reconcile import Clients
-
-    k = Clients(kube.api_client())
-    config = handlers.CONFIG
+    k = kube.Clients(kube.api_client())
+    config = config_mod.CONFIG
     controller = Controller(lambda ns, name: fleet_reconcile.reconcile(k, ns, name, config.options),
                             _lister(k, list(config.namespaces)), config.resync_seconds)
     memo[MEMO_KEY] = controller

@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import fleet
-from schemagate.controller import gate
-from schemagate.controller import gate_reconcile
+from schemagate.controller import fleet, gate, gate_reconcile
 from schemagate.controller import status as st
+from schemagate.controller.config import Options
 from schemagate.controller.gate import label_selector
-from schemagate.controller.reconcile import Clients, Options, _api_message, _spec_error, _strip_none
+from schemagate.controller.reconcile import _api_message, _spec_error, _strip_none
+from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
         return []
     selector = label_selector(spec.databases.selector.model_dump(by_alias=True, exclude_none=True))
     try:
-        resp = k.core.list_namespaced_secret(namespace, label_selector=selector, _preload_content=False,
+        resp: Any = k.core.list_namespaced_secret(namespace, label_selector=selector, _preload_content=False,
                                              _headers={"Accept": METADATA_ONLY})
     except ApiException as e:
         if e.status == 403:
@@ -52,6 +52,7 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
                                                  f"rbac.listSecrets=true (it reads their names and labels only), or "
                                                  f"name them in spec.databases.secrets") from None
         raise
+    # _preload_content=False: the raw response (PartialObjectMetadataList), not the V1SecretList it is typed as
     items = json.loads(resp.data).get("items") or []
     return [fleet.Secret(str(m["metadata"]["name"]), dict(m["metadata"].get("labels") or {})) for m in items]
 
@@ -169,7 +170,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
         new = {"phase": "Failed" if b.reason != c.NAMESPACE_NOT_ALLOWED else old.get("phase"),
                "observedGeneration": generation,
                "conditions": c.apply(old.get("conditions"), c.stalled(b.reason, b.message), generation)}
-    new = st._replacing(old, new)  # noqa: SLF001  cleared fields go out as null in the merge patch
+    new = st._replacing(old, new)
     if _strip_none(new) != _strip_none(old):
         k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, set_api.PLURAL, name,
                                                        {"status": new})

@@ -24,8 +24,9 @@ one let through by an explicit edit (see `release`). Pods created later are nobo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 CONDITION = "schemagate.io/schema-ready"
 REQUIRED_VERSION_ANNOTATION = "schemagate.io/required-schema-version"
@@ -300,8 +301,8 @@ def view(pod: Mapping[str, Any], decision: Decision | None, target: int | None, 
 
 
 # Severity when pods of one Deployment wait for different reasons: the one to show first.
-_SEVERITY = [INVALID_REQUIRED_VERSION, ANNOTATION_MISMATCH, MIGRATION_STALLED, VERSION_NOT_PLANNED, DATABASE_UNAVAILABLE,
-             WAITING_FOR_MIGRATION]
+_SEVERITY = [INVALID_REQUIRED_VERSION, ANNOTATION_MISMATCH, MIGRATION_STALLED, VERSION_NOT_PLANNED,
+             DATABASE_UNAVAILABLE, WAITING_FOR_MIGRATION]
 
 
 def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = None,

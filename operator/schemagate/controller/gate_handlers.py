@@ -9,14 +9,15 @@ arrives here; the `when` filter drops pods without our gate before any work is d
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
 from schemagate import kube
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import gate, gate_reconcile
-from schemagate.controller.reconcile import Clients
+from schemagate.kube import Clients
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)

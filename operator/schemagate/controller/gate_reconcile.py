@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -22,12 +23,9 @@ from pydantic import ValidationError
 
 from schemagate.api import conditions as c
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import gate
-from schemagate.controller import observe
+from schemagate.controller import gate, observe
 from schemagate.controller.plan import DbState
-
-if TYPE_CHECKING:  # reconcile imports this module
-    from schemagate.controller.reconcile import Clients
+from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +124,7 @@ def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind:
     (gate.template_of, gate.revision_template_of); each ReplicaSet or ControllerRevision is read once per
     pass."""
     meta = pod.get("metadata") or {}
+    read: Callable[..., Any]
     if kind == gate.DEPLOYMENT:
         ref = gate.controller_ref(meta, "ReplicaSet")
         owner = ref[0] if ref else None
@@ -279,7 +278,7 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
         try:
             entry, evs = _workload(k, namespace, kind, workload, decided, old.get((kind, workload)),
                                    gating.get((kind, workload), []))
-        except Exception:  # noqa: BLE001  the gate must not stop the migration's own status; the next
+        except Exception:
             # event or resync tries again, and until then the pods keep their condition (fail closed).
             log.exception("rollout gate of %s/%s: %s %s failed", namespace, name, kind, workload)
             entry, evs = old.get((kind, workload)) or gate.deployment_status(workload, []), []
@@ -290,7 +289,7 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
             continue  # another object gates it: its pods are its to decide
         try:
             events += _release(k, namespace, name, kind, workload, REMOVED)
-        except Exception:  # noqa: BLE001  kept in status, so the next pass releases it again
+        except Exception:
             log.exception("rollout gate of %s/%s: releasing %s %s failed", namespace, name, kind, workload)
             entries[kind].append(old[(kind, workload)])
     if not workloads and not any(entries.values()):
@@ -323,7 +322,7 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
             continue
         try:
             events += _release(k, namespace, name, kind, workload, DELETED)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("rollout gate of deleted %s/%s: releasing %s %s failed", namespace, name, kind, workload)
     return Result(None, events)
 

@@ -9,42 +9,29 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
-from schemagate import logs
+from schemagate import kube, logs
+from schemagate import lease as lease_mod
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import fleet_handlers  # noqa: F401  (registers the SchemaMigrationSet's handlers)
-from schemagate.controller import gate_handlers  # noqa: F401  (registers the rollout gate's handlers)
+from schemagate.controller import (
+    config,
+    fleet_handlers,  # noqa: F401  (registers the SchemaMigrationSet's handlers)
+    gate_handlers,  # noqa: F401  (registers the rollout gate's handlers)
+    leader,
+    metrics,
+)
 from schemagate.controller import jobs as jobs_mod
-from schemagate.controller import leader, metrics
 from schemagate.controller.loop import Controller, Key
-from schemagate.controller.reconcile import Clients, Options, reconcile
+from schemagate.controller.reconcile import reconcile
+from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Election:
-    namespace: str
-    lease: str
-    timing: leader.Timing
-
-
-@dataclass
-class Config:
-    """Set by main before kopf starts; read at startup."""
-
-    namespaces: list[str] = field(default_factory=list)
-    resync_seconds: float = 30.0
-    options: Options = field(default_factory=Options)
-    election: Election | None = None  # None: act at once (one replica)
-
-
-CONFIG = Config()
 
 
 class LeadingController(Controller):
@@ -79,10 +66,13 @@ def _lister(k: Clients, namespaces: list[str]) -> Callable[[], list[Key]]:
     return list_keys
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    """`fn` on the event loop, from the elector's thread."""
+    loop.call_soon_threadsafe(fn)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    from schemagate import kube
-
     # kopf's own bookkeeping under our prefix, never kopf.zalando.org; we keep nothing in it anyway
     # (only event handlers), but a future change handler must not leak the default.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
@@ -98,7 +88,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     api_client = kube.api_client()
     k = Clients(api_client)
-    options = CONFIG.options
+    options = config.CONFIG.options
 
     def work(namespace: str, name: str) -> str | None:
         started, result = time.monotonic(), "error"
@@ -110,7 +100,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         finally:
             metrics.RECONCILE_DURATION.labels(result).observe(time.monotonic() - started)
 
-    controller = LeadingController(work, _lister(k, list(CONFIG.namespaces)), CONFIG.resync_seconds)
+    controller = LeadingController(work, _lister(k, list(config.CONFIG.namespaces)), config.CONFIG.resync_seconds)
     memo["controller"] = controller
 
     def lead() -> None:
@@ -121,12 +111,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         metrics.LEADER.set(1)
         controller.start()
 
-    election = CONFIG.election
+    election = config.CONFIG.election
     if election is None:
         lead()
         return
-    from schemagate import lease as lease_mod
-
     loop = asyncio.get_running_loop()
     identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"  # pod name first: kubectl shows who leads
 
@@ -138,7 +126,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         os._exit(1)
 
     elector = leader.Elector(lease_mod._Api(api_client), election.namespace, election.lease, identity,
-                             election.timing, on_started=lambda: loop.call_soon_threadsafe(lead), on_lost=lost)
+                             election.timing, on_started=lambda: _call_soon(loop, lead), on_lost=lost)
     memo["elector"] = elector
     memo["election_task"] = loop.create_task(elector.run(), name="leader election")
     metrics.LEADER.set(0)
@@ -158,7 +146,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if elector is not None:
         try:  # hand over now: the standby takes over within a retry period, not a lease duration
             await asyncio.to_thread(elector.release)
-        except Exception as e:  # the Lease expires by itself
+        except Exception as e:  # noqa: BLE001  the Lease expires by itself
             log.warning("leader election: releasing the Lease failed: %s", e)
 
 

@@ -108,9 +108,9 @@ def command(spec: api.SchemaMigrationSpec, req: JobRequest, namespace: str) -> l
         if req.expect_rollback:
             args += ["--expect-rollback", ",".join(map(str, req.expect_rollback))]
     if req.command == "down":
-        return args + ["down-to", str(req.target)]
+        return [*args, "down-to", str(req.target)]
     if req.command == "accept-checksum":
-        return args + ["accept-checksum", str(req.target)]
+        return [*args, "accept-checksum", str(req.target)]
     return args + (["up"] if req.target is None else ["up-to", str(req.target)])
 
 
@@ -123,7 +123,8 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
         annotations[ANNOTATION_RETRY] = req.retry
     volumes, init = _migrations_volume(spec)
     volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})
-    mounts = [{"name": "migrations", "mountPath": MIGRATIONS_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts = [{"name": "migrations", "mountPath": MIGRATIONS_DIR, "readOnly": True},
+              {"name": "tmp", "mountPath": "/tmp"}]
     if req.backup_file and spec.backup is not None:
         volumes.append({"name": "backup", "persistentVolumeClaim": {"claimName": spec.backup.claim_name}})
         mounts.append({"name": "backup", "mountPath": BACKUP_DIR})

@@ -17,8 +17,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
 
 from schemagate import lease
 
@@ -84,7 +86,7 @@ def must_step_down(last_renewed: float, now: float, timing: Timing) -> bool:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Elector:
@@ -103,8 +105,6 @@ class Elector:
 
     def step(self) -> None:
         """One look at the Lease (blocking: runs in a thread), and the write the decision asks for."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
             obj = self._api.get(self.namespace, self.name)
             current = None if obj is None else lease.Observed.from_spec(obj.get("spec"))
@@ -132,7 +132,7 @@ class Elector:
         except ApiException as e:
             # 409: someone wrote first; others (a blip, the apiserver restarting): the next step retries.
             log.warning("leader election: Lease %s/%s: %s %s", self.namespace, self.name, e.status, e.reason)
-        except Exception as e:  # the apiserver out of reach: retried, and the deadline below still counts
+        except Exception as e:  # noqa: BLE001  the apiserver out of reach: retried, and the deadline below still counts
             log.warning("leader election: Lease %s/%s: %s", self.namespace, self.name, e)
         if self.leading and self._last_renewed is not None and must_step_down(
                 self._last_renewed, self._monotonic(), self.timing):

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from schemagate.controller.plan import MigrationFile
 from schemagate.migrate import rules
-from schemagate.migrate.rules import Finding  # one finding type for both linters; the controller's name for it
+
+# One finding type for both linters; re-exported as the controller's name for it.
+from schemagate.migrate.rules import Finding as Finding
 
 # The Job sets lock_timeout itself (spec.lock.lockTimeout), so squawk's advice to do so is noise.
 ALWAYS_EXCLUDED = ("require-lock-timeout",)

@@ -4,7 +4,6 @@ of replicas of which the Lease's holder acts: controller/leader.py)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 
@@ -86,12 +85,11 @@ def configure_logging(verbose: bool, fmt: str = "text") -> None:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from schemagate.controller import handlers
-    from schemagate.controller.reconcile import Options
+    from schemagate.controller import config
 
     configure_logging(args.verbose, args.log_format)
     parse_label(args.backup_claim_label)  # a bad flag stops the start, not every backup later
-    election: handlers.Election | None = None
+    election: config.Election | None = None
     if args.leader_elect:
         if not args.leader_election_namespace:
             raise SystemExit("schemagate operator: --leader-elect needs --leader-election-namespace (or env "
@@ -100,17 +98,17 @@ def run(args: argparse.Namespace) -> int:
             timing = leader.Timing(args.lease_duration, args.renew_deadline, args.retry_period)
         except ValueError as e:
             raise SystemExit(f"schemagate operator: {e}") from None
-        election = handlers.Election(args.leader_election_namespace, args.leader_election_lease, timing)
+        election = config.Election(args.leader_election_namespace, args.leader_election_lease, timing)
     if args.metrics_port:
         from schemagate.controller import metrics
 
         metrics.serve(args.metrics_port)
-    options = Options(job_image=args.job_image, allowed_images=tuple(args.allow_image),
+    options = config.Options(job_image=args.job_image, allowed_images=tuple(args.allow_image),
                       allowed_service_accounts=tuple(args.allow_service_account),
                       job_service_account=args.job_service_account, backup_claim_label=args.backup_claim_label,
                       allowed_database_hosts=tuple(args.allow_database_host),
                       act_namespaces=tuple(args.act_namespace) if not args.namespace else ())
-    handlers.CONFIG = handlers.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
+    config.CONFIG = config.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
                                       options=options, election=election)
     try:
         kopf.run(standalone=True, namespaces=list(args.namespace), clusterwide=not args.namespace,

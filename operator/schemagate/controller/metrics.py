@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -88,7 +88,8 @@ class Snapshot:
         ready = c.get(conds, c.READY) or {}
         stalled = c.get(conds, c.STALLED) or {}
         runs = [status.get("lastJob"), *(status.get("history") or [])]
-        succeeded = [_epoch(r.get("finishedAt")) for r in runs if isinstance(r, dict) and r.get("outcome") == "Succeeded"]
+        succeeded = [_epoch(r.get("finishedAt")) for r in runs
+                     if isinstance(r, dict) and r.get("outcome") == "Succeeded"]
         times = [t for t in succeeded if t is not None]
 
         def number(key: str) -> int | None:
@@ -215,7 +216,8 @@ class State:
                 if value is not None:
                     families[field].add_metric([ns, name], float(value))
         pods = GaugeMetricFamily("schemagate_rollout_gate_held_pods",
-                                 "Pods of a gated Deployment the rollout gate holds back", labels=["namespace", "deployment"])
+                                 "Pods of a gated Deployment the rollout gate holds back",
+                                 labels=["namespace", "deployment"])
         oldest = GaugeMetricFamily("schemagate_rollout_gate_oldest_held_seconds",
                                    "How long the Deployment's longest-held pod has waited",
                                    labels=["namespace", "deployment"])
@@ -238,11 +240,9 @@ def _remove(metric: Any, *labels: str) -> None:
 
 
 STATE = State()
-REGISTRY.register(STATE)  # type: ignore[arg-type]  # a Collector by protocol
+REGISTRY.register(STATE)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> Any:
     """/metrics over HTTP in a daemon thread (prometheus_client's own server); returns (server, thread)."""
-    from prometheus_client import start_http_server
-
     return start_http_server(port, addr=address, registry=REGISTRY)

@@ -11,18 +11,24 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+import psycopg.conninfo
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from schemagate.api import conditions as reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import allow
+from schemagate.controller import allow, death
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
 from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile, migration_file
-from schemagate.lease import Observed
+from schemagate.lease import RUN_ANNOTATION, Observed
+from schemagate.migrate.dburl import describe, redact
+from schemagate.migrate.errors import MigrateError
+from schemagate.migrate.source import load_files
+from schemagate.migrate.store import parse_table_name, read_tracking
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +69,11 @@ class Database:
 
 def _redact(text: str, secret: str = "") -> str:
     """`text` without the Secret's value (the whole of it) or any password in it or in the text."""
-    from schemagate.migrate.dburl import redact
-
     return redact(text, secret, env={})
 
 
 def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
     """Merge the ConfigMaps, refuse clashing names, and validate every file with the engine's loader."""
-    from schemagate.migrate.errors import MigrateError
-    from schemagate.migrate.source import load_files
-
     merged: dict[str, str] = {}
     origin: dict[str, str] = {}
     for name in names:
@@ -120,11 +121,6 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
              allowed_hosts: tuple[str, ...] = ()) -> Database:
     """The Secret's URL, parsed, and its hosts checked against `allowed_hosts` (empty: any) before anything
     can dial it."""
-    import psycopg
-    import psycopg.conninfo
-
-    from schemagate.migrate.dburl import describe
-
     ref = spec.database.secret_ref
     secret = _read(core.read_namespaced_secret, "Secret", namespace, ref.name, reasons.SECRET_NOT_FOUND)
     raw = (secret.data or {}).get(ref.key)
@@ -155,11 +151,6 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
 
 
 def database_state(db: Database) -> DbState:
-    import psycopg
-
-    from schemagate.migrate.errors import MigrateError
-    from schemagate.migrate.store import parse_table_name, read_tracking
-
     try:
         table = parse_table_name(db.table)
         with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
@@ -191,8 +182,6 @@ class LeaseRead:
 def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: str,
                 batch: client.BatchV1Api | None = None) -> LeaseRead:
     """The Lease, its last runner's words, and whether its holder (a Job, "namespace/name") can still renew it."""
-    from schemagate.lease import RUN_ANNOTATION
-
     try:
         resp: Any = coordination.read_namespaced_lease(name, namespace, _preload_content=False)
     except ApiException as e:
@@ -201,7 +190,7 @@ def lease_state(coordination: client.CoordinationV1Api, namespace: str, name: st
         raise
     doc = json.loads(resp.data)
     observed = Observed.from_spec(doc.get("spec"))
-    expired = observed.expired(datetime.now(timezone.utc))
+    expired = observed.expired(datetime.now(UTC))
     gone = False
     if observed.holder and not expired and batch is not None:
         gone = _holder_gone(batch, observed.holder)
@@ -237,7 +226,7 @@ def _ts(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
@@ -256,10 +245,8 @@ def _phase(job: client.V1Job) -> tuple[str, str | None, str | None]:
 def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
     """The runner's JSON result from the newest terminated pod (its progress, made a result naming the file
     that was running, when it died before writing one), else the raw (redacted) message."""
-    from schemagate.controller import death
-
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    oldest = datetime.min.replace(tzinfo=UTC)
     pods.sort(key=lambda p: (p.metadata and p.metadata.creation_timestamp) or oldest, reverse=True)
     for pod in pods:
         for status in (pod.status and pod.status.container_statuses) or []:
@@ -288,8 +275,6 @@ def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name:
     """This SchemaMigration's Jobs; results are fetched only for finished Jobs status has not `recorded`
     (name, creationTimestamp, startTime). `lease_run` is what the database's Lease keeps of its last holder:
     the word of a runner whose pod is gone."""
-    from schemagate.controller import death
-
     out = []
     for job in batch.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={name}").items:
         meta = job.metadata

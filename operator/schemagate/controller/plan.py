@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence, Union
+from typing import Any, Literal
 
 from schemagate.api import conditions as reasons
 from schemagate.migrate import rules, source
@@ -34,7 +35,8 @@ class MigrationFile:
 def migration_file(m: source.Migration) -> MigrationFile:
     """What the plan keeps of a loaded migration file."""
     return MigrationFile(m.version, m.file, m.sha256, m.parsed.has_down, not m.parsed.use_transaction,
-                         tuple((st.line, st.sql) for st in m.parsed.up), tuple((st.line, st.sql) for st in m.parsed.down),
+                         tuple((st.line, st.sql) for st in m.parsed.up),
+                         tuple((st.line, st.sql) for st in m.parsed.down),
                          m.notes)
 
 
@@ -132,7 +134,7 @@ class Refuse:
     job: str | None = None
 
 
-Action = Union[UpToDate, RunUp, WaitForJob, WaitForLease, Refuse]
+Action = UpToDate | RunUp | WaitForJob | WaitForLease | Refuse
 
 
 def plan_hash(target: int | None, migrations: Iterable[MigrationFile] | None, retry: str | None,
@@ -156,7 +158,8 @@ def lease_holder(namespace: str, job: str) -> str:
     return f"{namespace}/{job}"
 
 
-def describe_failure(run_reason: str | None, result: dict[str, Any] | None, fallback: str | None, job: str) -> tuple[str, str]:
+def describe_failure(run_reason: str | None, result: dict[str, Any] | None, fallback: str | None,
+                     job: str) -> tuple[str, str]:
     """(reason, message) for a failed Job, naming file, statement and SQL error when the runner said so."""
     error = (result or {}).get("error") or {}
     if not error:
@@ -286,9 +289,10 @@ def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pendi
         return Refuse(reason, message, target, count, name)
     if prior is not None:  # the Job is gone (TTL, deleted) but we remember how it ended
         if prior.outcome == "Failed":
-            return Refuse(prior.reason or reasons.JOB_FAILED, prior.message or f"Job {name} failed", target, count, name)
+            return Refuse(prior.reason or reasons.JOB_FAILED, prior.message or f"Job {name} failed", target, count,
+                          name)
         return Refuse(reasons.JOB_FAILED, f"Job {name} disappeared before it finished; set the annotation "
                                           f"schemagate.io/retry to a new value to run it again", target, count, name)
     if not i.lease.free and i.lease.holder != lease_holder(i.namespace, name):
-        return WaitForLease(i.lease.holder, name, target, count)
+        return WaitForLease(i.lease.holder or "", name, target, count)
     return RunUp(name, plan_id, target, count, command)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from schemagate.api import conditions as c
 from schemagate.api import v1alpha1 as api
@@ -19,7 +19,7 @@ from schemagate.controller import lint as lint_mod
 from schemagate.controller import plan as p
 from schemagate.controller import status as st
 
-Decided = Union[p.Action, approval.AwaitingApproval]
+Decided = p.Action | approval.AwaitingApproval
 Linter = Callable[[Sequence[p.MigrationFile], str, Sequence[str]], list[lint_mod.Finding]]
 FINDINGS_IN_EVENT = 5
 
@@ -40,7 +40,8 @@ def _consumed(old: Mapping[str, Any]) -> set[str]:
 
 def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> st.Event:
     listed = "; ".join(str(f) for f in findings[:FINDINGS_IN_EVENT])
-    more = f" (and {len(findings) - FINDINGS_IN_EVENT} more in status.plan.lint)" if len(findings) > FINDINGS_IN_EVENT else ""
+    more = (f" (and {len(findings) - FINDINGS_IN_EVENT} more in status.plan.lint)"
+            if len(findings) > FINDINGS_IN_EVENT else "")
     return st.Event("Warning", "LintFindings", f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
 
 
@@ -128,7 +129,7 @@ def for_action(action: Decided, db: p.DbState, old: Mapping[str, Any]) -> tuple[
         return "Migrating", c.reconciling(c.MIGRATING, message), {
             "currentVersion": db.current, "targetVersion": old.get("targetVersion"), "pending": old.get("pending")}
     if isinstance(action, p.RunUp) and action.command == "down":
-        phase, desired, fields = st.for_action(action, db)
+        phase, _, fields = st.for_action(action, db)
         message = f"Job {action.job} is rolling back from version {db.current} to {action.target}"
         return phase, c.reconciling(c.MIGRATING, message), fields
     return st.for_action(action, db)

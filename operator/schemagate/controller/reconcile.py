@@ -9,51 +9,22 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from schemagate import lease
 from schemagate.api import conditions as c
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import allow
-from schemagate.controller import gate_reconcile
+from schemagate.controller import allow, gate_reconcile, metrics, observe, policy
 from schemagate.controller import jobs as jobs_mod
-from schemagate.controller import metrics
-from schemagate.controller import observe
 from schemagate.controller import plan as p
-from schemagate.controller import policy
 from schemagate.controller import status as st
+from schemagate.controller.config import Options
+from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Options:
-    job_image: str = "schemagate:dev"
-    # What the installer allows beyond the runner image and the job ServiceAccount (controller/allow.py)
-    allowed_images: tuple[str, ...] = ()
-    allowed_service_accounts: tuple[str, ...] = ()
-    job_service_account: str | None = None
-    backup_claim_label: str = allow.DEFAULT_BACKUP_CLAIM_LABEL
-    allowed_database_hosts: tuple[str, ...] = ()  # empty: any host a Secret names
-    # Cluster-wide mode: the namespaces the operator acts in (its RBAC's RoleBindings); empty: every one
-    act_namespaces: tuple[str, ...] = ()
-
-    def allowlist(self) -> allow.Allowlist:
-        return allow.Allowlist(self.job_image, self.allowed_images, self.allowed_service_accounts,
-                               self.job_service_account, self.backup_claim_label)
-
-
-class Clients:
-    def __init__(self, api_client: client.ApiClient):
-        self.core = client.CoreV1Api(api_client)
-        self.batch = client.BatchV1Api(api_client)
-        self.coordination = client.CoordinationV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
 
 
 def _spec_error(e: ValidationError) -> str:
@@ -195,7 +166,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         runs, events = st.absorb_jobs(old, infos, now)
         if unreadable is not None:
             raise unreadable
-        assert db is not None
+        assert db is not None and lease_name is not None
         migrations = None
         source_key = ""
         if spec.source.config_maps:
@@ -220,11 +191,11 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         decision = policy.evaluate(inputs, p.plan(inputs), spec, meta.get("annotations") or {}, old)
         action = decision.action
         events += decision.events
-        if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder:
-            # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
-            if lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
-                events.append(st.Event("Normal", "LeaseTakenOver", f"Lease {namespace}/{lease_name} was held by "
-                                                                   f"{holder.holder}, whose Job is gone: freed"))
+        # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
+        if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder \
+                and lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
+            events.append(st.Event("Normal", "LeaseTakenOver", f"Lease {namespace}/{lease_name} was held by "
+                                                               f"{holder.holder}, whose Job is gone: freed"))
         if isinstance(action, p.RunUp):
             created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
                                   migrations, state)

@@ -94,7 +94,7 @@ def review(smig: Mapping[str, Any], migrations: list[source.Migration]) -> previ
                                f"({step.get('file')}, sha256 {str(step.get('sha256'))[:12]}…) but the files given "
                                f"have {found}: these are not the files that plan was made from")
         planned.append(m)
-    direction = "down" if shown.get("direction") == "down" else "up"
+    direction: mplan.Direction = "down" if shown.get("direction") == "down" else "up"
     before, target = int(shown.get("fromVersion") or 0), shown.get("toVersion")
     inputs = p.Inputs(name=name, namespace=namespace, generation=int(meta.get("generation") or 1), target=target,
                       migrations=tuple(p.migration_file(m) for m in migrations), db=p.DbState(before),

@@ -155,7 +155,8 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
                                                        f"to {target}"), fields
     if isinstance(action, p.WaitForLease):
         return "Waiting", c.reconciling(c.WAITING_FOR_LEASE, f"waiting for the database's Lease, held by "
-                                                             f"{action.holder}"), {**fields, "leaseHolder": action.holder}
+                                                             f"{action.holder}"), \
+            {**fields, "leaseHolder": action.holder}
     assert isinstance(action, p.Refuse)
     return "Failed", c.stalled(action.reason, action.message), fields
 

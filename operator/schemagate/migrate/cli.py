@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from schemagate.migrate import dburl, reasons, source
 from schemagate.migrate.errors import MigrateError
@@ -106,7 +106,7 @@ def _lease(args: argparse.Namespace) -> Iterator[Callable[[str], None] | None]:
         note = cm.__enter__()
     except lease.LeaseUnavailable as e:
         raise MigrateError(reasons.LEASE_UNAVAILABLE, f"Lease {namespace}/{args.lease_name}: {e}") from None
-    except Exception as e:  # API down, 5xx, no kubeconfig: still a result the Job can report, not a traceback
+    except Exception as e:  # noqa: BLE001  API down, 5xx, no kubeconfig: still a result the Job can report, not a traceback
         status = getattr(e, "status", None)
         why = (f"Kubernetes API answered {status} {getattr(e, 'reason', '') or ''}".rstrip() if status
                else f"{type(e).__name__}: {e}")
@@ -358,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
     if args.migrate_command in ("plan", "lint"):
         from schemagate.migrate import lint, preview  # neither runs anything: no lease, no lock, no result file
 
-        return (lint if args.migrate_command == "lint" else preview).run(args)
+        return lint.run(args) if args.migrate_command == "lint" else preview.run(args)
     if getattr(args, "plan_version", None) is not None:
         print(f"schemagate migrate {args.migrate_command}: {reasons.INVALID_ARGUMENTS}: unexpected argument "
               f"{args.plan_version!r}", file=sys.stderr)

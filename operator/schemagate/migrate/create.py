@@ -27,9 +27,7 @@ def snake_case(name: str) -> str:
         alnum = ch.isalpha() or ch.isnumeric()
         if state == "idle":
             state = "first" if alnum else "idle"
-        elif state == "first":
-            state = "alnum" if alnum else "delim"
-        elif state == "alnum":
+        elif state == "first" or state == "alnum":
             state = "alnum" if alnum else "delim"
         elif state == "delim":
             state = "first" if alnum else "idle"
@@ -63,7 +61,7 @@ def create(directory: str | os.PathLike[str], name: str, sequential: bool,
     if sequential:
         version = f"{next_sequential(d):05d}"
     else:
-        version = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d%H%M%S")
+        version = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H%M%S")
     path = d / f"{version}_{snake_case(name)}.sql"
     try:
         with open(path, "x", encoding="utf-8") as f:

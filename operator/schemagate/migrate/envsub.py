@@ -54,7 +54,7 @@ class _Parser:
                 self.pos += 2
                 out.append("\\\\")
                 continue
-            if rest.startswith("\\$") or rest.startswith("$$"):
+            if rest.startswith(("\\$", "$$")):
                 self.pos += 2
                 out.append("$")
                 continue
@@ -89,7 +89,7 @@ class _Parser:
             value = env.get(name, "") or content
         elif op == "-":
             content = self.expression(env, "}")
-            value = env[name] if name in env else content
+            value = env.get(name, content)
         elif op == "?":
             message = self.expression(env, "}")
             if name not in env:

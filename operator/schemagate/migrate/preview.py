@@ -172,7 +172,7 @@ def _from_database(args: argparse.Namespace, migrations: list[source.Migration],
     except MigrateError as e:
         e.message = dburl.redact(e.message, url)
         raise
-    except Exception as e:  # psycopg errors (permissions, ...): said without the URL
+    except Exception as e:  # noqa: BLE001  psycopg errors (permissions, ...): said without the URL
         raise MigrateError(reasons.DATABASE_ERROR, f"database error: {dburl.redact(str(e).strip(), url)}") from None
     if mismatches and (verb.startswith("up") or verb == "redo"):
         raise mismatches[0]  # the run would refuse before its first statement: say so, plan nothing

@@ -98,7 +98,8 @@ def connect(url: str) -> psycopg.Connection:
         if "password authentication failed" in low or "authentication failed" in low or \
                 "no password supplied" in low or getattr(e, "sqlstate", None) in ("28P01", "28000"):
             raise MigrateError(reasons.AUTHENTICATION_FAILED,
-                               f"cannot log in to database {where.name!r} at {where.host}:{where.port}: {text}") from None
+                               f"cannot log in to database {where.name!r} at {where.host}:{where.port}: {text}"
+                               ) from None
         raise MigrateError(reasons.CONNECTION_FAILED,
                            f"cannot connect to database {where.name!r} at {where.host}:{where.port}: {text}") from None
 
@@ -258,7 +259,7 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
         raise _statement_error(m, direction, failed.n, failed.statement, e, use_tx) from e
 
 
-def _in_transaction(conn: psycopg.Connection, pipelined: bool, body: Callable[[], None]) -> None:
+def _in_transaction(conn: psycopg.Connection, pipelined: bool, body: Callable[[], object]) -> None:
     """BEGIN, body, COMMIT; rolled back on any failure. Pipelined: all of it before a single Sync.
 
     BEGIN and COMMIT are sent as plain commands: psycopg's transaction() syncs the pipeline after BEGIN,
@@ -338,7 +339,8 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
             result.migrations = [
                 {"version": m.version, "file": m.file,
                  "applied": m.version in latest and latest[m.version].is_applied,
-                 "appliedAt": _iso(latest[m.version].tstamp) if m.version in latest and latest[m.version].is_applied else None}
+                 "appliedAt": _iso(latest[m.version].tstamp)
+                 if m.version in latest and latest[m.version].is_applied else None}
                 for m in migrations]
         return
     if command == "validate":
@@ -475,7 +477,7 @@ def _resolve_interrupted(conn: psycopg.Connection, t: store.TableName, state: pl
         listed = ", ".join(map(str, marks)) or "none"
         raise MigrateError(reasons.TARGET_NOT_FOUND, f"version {version} has no interrupted NO TRANSACTION run to "
                                                      f"resolve (interrupted: {listed})", version=version)
-    store.clear_started(conn, t, version)  # type: ignore[arg-type]  # checked above
+    store.clear_started(conn, t, version)
     result.notes.append(f"resolved the interrupted run of {marks[version].file}: the next run applies it again")
 
 

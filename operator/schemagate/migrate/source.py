@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemagate.migrate import reasons, rules
@@ -28,7 +28,8 @@ class Migration:
     file: str  # base name, as goose prints it
     sha256: str  # of the file's bytes (UTF-8)
     parsed: ParsedMigration
-    notes: rules.FileNotes = rules.FileNotes()  # what the writing rules read from the text (annotations)
+    # What the writing rules read from the text (annotations).
+    notes: rules.FileNotes = field(default_factory=rules.FileNotes)
 
 
 def version_of(name: str) -> int:

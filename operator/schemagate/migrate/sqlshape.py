@@ -203,11 +203,8 @@ def _alter(top: list[Token]) -> Shape:
 def _data(top: list[Token]) -> Shape:
     verb = top[0].text
     i = 1
-    if verb in ("INSERT", "MERGE") and _is(top, i, "INTO"):
-        i += 1
-    elif verb == "DELETE" and _is(top, i, "FROM"):
-        i += 1
-    elif verb == "TRUNCATE" and _is(top, i, "TABLE"):
+    if ((verb in ("INSERT", "MERGE") and _is(top, i, "INTO")) or (verb == "DELETE" and _is(top, i, "FROM"))
+            or (verb == "TRUNCATE" and _is(top, i, "TABLE"))):
         i += 1
     if _is(top, i, "ONLY"):
         i += 1

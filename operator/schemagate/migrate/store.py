@@ -239,7 +239,8 @@ def lock_holder(conn: psycopg.Connection) -> str:
         """SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l
            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
            WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
-           WHERE datname = current_database()) AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1""",
+           WHERE datname = current_database())
+             AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1""",
         (ADVISORY_LOCK_KEY >> 32, ADVISORY_LOCK_KEY & 0xFFFFFFFF)).fetchone()
     if not row:
         return ""
