@@ -13,7 +13,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from schemagate.migrate import dburl, reasons, source, sqlshape, store
+from schemagate.api import reasons
+from schemagate.migrate import dburl, source, sqlshape, store
 from schemagate.migrate.errors import MigrateError
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from schemagate.api import reasons
 from schemagate.api import migrationset as set_api
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import fleet
@@ -69,35 +70,35 @@ DBS = [f"t{k:02d}" for k in range(10)]
 #  started this round, phase, Ready reason)
 ROLLOUT = [
     ("canary by count goes first, within the window",
-     DBS, [], {"canary": {"count": 2}, "maxParallel": 5}, ["t00", "t01"], "Canary", fleet.CANARY),
+     DBS, [], {"canary": {"count": 2}, "maxParallel": 5}, ["t00", "t01"], "Canary", reasons.CANARY),
     ("no canary: the first window", DBS, [], {"maxParallel": 3}, ["t00", "t01", "t02"], "Progressing",
-     fleet.PROGRESSING),
+     reasons.PROGRESSING),
     ("the rest wait while a canary migrates",
      DBS, [("t00", "Ready"), ("t01", "Migrating")], {"canary": {"count": 2}, "maxParallel": 5}, [], "Canary",
-     fleet.CANARY),
+     reasons.CANARY),
     ("canary Ready: the rest, at most maxParallel",
      DBS, [("t00", "Ready"), ("t01", "Ready")], {"canary": {"count": 2}, "maxParallel": 3},
-     ["t02", "t03", "t04"], "Progressing", fleet.PROGRESSING),
+     ["t02", "t03", "t04"], "Progressing", reasons.PROGRESSING),
     ("the window slides: one slot free",
      DBS, [("t00", "Ready"), ("t01", "Migrating"), ("t02", "Pending")], {"maxParallel": 3}, ["t03"],
-     "Progressing", fleet.PROGRESSING),
+     "Progressing", reasons.PROGRESSING),
     ("a failure below maxFailures keeps going",
      DBS, [("t00", "Ready"), ("t01", "Failed")], {"maxParallel": 2, "maxFailures": 2}, ["t02", "t03"],
-     "Progressing", fleet.PROGRESSING),
+     "Progressing", reasons.PROGRESSING),
     ("maxFailures reached: nothing new starts",
      DBS, [("t00", "Ready"), ("t01", "Failed"), ("t02", "Migrating")], {"maxParallel": 5, "maxFailures": 1}, [],
-     "Halted", fleet.MAX_FAILURES_REACHED),
+     "Halted", reasons.MAX_FAILURES_REACHED),
     ("a canary failed: the rest wait even under maxFailures",
      DBS, [("t00", "Failed"), ("t01", "Ready")], {"canary": {"count": 2}, "maxFailures": 5}, [], "Halted",
-     fleet.CANARY_FAILED),
+     reasons.CANARY_FAILED),
     ("all updated and Ready", ["t00", "t01"], [("t00", "Ready"), ("t01", "Ready")], {}, [], "Ready",
      "UpToDate"),
     ("everything released, one failed under maxFailures: Failed",
      ["t00", "t01"], [("t00", "Ready"), ("t01", "Failed")], {"maxFailures": 3}, [], "Failed",
-     fleet.DATABASES_FAILED),
-    ("no databases", [], [], {}, [], "Pending", fleet.NO_DATABASES),
+     reasons.DATABASES_FAILED),
+    ("no databases", [], [], {}, [], "Pending", reasons.NO_DATABASES),
     ("a database added later is migrated", ["t00", "t01", "t02"], [("t00", "Ready"), ("t01", "Ready")],
-     {"canary": {"count": 1}}, ["t02"], "Progressing", fleet.PROGRESSING),
+     {"canary": {"count": 1}}, ["t02"], "Progressing", reasons.PROGRESSING),
 ]
 
 
@@ -171,7 +172,7 @@ def test_a_foreign_schemamigration_of_the_childs_name_is_a_conflict_and_counts_a
     foreign = _child("t00", "Ready", owner="someone-else")
     o = fleet.decide(_inputs(["t00", "t01"], [foreign], maxFailures=2))
     assert not o.update and _started(o) == ["t01"]
-    assert o.status["failing"][0]["reason"] == fleet.NAME_CONFLICT
+    assert o.status["failing"][0]["reason"] == reasons.NAME_CONFLICT
 
 
 def test_status_counts_versions_and_bounded_failing_list():

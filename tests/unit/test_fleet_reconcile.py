@@ -9,6 +9,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from schemagate.api import reasons
 from schemagate.api import migrationset as set_api
 from schemagate.controller import fleet_reconcile
 from schemagate.controller.config import Options
@@ -105,10 +106,10 @@ def test_a_selector_the_operator_may_not_list_says_how_to_grant_it():
     fleet_reconcile.reconcile(k, NS, "cs", Options())
     status = k.custom.objects[("schemamigrationsets", "cs")]["status"]
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
-    assert (stalled["status"], stalled["reason"]) == ("True", fleet_reconcile.SECRETS_NOT_LISTABLE)
+    assert (stalled["status"], stalled["reason"]) == ("True", reasons.SECRETS_NOT_LISTABLE)
     assert "rbac.listSecrets=true" in stalled["message"]
     assert not _children(k)
-    assert [e["reason"] for e in k.core.events] == [fleet_reconcile.SECRETS_NOT_LISTABLE]
+    assert [e["reason"] for e in k.core.events] == [reasons.SECRETS_NOT_LISTABLE]
 
 
 def test_a_database_leaving_the_selector_is_let_go_by_merge_patch():

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from schemagate.api import reasons
 from schemagate.controller import gate
 from schemagate.controller.gate import Schema
 
@@ -36,25 +37,25 @@ def pod(name: str = "web-7d9f-abcde", required: str | None = None, gate_status: 
 
 @pytest.mark.parametrize("the_pod, schema, expected", [
     # Needs what the database has: open, whatever is pending (scale-ups and restarts are not blocked).
-    (pod(required="1"), AT_1, ("True", gate.SCHEMA_READY)),
-    (pod(required="1"), MIGRATING, ("True", gate.SCHEMA_READY)),
-    (pod(required="1"), STALLED, ("True", gate.SCHEMA_READY)),
-    (pod(required="1"), AT_2, ("True", gate.SCHEMA_READY)),  # past it counts
+    (pod(required="1"), AT_1, ("True", reasons.SCHEMA_READY)),
+    (pod(required="1"), MIGRATING, ("True", reasons.SCHEMA_READY)),
+    (pod(required="1"), STALLED, ("True", reasons.SCHEMA_READY)),
+    (pod(required="1"), AT_2, ("True", reasons.SCHEMA_READY)),  # past it counts
     # Needs more than the database has: held, saying why.
-    (pod(required="2"), MIGRATING, ("False", gate.WAITING_FOR_MIGRATION)),
-    (pod(required="2"), STALLED, ("False", gate.MIGRATION_STALLED)),
-    (pod(required="3"), MIGRATING, ("False", gate.VERSION_NOT_PLANNED)),
-    (pod(required="2"), UNKNOWN, ("False", gate.DATABASE_UNAVAILABLE)),
-    (pod(required="two"), AT_2, ("False", gate.INVALID_REQUIRED_VERSION)),
-    (pod(required=" 2 "), AT_2, ("True", gate.SCHEMA_READY)),
+    (pod(required="2"), MIGRATING, ("False", reasons.WAITING_FOR_MIGRATION)),
+    (pod(required="2"), STALLED, ("False", reasons.MIGRATION_STALLED)),
+    (pod(required="3"), MIGRATING, ("False", reasons.VERSION_NOT_PLANNED)),
+    (pod(required="2"), UNKNOWN, ("False", reasons.DATABASE_UNAVAILABLE)),
+    (pod(required="two"), AT_2, ("False", reasons.INVALID_REQUIRED_VERSION)),
+    (pod(required=" 2 "), AT_2, ("True", reasons.SCHEMA_READY)),
     # No annotation: the SchemaMigration's target.
-    (pod(), AT_1, ("True", gate.SCHEMA_READY)),
-    (pod(), MIGRATING, ("False", gate.WAITING_FOR_MIGRATION)),
-    (pod(), Schema("app", current=1, target=None), ("False", gate.WAITING_FOR_MIGRATION)),
+    (pod(), AT_1, ("True", reasons.SCHEMA_READY)),
+    (pod(), MIGRATING, ("False", reasons.WAITING_FOR_MIGRATION)),
+    (pod(), Schema("app", current=1, target=None), ("False", reasons.WAITING_FOR_MIGRATION)),
     # A held pod is re-decided; its False is replaced as soon as the database is there.
-    (pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION), AT_2, ("True", gate.SCHEMA_READY)),
-    (pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION), STALLED,
-     ("False", gate.MIGRATION_STALLED)),
+    (pod(required="2", gate_status="False", reason=reasons.WAITING_FOR_MIGRATION), AT_2, ("True", reasons.SCHEMA_READY)),
+    (pod(required="2", gate_status="False", reason=reasons.WAITING_FOR_MIGRATION), STALLED,
+     ("False", reasons.MIGRATION_STALLED)),
 ])
 def test_decide(the_pod, schema, expected):
     decision = decide(the_pod, schema)
@@ -91,7 +92,7 @@ def test_patch_only_when_the_condition_changes():
 
 
 def test_condition_patch_merges_by_type_and_keeps_the_transition_time():
-    held = pod(required="2", gate_status="False", reason=gate.WAITING_FOR_MIGRATION)
+    held = pod(required="2", gate_status="False", reason=reasons.WAITING_FOR_MIGRATION)
     still = decide(held, STALLED)
     body = gate.condition_patch(still, gate.condition(held), "2026-02-02T00:00:00Z")
     (cond,) = body["status"]["conditions"]
@@ -145,11 +146,11 @@ def _views(*specs: tuple[str, str, int | None]) -> list[gate.PodView]:
 
 
 def test_deployment_status_counts_waiting_pods_and_shows_the_worst_reason():
-    entry = gate.deployment_status("web", _views(("True", gate.SCHEMA_READY, 1), ("False", gate.WAITING_FOR_MIGRATION, 2),
-                                                 ("", "", 3), ("False", gate.MIGRATION_STALLED, 2)))
+    entry = gate.deployment_status("web", _views(("True", reasons.SCHEMA_READY, 1), ("False", reasons.WAITING_FOR_MIGRATION, 2),
+                                                 ("", "", 3), ("False", reasons.MIGRATION_STALLED, 2)))
     assert entry == {"name": "web", "pods": 4, "waiting": 3, "requiredVersion": 3,
-                     "reason": gate.MIGRATION_STALLED, "message": None}
-    assert gate.deployment_status("web", _views(("True", gate.SCHEMA_READY, 1)))["waiting"] == 0
+                     "reason": reasons.MIGRATION_STALLED, "message": None}
+    assert gate.deployment_status("web", _views(("True", reasons.SCHEMA_READY, 1)))["waiting"] == 0
     assert gate.status({gate.DEPLOYMENT: [entry, gate.deployment_status("api", [], "Deployment ns/api not found")]}
                        )["waiting"] == 3
     # StatefulSets have their own list (a Deployment and a StatefulSet may share a name); waiting sums both
@@ -164,20 +165,20 @@ def _entry(waiting: int, reason: str | None = None, required: int | None = 2) ->
 
 
 def test_events_held_once_then_released():
-    held = gate.events(_entry(0), _entry(1, gate.WAITING_FOR_MIGRATION), MIGRATING, released=0)
-    assert [(e.type, e.reason) for e in held] == [("Normal", gate.ROLLOUT_HELD)]
+    held = gate.events(_entry(0), _entry(1, reasons.WAITING_FOR_MIGRATION), MIGRATING, released=0)
+    assert [(e.type, e.reason) for e in held] == [("Normal", reasons.ROLLOUT_HELD)]
     assert "schema version 2" in held[0].message and "database at 1" in held[0].message
     # Still waiting for the same reason: no new Event on every reconcile.
-    assert gate.events(_entry(1, gate.WAITING_FOR_MIGRATION), _entry(2, gate.WAITING_FOR_MIGRATION), MIGRATING, 0) == []
+    assert gate.events(_entry(1, reasons.WAITING_FOR_MIGRATION), _entry(2, reasons.WAITING_FOR_MIGRATION), MIGRATING, 0) == []
     # The migration failed: the hold is now a Warning carrying the error.
-    stalled = gate.events(_entry(1, gate.WAITING_FOR_MIGRATION), _entry(1, gate.MIGRATION_STALLED), STALLED, 0)
-    assert [(e.type, e.reason) for e in stalled] == [("Warning", gate.ROLLOUT_HELD)]
+    stalled = gate.events(_entry(1, reasons.WAITING_FOR_MIGRATION), _entry(1, reasons.MIGRATION_STALLED), STALLED, 0)
+    assert [(e.type, e.reason) for e in stalled] == [("Warning", reasons.ROLLOUT_HELD)]
     assert "no_such_table" in stalled[0].message
-    released = gate.events(_entry(1, gate.MIGRATION_STALLED), _entry(0), AT_2, released=1)
-    assert [(e.type, e.reason) for e in released] == [("Normal", gate.ROLLOUT_RELEASED)]
+    released = gate.events(_entry(1, reasons.MIGRATION_STALLED), _entry(0), AT_2, released=1)
+    assert [(e.type, e.reason) for e in released] == [("Normal", reasons.ROLLOUT_RELEASED)]
     assert "version 2" in released[0].message
     # Waiting pods deleted (rollout undone): nothing was released.
-    assert gate.events(_entry(1, gate.WAITING_FOR_MIGRATION), _entry(0), MIGRATING, released=0) == []
+    assert gate.events(_entry(1, reasons.WAITING_FOR_MIGRATION), _entry(0), MIGRATING, released=0) == []
     # A pod decided at once (database already there): neither held nor released.
     assert gate.events(_entry(0), _entry(0), AT_2, released=1) == []
     assert gate.events(None, _entry(0), AT_2, released=2) == []
@@ -187,17 +188,17 @@ def test_misconfiguration_is_a_warning_once():
     problem = "the pod template of Deployment shop/web has no readinessGates entry"
     new = {**_entry(0), "message": problem}
     assert [(e.type, e.reason) for e in gate.events(_entry(0), new, AT_1, 0)] == [
-        ("Warning", gate.ROLLOUT_GATE_MISCONFIGURED)]
+        ("Warning", reasons.ROLLOUT_GATE_MISCONFIGURED)]
     assert gate.events(new, new, AT_1, 0) == []
 
 
 def test_conflict_holds_no_pod_and_says_who_else_names_the_deployment():
-    entry = gate.deployment_status("web", _views(("", "", 2), ("True", gate.SCHEMA_READY, 1)),
+    entry = gate.deployment_status("web", _views(("", "", 2), ("True", reasons.SCHEMA_READY, 1)),
                                    gate.conflict_message("shop", "web", ["b", "a"]), conflict=True)
-    assert entry["reason"] == gate.CONFLICT and entry["waiting"] == 1
+    assert entry["reason"] == reasons.GATE_CONFLICT and entry["waiting"] == 1
     assert "SchemaMigration a, b" in entry["message"]
     # Only the misconfiguration Warning, no "held for schema version" story.
-    assert [e.reason for e in gate.events(None, entry, AT_1, 0)] == [gate.ROLLOUT_GATE_MISCONFIGURED]
+    assert [e.reason for e in gate.events(None, entry, AT_1, 0)] == [reasons.ROLLOUT_GATE_MISCONFIGURED]
 
 
 RS = {"metadata": {"name": "web-7d9f", "uid": "rs-1",
@@ -235,11 +236,11 @@ def test_the_needed_version_is_the_templates_not_the_live_pods():
     lowered = pod(required="0")
     decision = gate.decide(lowered, AT_1, template)
     assert decision is not None and (decision.status, decision.reason, decision.required) == (
-        "False", gate.ANNOTATION_MISMATCH, 2)
+        "False", reasons.ANNOTATION_MISMATCH, 2)
     assert "differs from its pod template" in decision.message
     # added to a pod whose template has none, or removed from one whose template has it: held too
-    assert gate.decide(pod(required="0"), AT_1, {}).reason == gate.ANNOTATION_MISMATCH
-    assert gate.decide(pod(), AT_2, template).reason == gate.ANNOTATION_MISMATCH
+    assert gate.decide(pod(required="0"), AT_1, {}).reason == reasons.ANNOTATION_MISMATCH
+    assert gate.decide(pod(), AT_2, template).reason == reasons.ANNOTATION_MISMATCH
     assert gate.decide(pod(required="2"), AT_2, template).status == "True"
 
 
@@ -288,12 +289,12 @@ def test_workload_of(metadata, workload):
 def test_release_opens_a_held_pod_and_says_no_schema_was_checked():
     for held in (pod(required="2"), pod(required="2", gate_status="False")):
         decision = gate.release(held, "StatefulSet shop/db", "app", "removed from its spec.rolloutGate")
-        assert decision is not None and (decision.status, decision.reason) == ("True", gate.GATE_REMOVED)
+        assert decision is not None and (decision.status, decision.reason) == ("True", reasons.GATE_REMOVED)
         assert "StatefulSet shop/db is no longer gated by SchemaMigration app" in decision.message
         assert "without checking the schema" in decision.message
     assert gate.release(pod(required="2", gate_status="True"), "StatefulSet shop/db", "app", "x") is None
     event = gate.released_event("StatefulSet shop/db", "app", "the SchemaMigration was deleted", 2)
-    assert (event.type, event.reason) == ("Warning", gate.ROLLOUT_GATE_REMOVED)
+    assert (event.type, event.reason) == ("Warning", reasons.ROLLOUT_GATE_REMOVED)
     assert "2 held pod(s)" in event.message and "deleted" in event.message
 
 

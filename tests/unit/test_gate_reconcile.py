@@ -10,6 +10,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from schemagate.api import conditions as c
+from schemagate.api import reasons
 from schemagate.controller import gate, gate_reconcile, observe
 from schemagate.controller.plan import DbState
 
@@ -98,7 +99,7 @@ def _migration(status: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _status(target: int = 2, stalled: tuple[str, str] | None = None) -> dict[str, Any]:
-    desired = c.stalled(*stalled) if stalled else c.reconciling(c.MIGRATING, "Job app-g1-x is migrating")
+    desired = c.stalled(*stalled) if stalled else c.reconciling(reasons.MIGRATING, "Job app-g1-x is migrating")
     return {"targetVersion": target, "conditions": c.apply(None, desired, 1)}
 
 
@@ -127,11 +128,11 @@ def test_pods_are_patched_by_strategic_merge_so_the_kubelets_conditions_survive(
     assert [(n, t) for n, _, t in k.core.patches] == [("web-abc-1", "application/strategic-merge-patch+json"),
                                                       ("web-def-2", "application/strategic-merge-patch+json")]
     (open_cond,), (held_cond,) = (b["status"]["conditions"] for _, b, _ in k.core.patches)
-    assert (open_cond["status"], held_cond["status"], held_cond["reason"]) == ("True", "False", gate.WAITING_FOR_MIGRATION)
+    assert (open_cond["status"], held_cond["status"], held_cond["reason"]) == ("True", "False", reasons.WAITING_FOR_MIGRATION)
     assert result is not None and result.status == {"waiting": 1, "deployments": [
-        {"name": "web", "pods": 2, "waiting": 1, "requiredVersion": 2, "reason": gate.WAITING_FOR_MIGRATION,
+        {"name": "web", "pods": 2, "waiting": 1, "requiredVersion": 2, "reason": reasons.WAITING_FOR_MIGRATION,
          "message": None}]}
-    assert [(ref["kind"], ref["name"], e.reason) for ref, e in result.events] == [("Deployment", "web", gate.ROLLOUT_HELD)]
+    assert [(ref["kind"], ref["name"], e.reason) for ref, e in result.events] == [("Deployment", "web", reasons.ROLLOUT_HELD)]
 
 
 def test_only_the_deployments_gated_live_pods_are_touched_and_open_gates_stay_open(world):
@@ -150,14 +151,14 @@ def test_only_the_deployments_gated_live_pods_are_touched_and_open_gates_stay_op
 def test_release_posts_an_event_on_the_deployment(world):
     k = world([_pod("web-abc-1", gate_status="False")])
     previous = {"rolloutGate": {"waiting": 1, "deployments": [{"name": "web", "pods": 1, "waiting": 1,
-                                                               "reason": gate.WAITING_FOR_MIGRATION}]}}
+                                                               "reason": reasons.WAITING_FOR_MIGRATION}]}}
     result = gate_reconcile.run(k, _migration(previous), _status(), DbState(2))
     assert result is not None and result.status["waiting"] == 0
     gate_reconcile.post_events(k, result)
     (event,) = k.core.events
     assert event["involvedObject"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
                                        "namespace": NS, "uid": "u-1"}
-    assert event["reason"] == gate.ROLLOUT_RELEASED and event["type"] == "Normal"
+    assert event["reason"] == reasons.ROLLOUT_RELEASED and event["type"] == "Normal"
 
 
 def test_deployment_missing_or_without_the_gate_is_reported(world):
@@ -188,11 +189,11 @@ def test_database_unreadable_holds_undecided_pods(world, monkeypatch):
 
     monkeypatch.setattr(observe, "database", no_second_try)
     k = world([_pod("web-abc-1", required="1"), _pod("web-def-2", rs="web-def", gate_status="True")])
-    status = _status(stalled=(c.CONNECTION_FAILED, "cannot reach database db:5432/app: timeout"))
+    status = _status(stalled=(reasons.CONNECTION_FAILED, "cannot reach database db:5432/app: timeout"))
     result = gate_reconcile.run(k, _migration(), status, None)
     ((name, body, _),) = k.core.patches
     cond = body["status"]["conditions"][0]
-    assert name == "web-abc-1" and (cond["status"], cond["reason"]) == ("False", gate.DATABASE_UNAVAILABLE)
+    assert name == "web-abc-1" and (cond["status"], cond["reason"]) == ("False", reasons.DATABASE_UNAVAILABLE)
     assert "cannot reach database" in cond["message"]
     assert result is not None and result.status["waiting"] == 1
 
@@ -202,7 +203,7 @@ def test_reconcile_stopped_before_the_database_so_the_gate_reads_it(world, monke
     monkeypatch.setattr(observe, "database", lambda core, ns, spec, hosts=(): "db")
     monkeypatch.setattr(observe, "database_state", lambda db: DbState(1))
     k = world([_pod("web-abc-1", required="1")])
-    gate_reconcile.run(k, _migration(), _status(stalled=(c.INVALID_MIGRATIONS, "00003_x.sql:1: bad")), None)
+    gate_reconcile.run(k, _migration(), _status(stalled=(reasons.INVALID_MIGRATIONS, "00003_x.sql:1: bad")), None)
     ((_, body, _),) = k.core.patches
     assert body["status"]["conditions"][0]["status"] == "True"
 
@@ -214,7 +215,7 @@ def test_a_failing_api_call_keeps_the_last_known_entry_and_does_not_stop_the_rec
         raise ApiException(status=500, reason="Internal Server Error")
 
     k.core.list_namespaced_pod = broken
-    known = {"name": "web", "pods": 2, "waiting": 1, "requiredVersion": 2, "reason": gate.WAITING_FOR_MIGRATION}
+    known = {"name": "web", "pods": 2, "waiting": 1, "requiredVersion": 2, "reason": reasons.WAITING_FOR_MIGRATION}
     result = gate_reconcile.run(k, _migration({"rolloutGate": {"waiting": 1, "deployments": [known]}}), _status(),
                                 DbState(1))
     assert result is not None and result.status == {"waiting": 1, "deployments": [known]} and result.events == []
@@ -229,9 +230,9 @@ def test_two_schemamigrations_naming_one_deployment_decide_none_of_its_pods(worl
     assert k.core.patches == []  # not even the pod whose version the database has
     assert result is not None
     (entry,) = result.status["deployments"]
-    assert entry["reason"] == gate.CONFLICT and entry["waiting"] == 1
+    assert entry["reason"] == reasons.GATE_CONFLICT and entry["waiting"] == 1
     assert "SchemaMigration billing" in entry["message"] and f"{NS}/web" in entry["message"]
-    assert [(e.type, e.reason) for _, e in result.events] == [("Warning", gate.ROLLOUT_GATE_MISCONFIGURED)]
+    assert [(e.type, e.reason) for _, e in result.events] == [("Warning", reasons.ROLLOUT_GATE_MISCONFIGURED)]
     # Said once, not on every reconcile.
     again = gate_reconcile.run(k, _migration({"rolloutGate": result.status}), _status(), DbState(1))
     assert again is not None and again.events == []
@@ -251,11 +252,11 @@ def test_schemamigrations_unlistable_decides_nothing(world):
 def test_a_pod_whose_annotation_was_lowered_live_is_held_and_the_replicaset_read_once(world):
     k = world([_pod("web-abc-1", required="2"), _pod("web-abc-2", required="0"), _pod("web-abc-3", required="2")])
     result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
-    reasons = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
-    assert reasons == {"web-abc-1": gate.WAITING_FOR_MIGRATION, "web-abc-2": gate.ANNOTATION_MISMATCH,
-                       "web-abc-3": gate.WAITING_FOR_MIGRATION}
+    patched = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
+    assert patched == {"web-abc-1": reasons.WAITING_FOR_MIGRATION, "web-abc-2": reasons.ANNOTATION_MISMATCH,
+                       "web-abc-3": reasons.WAITING_FOR_MIGRATION}
     assert k.apps.reads == ["web-abc"]
-    assert result is not None and result.status["deployments"][0]["reason"] == gate.ANNOTATION_MISMATCH
+    assert result is not None and result.status["deployments"][0]["reason"] == reasons.ANNOTATION_MISMATCH
 
 
 def test_a_pod_of_a_replicaset_of_another_deployment_with_a_matching_name_is_not_decided(world):
@@ -344,11 +345,11 @@ def test_a_statefulsets_pods_are_decided_by_the_revision_they_were_made_from(sts
                    _sts_pod("db-2", revision="db-r2", required="0")])  # lowered on the live pod
     k.custom.migrations = [_gating(stateful_sets=["db"])]
     result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(1))
-    reasons = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
-    assert reasons == {"db-1": gate.WAITING_FOR_MIGRATION, "db-2": gate.ANNOTATION_MISMATCH}  # db-0: open, latched
+    patched = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
+    assert patched == {"db-1": reasons.WAITING_FOR_MIGRATION, "db-2": reasons.ANNOTATION_MISMATCH}  # db-0: open, latched
     assert k.core.selectors == ["app=db"] and k.apps.reads == ["db-r1", "db-r2"]  # each revision read once
     assert result is not None and result.status == {"waiting": 2, "deployments": [], "statefulSets": [
-        {"name": "db", "pods": 3, "waiting": 2, "requiredVersion": 2, "reason": gate.ANNOTATION_MISMATCH,
+        {"name": "db", "pods": 3, "waiting": 2, "requiredVersion": 2, "reason": reasons.ANNOTATION_MISMATCH,
          "message": None}]}
     assert {(ref["kind"], ref["name"], ref["uid"]) for ref, _ in result.events} == {("StatefulSet", "db", "s-1")}
     # v2 committed: the held pod opens, the one edited live stays held
@@ -377,7 +378,7 @@ def test_a_statefulset_not_found_is_reported_by_kind(sts_world):
 def _held(kind: str, name: str) -> dict[str, Any]:
     field_name = gate.FIELDS[kind]
     return {"rolloutGate": {"waiting": 1, field_name: [{"name": name, "pods": 1, "waiting": 1, "requiredVersion": 2,
-                                                        "reason": gate.WAITING_FOR_MIGRATION}]}}
+                                                        "reason": reasons.WAITING_FOR_MIGRATION}]}}
 
 
 def test_a_workload_taken_out_of_the_gate_has_its_held_pods_released_with_a_warning(sts_world):
@@ -387,21 +388,21 @@ def test_a_workload_taken_out_of_the_gate_has_its_held_pods_released_with_a_warn
     result = gate_reconcile.run(k, _gating(deployments=["web"], status=previous), _status(), DbState(1))
     opened = {n: (b["status"]["conditions"][0]["status"], b["status"]["conditions"][0]["reason"])
               for n, b, _ in k.core.patches}
-    assert opened == {"db-1": ("True", gate.GATE_REMOVED), "db-2": ("True", gate.GATE_REMOVED)}
+    assert opened == {"db-1": ("True", reasons.GATE_REMOVED), "db-2": ("True", reasons.GATE_REMOVED)}
     assert result is not None and "statefulSets" not in result.status
     removed = [(ref["kind"], ref["name"], e.type, e.reason) for ref, e in result.events
-               if e.reason == gate.ROLLOUT_GATE_REMOVED]
-    assert removed == [("StatefulSet", "db", "Warning", gate.ROLLOUT_GATE_REMOVED)]
-    assert "2 held pod(s)" in next(e.message for _, e in result.events if e.reason == gate.ROLLOUT_GATE_REMOVED)
+               if e.reason == reasons.ROLLOUT_GATE_REMOVED]
+    assert removed == [("StatefulSet", "db", "Warning", reasons.ROLLOUT_GATE_REMOVED)]
+    assert "2 held pod(s)" in next(e.message for _, e in result.events if e.reason == reasons.ROLLOUT_GATE_REMOVED)
 
 
 def test_the_whole_gate_removed_releases_and_then_clears_the_status(world):
     k = world([_pod("web-abc-1", gate_status="False")])
     result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), DbState(1))
     ((name, body, _),) = k.core.patches
-    assert (name, body["status"]["conditions"][0]["reason"]) == ("web-abc-1", gate.GATE_REMOVED)
+    assert (name, body["status"]["conditions"][0]["reason"]) == ("web-abc-1", reasons.GATE_REMOVED)
     assert result is not None and result.status is None
-    assert [e.reason for _, e in result.events] == [gate.ROLLOUT_GATE_REMOVED]
+    assert [e.reason for _, e in result.events] == [reasons.ROLLOUT_GATE_REMOVED]
 
 
 def test_a_workload_still_gated_by_another_schemamigration_is_not_released(world):
@@ -431,9 +432,9 @@ def test_a_deleted_schemamigration_releases_the_held_pods_of_what_it_gated(sts_w
     result = gate_reconcile.release_deleted(k, _gating(stateful_sets=["db"], status=_held(gate.STATEFUL_SET, "db")))
     ((name, body, _),) = k.core.patches
     cond = body["status"]["conditions"][0]
-    assert (name, cond["status"], cond["reason"]) == ("db-1", "True", gate.GATE_REMOVED)
+    assert (name, cond["status"], cond["reason"]) == ("db-1", "True", reasons.GATE_REMOVED)
     assert "the SchemaMigration was deleted" in cond["message"]
     gate_reconcile.post_events(k, result)
     (event,) = k.core.events
-    assert event["involvedObject"]["kind"] == "StatefulSet" and event["reason"] == gate.ROLLOUT_GATE_REMOVED
+    assert event["involvedObject"]["kind"] == "StatefulSet" and event["reason"] == reasons.ROLLOUT_GATE_REMOVED
     assert event["type"] == "Warning"

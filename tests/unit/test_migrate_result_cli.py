@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.migrate import create, dburl, reasons, result
+from schemagate.api import reasons
+from schemagate.migrate import create, dburl, result
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.runner import AppliedStep, RunResult
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.migrate import reasons
+from schemagate.api import reasons
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.plan import DbState, VersionRow, pending, plan_down, plan_redo, plan_up
 from schemagate.migrate.source import load_dir, load_files, version_of

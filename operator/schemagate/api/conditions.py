@@ -1,4 +1,5 @@
-"""Condition types, reasons and the one helper that sets them (Kubernetes API conventions, kstatus).
+"""Condition types and the one helper that sets them (Kubernetes API conventions, kstatus); the reasons
+are in `reasons`.
 
 `Ready` says whether the database is at the target; `Reconciling` that the operator is working towards
 it (a Job runs, the Lease is busy); `Stalled` that it cannot progress without someone changing something.
@@ -10,51 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from schemagate.api import reasons
+
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 CONDITION_TYPES = (READY, RECONCILING, STALLED)
-
-# Reasons: CamelCase, stable — pipelines and alerts match on them.
-UP_TO_DATE = "UpToDate"
-MIGRATING = "Migrating"
-PENDING_MIGRATIONS = "PendingMigrations"
-WAITING_FOR_LEASE = "WaitingForLease"
-MIGRATION_FAILED = "MigrationFailed"
-INVALID_MIGRATIONS = "InvalidMigrations"
-NO_MIGRATION_FILES = "NoMigrationFiles"
-INVALID_SPEC = "InvalidSpec"
-SOURCE_NOT_FOUND = "SourceNotFound"
-SECRET_NOT_FOUND = "SecretNotFound"
-CONNECTION_FAILED = "ConnectionFailed"
-AUTHENTICATION_FAILED = "AuthenticationFailed"
-TARGET_NOT_FOUND = "TargetNotFound"
-DOWNGRADE_REFUSED = "DowngradeRefused"  # no longer set: a downgrade is DowngradeNotAllowed or runs
-DOWNGRADE_NOT_ALLOWED = "DowngradeNotAllowed"
-NO_DOWN_MIGRATION = "NoDownMigration"
-AWAITING_APPROVAL = "AwaitingApproval"
-LINT_FAILED = "LintFailed"
-BACKUP_FAILED = "BackupFailed"
-CHECKSUM_MISMATCH = "ChecksumMismatch"
-SOURCE_CHANGED = "SourceChanged"  # the runner saw other files than the plan covered (a ConfigMap edited since)
-MISSING_MIGRATIONS = "MissingMigrations"
-JOB_FAILED = "JobFailed"
-JOB_CONFLICT = "JobConflict"  # the plan's Job name is taken by a Job this object does not own
-JOB_REJECTED = "JobRejected"  # the apiserver refused the Job (invalid resources, quota, RBAC, admission)
-VERIFICATION_FAILED = "VerificationFailed"
-# The spec names what the installer did not allow (controller/allow.py): nothing is created.
-IMAGE_NOT_ALLOWED = "ImageNotAllowed"
-SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
-BACKUP_CLAIM_NOT_ALLOWED = "BackupClaimNotAllowed"
-NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"  # cluster-wide: watched, but not one the operator acts in
-DATABASE_NOT_ALLOWED = "DatabaseNotAllowed"  # the URL names a host outside --allow-database-host
-INVALID_DATABASE_URL = "InvalidDatabaseURL"  # the Secret's value is not something libpq can parse
-AHEAD_OF_SOURCE = "AheadOfSource"  # latest: the database holds every file's version and newer ones besides
-RUNNER_KILLED = "RunnerKilled"  # the runner's process ended without a result (SIGKILL, OOM, pod deleted)
-NO_TRANSACTION_INTERRUPTED = "NoTransactionInterrupted"  # a NO TRANSACTION file stopped part-way: check by hand
-DATABASE_UNREADABLE = "DatabaseUnreadable"  # the operator's own read failed while a Job runs: not a verdict
-PROGRESSING = "Progressing"
-NOT_STALLED = "NotStalled"
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -108,16 +70,16 @@ def get(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] |
     return next((c for c in conditions or [] if c.get("type") == type_), None)
 
 
-def ready(message: str, reason: str = UP_TO_DATE) -> list[Desired]:
+def ready(message: str, reason: str = reasons.UP_TO_DATE) -> list[Desired]:
     return [Desired(READY, TRUE, reason, message),
             Desired(RECONCILING, FALSE, reason, ""),
-            Desired(STALLED, FALSE, NOT_STALLED, "")]
+            Desired(STALLED, FALSE, reasons.NOT_STALLED, "")]
 
 
 def reconciling(reason: str, message: str) -> list[Desired]:
     return [Desired(READY, FALSE, reason, message),
             Desired(RECONCILING, TRUE, reason, message),
-            Desired(STALLED, FALSE, NOT_STALLED, "")]
+            Desired(STALLED, FALSE, reasons.NOT_STALLED, "")]
 
 
 def stalled(reason: str, message: str) -> list[Desired]:

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemagate.api import conditions as c
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 
-IMAGE_NOT_ALLOWED = c.IMAGE_NOT_ALLOWED
-SERVICE_ACCOUNT_NOT_ALLOWED = c.SERVICE_ACCOUNT_NOT_ALLOWED
-CLAIM_NOT_ALLOWED = c.BACKUP_CLAIM_NOT_ALLOWED
-DATABASE_NOT_ALLOWED = c.DATABASE_NOT_ALLOWED
+IMAGE_NOT_ALLOWED = reasons.IMAGE_NOT_ALLOWED
+SERVICE_ACCOUNT_NOT_ALLOWED = reasons.SERVICE_ACCOUNT_NOT_ALLOWED
+CLAIM_NOT_ALLOWED = reasons.BACKUP_CLAIM_NOT_ALLOWED
+DATABASE_NOT_ALLOWED = reasons.DATABASE_NOT_ALLOWED
 
 DEFAULT_BACKUP_CLAIM_LABEL = f"{api.GROUP}/backup=true"
 NAMESPACE_DEFAULT_SA = "default"

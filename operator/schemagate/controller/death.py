@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal as signals
 from typing import Any
 
-from schemagate.api import conditions as c
+from schemagate.api import reasons
 
 
 def how_it_ended(exit_code: int | None, signal: int | None, reason: str | None) -> str:
@@ -38,10 +38,10 @@ def result_of(progress: dict[str, Any], ended: str) -> dict[str, Any]:
         after = f"after {done} step(s) had completed (the last: {applied[-1]['file']})" if applied else \
             "before any migration started"
         error: dict[str, Any] = {
-            "reason": c.RUNNER_KILLED, "message": f"the runner died ({ended}) {after}; no migration was "
+            "reason": reasons.RUNNER_KILLED, "message": f"the runner died ({ended}) {after}; no migration was "
                                                   f"running. Retry with the schemagate.io/retry annotation"}
     elif running.get("noTransaction"):
-        error = {"reason": c.NO_TRANSACTION_INTERRUPTED, "file": file, "version": version,
+        error = {"reason": reasons.NO_TRANSACTION_INTERRUPTED, "file": file, "version": version,
                  "message": f"the runner died ({ended}) while running NO TRANSACTION file {file} "
                             f"({running.get('direction', 'up')}), after {done} step(s) had completed: the statements "
                             f"of it that had finished stay applied and its version row was not written, so what "
@@ -49,7 +49,7 @@ def result_of(progress: dict[str, Any], ended: str) -> dict[str, Any]:
                             f"finish or undo them by hand, then `schemagate migrate resolve-interrupted {version}` "
                             f"and retry (schemagate.io/retry); until then every run refuses"}
     else:
-        error = {"reason": c.RUNNER_KILLED, "file": file, "version": version,
+        error = {"reason": reasons.RUNNER_KILLED, "file": file, "version": version,
                  "message": f"the runner died ({ended}) while running {file} ({running.get('direction', 'up')}), "
                             f"after {done} step(s) had completed; PostgreSQL rolled back {file}'s transaction when "
                             f"the connection closed, so it is not applied. Retry with the schemagate.io/retry "

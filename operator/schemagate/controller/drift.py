@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from schemagate.api import conditions as reasons
+from schemagate.api import reasons
 from schemagate.api.v1alpha1 import ACCEPT_CHECKSUM_ANNOTATION
 from schemagate.controller import plan as p
 

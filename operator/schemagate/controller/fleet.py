@@ -27,22 +27,12 @@ from typing import Any
 
 from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 
 NAME_MAX = 63  # a child's name is the value of its Jobs' schemagate.io/migration label
 HASH_LENGTH = 12
 CANARIES_LISTED = 50
-
-# Condition reasons of the set (stable: pipelines and alerts match on them).
-CANARY = "Canary"
-PROGRESSING = "Progressing"
-AWAITING_APPROVAL = "AwaitingApproval"
-NO_DATABASES = "NoDatabases"
-CANARY_FAILED = "CanaryFailed"
-MAX_FAILURES_REACHED = "MaxFailuresReached"
-DATABASES_FAILED = "DatabasesFailed"
-NAME_CONFLICT = "NameConflict"
-INVALID_SPEC = c.INVALID_SPEC
 
 NOT_STARTED = "NotStarted"  # no SchemaMigration yet
 OUTDATED = "Outdated"  # a SchemaMigration with an earlier revision, waiting for its turn
@@ -181,9 +171,9 @@ def approval_hash(i: Inputs, rev: str, canary: Sequence[_Db]) -> str:
 
 
 def _failure(d: _Db) -> dict[str, Any]:
-    if d.state == NAME_CONFLICT:
+    if d.state == reasons.NAME_CONFLICT:
         return {"database": d.name, "migration": (d.child or {}).get("metadata", {}).get("name"),
-                "reason": NAME_CONFLICT,
+                "reason": reasons.NAME_CONFLICT,
                 "message": "a SchemaMigration of this name exists and is not owned by this set: rename or delete it"}
     ready = c.get(d.status.get("conditions"), c.STALLED) or c.get(d.status.get("conditions"), c.READY) or {}
     return {"database": d.name, "migration": (d.child or {})["metadata"]["name"], "reason": ready.get("reason"),
@@ -228,7 +218,7 @@ def decide(i: Inputs) -> Outcome:
             if owner is None and annotations.get(set_api.DATABASE_ANNOTATION) == d:
                 adopt.add(d)
             else:
-                dbs.append(_Db(d, ch, False, NAME_CONFLICT))
+                dbs.append(_Db(d, ch, False, reasons.NAME_CONFLICT))
                 continue
         updated = annotations.get(set_api.REVISION_ANNOTATION) == rev
         dbs.append(_Db(d, ch, updated, _phase(ch) if updated else OUTDATED))
@@ -244,9 +234,9 @@ def decide(i: Inputs) -> Outcome:
 
     canary_names = canaries(i, names)
     canary = [d for d in dbs if d.name in set(canary_names)]
-    failed = [d for d in dbs if d.state in ("Failed", NAME_CONFLICT)]
+    failed = [d for d in dbs if d.state in ("Failed", reasons.NAME_CONFLICT)]
     in_flight = [d for d in dbs if d.updated and d.state not in ("Ready", "Failed")]
-    waiting = [d for d in dbs if not d.updated and d.state != NAME_CONFLICT]
+    waiting = [d for d in dbs if not d.updated and d.state != reasons.NAME_CONFLICT]
     strategy = i.spec.strategy
     canary_failed = [d for d in canary if d in failed]
     canary_done = all(d.updated and d.state == "Ready" for d in canary)
@@ -321,15 +311,15 @@ def _status(i: Inputs, rev: str, dbs: Sequence[_Db], states: Sequence[str], cana
     if total == 0:
         phase = "Pending"
         selector = "the selector matches no Secret" if i.spec.databases.selector else "no Secret is selected"
-        desired = c.stalled(NO_DATABASES, f"{selector} and spec.databases.secrets is empty: the set has no "
+        desired = c.stalled(reasons.NO_DATABASES, f"{selector} and spec.databases.secrets is empty: the set has no "
                                           f"databases")
     elif canary_failed:
         phase = "Halted"
-        desired = c.stalled(CANARY_FAILED, f"canary failed, the rest stay where they are ({len(not_started)} not "
-                                           f"started): {fail_text}")
+        desired = c.stalled(reasons.CANARY_FAILED, f"canary failed, the rest stay where they are "
+                                                   f"({len(not_started)} not started): {fail_text}")
     elif halted:
         phase = "Halted"
-        desired = c.stalled(MAX_FAILURES_REACHED,
+        desired = c.stalled(reasons.MAX_FAILURES_REACHED,
                             f"{len(failed)} database(s) failed (maxFailures {i.spec.strategy.max_failures}), "
                             f"{len(not_started)} not started stay where they are: {fail_text}")
     elif len(ready) == total:
@@ -337,7 +327,7 @@ def _status(i: Inputs, rev: str, dbs: Sequence[_Db], states: Sequence[str], cana
         desired = c.ready(f"all {total} databases at {at}")
     elif not in_flight and not started and not waiting and failed:
         phase = "Failed"
-        desired = c.stalled(DATABASES_FAILED, f"{where}; failed: {fail_text}")
+        desired = c.stalled(reasons.DATABASES_FAILED, f"{where}; failed: {fail_text}")
     elif held_for_approval:
         assert approval is not None
         phase = "AwaitingApproval"
@@ -345,9 +335,9 @@ def _status(i: Inputs, rev: str, dbs: Sequence[_Db], states: Sequence[str], cana
         stale = " (the approval given names an earlier canary result)" if approval["state"] == "Stale" else ""
         message = (f"the canary ({_list(list(canary_names))}) is Ready; {len(not_started)} database(s) wait for "
                    f"approval{stale}: {how}")
-        desired = [c.Desired(c.READY, c.FALSE, AWAITING_APPROVAL, message),
-                   c.Desired(c.RECONCILING, c.FALSE, AWAITING_APPROVAL, ""),
-                   c.Desired(c.STALLED, c.FALSE, c.NOT_STALLED, "")]
+        desired = [c.Desired(c.READY, c.FALSE, reasons.AWAITING_APPROVAL, message),
+                   c.Desired(c.RECONCILING, c.FALSE, reasons.AWAITING_APPROVAL, ""),
+                   c.Desired(c.STALLED, c.FALSE, reasons.NOT_STALLED, "")]
     else:
         migrating = len(in_flight) + len(started)
         phase = "Canary" if not canary_done else "Progressing"
@@ -356,7 +346,7 @@ def _status(i: Inputs, rev: str, dbs: Sequence[_Db], states: Sequence[str], cana
         message = f"{what}{where}, {migrating} migrating, {len(not_started)} waiting"
         if failed:
             message += f", {len(failed)} failed: {fail_text}"
-        desired = c.reconciling(CANARY if phase == "Canary" else PROGRESSING, message)
+        desired = c.reconciling(reasons.CANARY if phase == "Canary" else reasons.PROGRESSING, message)
 
     return {
         "phase": phase,

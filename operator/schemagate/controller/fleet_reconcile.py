@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import fleet, gate, gate_reconcile
 from schemagate.controller import status as st
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-SECRETS_NOT_LISTABLE = "SecretsNotListable"
-CHILD_REJECTED = "ChildRejected"
 
 
 class _Blocked(Exception):
@@ -47,7 +46,8 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
                                              _headers={"Accept": METADATA_ONLY})
     except ApiException as e:
         if e.status == 403:
-            raise _Blocked(SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} to "
+            raise _Blocked(reasons.SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} "
+                                                         f"to "
                                                  f"find spec.databases.selector's: install the chart with "
                                                  f"rbac.listSecrets=true (it reads their names and labels only), or "
                                                  f"name them in spec.databases.secrets") from None
@@ -149,9 +149,9 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
         try:
             spec = set_api.SchemaMigrationSetSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:
-            raise _Blocked(c.INVALID_SPEC, _spec_error(e)) from None
+            raise _Blocked(reasons.INVALID_SPEC, _spec_error(e)) from None
         if opts.act_namespaces and namespace not in opts.act_namespaces:
-            raise _Blocked(c.NAMESPACE_NOT_ALLOWED, f"schemagate does not act in namespace {namespace}: an admin "
+            raise _Blocked(reasons.NAMESPACE_NOT_ALLOWED, f"schemagate does not act in namespace {namespace}: an admin "
                                                     f"adds it to the chart's watch.namespaces; nothing was created")
         selected = selected_secrets(k, namespace, spec)
         children = _children(k, namespace, name, meta["uid"], spec, selected)
@@ -162,12 +162,12 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
         refused = _apply(k, namespace, outcome)
         if refused:
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-            new["conditions"] = c.apply(old.get("conditions"), c.stalled(CHILD_REJECTED, refused[0] + more),
+            new["conditions"] = c.apply(old.get("conditions"), c.stalled(reasons.CHILD_REJECTED, refused[0] + more),
                                         generation)
         gate_result = _gate(k, namespace, name, spec, old, new, children, fleet.database_names(spec, selected))
         new["rolloutGate"] = gate_result.status if gate_result else old.get("rolloutGate")
     except _Blocked as b:
-        new = {"phase": "Failed" if b.reason != c.NAMESPACE_NOT_ALLOWED else old.get("phase"),
+        new = {"phase": "Failed" if b.reason != reasons.NAMESPACE_NOT_ALLOWED else old.get("phase"),
                "observedGeneration": generation,
                "conditions": c.apply(old.get("conditions"), c.stalled(b.reason, b.message), generation)}
     new = st._replacing(old, new)

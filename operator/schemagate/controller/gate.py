@@ -28,26 +28,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemagate.api import reasons
+
 CONDITION = "schemagate.io/schema-ready"
 REQUIRED_VERSION_ANNOTATION = "schemagate.io/required-schema-version"
-
-# Reasons of the pod condition (stable: alerts and people match on them).
-SCHEMA_READY = "SchemaReady"
-WAITING_FOR_MIGRATION = "WaitingForMigration"
-MIGRATION_STALLED = "MigrationStalled"
-VERSION_NOT_PLANNED = "VersionNotPlanned"
-DATABASE_UNAVAILABLE = "DatabaseUnavailable"
-INVALID_REQUIRED_VERSION = "InvalidRequiredVersion"
-ANNOTATION_MISMATCH = "AnnotationMismatch"  # the pod's annotation is not its template's (edited live)
-GATE_REMOVED = "GateRemoved"  # True: the workload left the gate while the pod was held
-# Status reason when several SchemaMigrations name one Deployment: none of them decides its pods.
-CONFLICT = "GateConflict"
-
-# Events on the Deployment.
-ROLLOUT_HELD = "RolloutHeld"
-ROLLOUT_RELEASED = "RolloutReleased"
-ROLLOUT_GATE_MISCONFIGURED = "RolloutGateMisconfigured"
-ROLLOUT_GATE_REMOVED = "RolloutGateRemoved"
 
 DEPLOYMENT = "Deployment"
 STATEFUL_SET = "StatefulSet"
@@ -224,34 +208,34 @@ def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) 
     name = str(meta.get("name") or "?")
     required, error = required_version(name, template, schema.target)
     if error:
-        return Decision("False", INVALID_REQUIRED_VERSION, _short(error), None)
+        return Decision("False", reasons.INVALID_REQUIRED_VERSION, _short(error), None)
     live = (meta.get("annotations") or {}).get(REQUIRED_VERSION_ANNOTATION)
     if live != template.get(REQUIRED_VERSION_ANNOTATION):
-        return Decision("False", ANNOTATION_MISMATCH, _short(
+        return Decision("False", reasons.ANNOTATION_MISMATCH, _short(
             f"pod {name}: annotation {REQUIRED_VERSION_ANNOTATION}={live!r} differs from its pod template "
             f"({template.get(REQUIRED_VERSION_ANNOTATION)!r}): it was changed on the live pod, so the pod is "
             f"held; delete it and its controller creates one from the template"), required)
     where = f"SchemaMigration {schema.migration}"
     if schema.current is None:
         why = schema.unavailable or "the database could not be read"
-        return Decision("False", DATABASE_UNAVAILABLE, _short(f"{where}: {why}"), required)
+        return Decision("False", reasons.DATABASE_UNAVAILABLE, _short(f"{where}: {why}"), required)
     if required is None:
-        return Decision("False", WAITING_FOR_MIGRATION,
+        return Decision("False", reasons.WAITING_FOR_MIGRATION,
                         _short(f"{where} does not know its target version yet (database at {schema.current})"),
                         None)
     if schema.current >= required:
-        return Decision("True", SCHEMA_READY,
+        return Decision("True", reasons.SCHEMA_READY,
                         f"database at version {schema.current}, pod needs {required} ({where})", required)
     needs = f"pod needs schema version {required}, database is at {schema.current}"
     if schema.target is not None and required > schema.target:
-        return Decision("False", VERSION_NOT_PLANNED,
+        return Decision("False", reasons.VERSION_NOT_PLANNED,
                         _short(f"{needs}, but {where} targets {schema.target}: add the migration or raise "
                                f"targetVersion"), required)
     if schema.stalled:
-        return Decision("False", MIGRATION_STALLED, _short(f"{needs}; {where} is stalled: {schema.stalled}"),
+        return Decision("False", reasons.MIGRATION_STALLED, _short(f"{needs}; {where} is stalled: {schema.stalled}"),
                         required)
     progress = f": {schema.progress}" if schema.progress else ""
-    return Decision("False", WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
+    return Decision("False", reasons.WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
 
 
 def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> Decision | None:
@@ -260,13 +244,13 @@ def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> 
     existing = condition(pod)
     if existing and existing.get("status") == "True":
         return None
-    return Decision("True", GATE_REMOVED, _short(
+    return Decision("True", reasons.GATE_REMOVED, _short(
         f"{workload} is no longer gated by SchemaMigration {migration} ({why}): its readiness gate was opened "
         f"without checking the schema"), None)
 
 
 def released_event(workload: str, migration: str, why: str, released: int) -> Event:
-    return Event("Warning", ROLLOUT_GATE_REMOVED, _short(
+    return Event("Warning", reasons.ROLLOUT_GATE_REMOVED, _short(
         f"{workload} is no longer gated by SchemaMigration {migration} ({why}): the readiness gate of "
         f"{released} held pod(s) was opened without checking the schema. Pods created from now on are decided "
         f"by nobody while the pod template has readinessGates {CONDITION}: remove it from the template, or "
@@ -301,8 +285,8 @@ def view(pod: Mapping[str, Any], decision: Decision | None, target: int | None, 
 
 
 # Severity when pods of one Deployment wait for different reasons: the one to show first.
-_SEVERITY = [INVALID_REQUIRED_VERSION, ANNOTATION_MISMATCH, MIGRATION_STALLED, VERSION_NOT_PLANNED,
-             DATABASE_UNAVAILABLE, WAITING_FOR_MIGRATION]
+_SEVERITY = [reasons.INVALID_REQUIRED_VERSION, reasons.ANNOTATION_MISMATCH, reasons.MIGRATION_STALLED,
+             reasons.VERSION_NOT_PLANNED, reasons.DATABASE_UNAVAILABLE, reasons.WAITING_FOR_MIGRATION]
 
 
 def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = None,
@@ -311,10 +295,10 @@ def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = 
     pods = list(pods)
     waiting = [p for p in pods if p.status != "True"]
     required = [p.required for p in waiting if p.required is not None]
-    reasons = {p.reason for p in waiting}
-    reason = next((r for r in _SEVERITY if r in reasons), next(iter(sorted(reasons)), None)) if waiting else None
+    why = {p.reason for p in waiting}
+    reason = next((r for r in _SEVERITY if r in why), next(iter(sorted(why)), None)) if waiting else None
     if conflict:
-        reason = CONFLICT
+        reason = reasons.GATE_CONFLICT
     return {"name": name, "pods": len(pods), "waiting": len(waiting),
             "requiredVersion": max(required) if required else None, "reason": reason or None,
             "message": problem}
@@ -346,8 +330,8 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: Schema
     out: list[Event] = []
     problem = new.get("message")
     if problem and problem != (old or {}).get("message"):
-        out.append(Event("Warning", ROLLOUT_GATE_MISCONFIGURED, _short(str(problem))))
-    if new.get("reason") == CONFLICT:
+        out.append(Event("Warning", reasons.ROLLOUT_GATE_MISCONFIGURED, _short(str(problem))))
+    if new.get("reason") == reasons.GATE_CONFLICT:
         return out
     return out + _hold_events(old, new, schema, released)
 
@@ -363,20 +347,21 @@ def _hold_events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: 
         needs = f"schema version {version}" if version is not None else "a schema version"
         at = "unknown" if schema.current is None else str(schema.current)
         reason = new.get("reason")
-        kind = "Warning" if reason in (MIGRATION_STALLED, INVALID_REQUIRED_VERSION, ANNOTATION_MISMATCH,
-                                       VERSION_NOT_PLANNED, DATABASE_UNAVAILABLE) else "Normal"
-        why = {MIGRATION_STALLED: f"SchemaMigration {schema.migration} is stalled: {schema.stalled}",
-               VERSION_NOT_PLANNED: f"SchemaMigration {schema.migration} targets {schema.target}",
-               DATABASE_UNAVAILABLE: f"{schema.unavailable or 'the database could not be read'}",
-               INVALID_REQUIRED_VERSION: f"annotation {REQUIRED_VERSION_ANNOTATION} is not a version number",
-               ANNOTATION_MISMATCH: f"annotation {REQUIRED_VERSION_ANNOTATION} of a pod differs from its "
+        kind = "Warning" if reason in (reasons.MIGRATION_STALLED, reasons.INVALID_REQUIRED_VERSION,
+                                       reasons.ANNOTATION_MISMATCH, reasons.VERSION_NOT_PLANNED,
+                                       reasons.DATABASE_UNAVAILABLE) else "Normal"
+        why = {reasons.MIGRATION_STALLED: f"SchemaMigration {schema.migration} is stalled: {schema.stalled}",
+               reasons.VERSION_NOT_PLANNED: f"SchemaMigration {schema.migration} targets {schema.target}",
+               reasons.DATABASE_UNAVAILABLE: f"{schema.unavailable or 'the database could not be read'}",
+               reasons.INVALID_REQUIRED_VERSION: f"annotation {REQUIRED_VERSION_ANNOTATION} is not a version number",
+               reasons.ANNOTATION_MISMATCH: f"annotation {REQUIRED_VERSION_ANNOTATION} of a pod differs from its "
                                     f"template",
                }.get(str(reason), f"SchemaMigration {schema.migration}"
                                   f"{': ' + schema.progress if schema.progress else ' is migrating'}")
-        return [Event(kind, ROLLOUT_HELD, _short(f"rollout held: {after} pod(s) wait for {needs}, database at "
+        return [Event(kind, reasons.ROLLOUT_HELD, _short(f"rollout held: {after} pod(s) wait for {needs}, database at "
                                                  f"{at}; {why}"))]
     if before and released:
-        return [Event("Normal", ROLLOUT_RELEASED,
+        return [Event("Normal", reasons.ROLLOUT_RELEASED,
                       _short(f"rollout released: database at version {schema.current}; the readiness gate of "
                              f"{released} pod(s) opened (SchemaMigration {schema.migration})"))]
     return []

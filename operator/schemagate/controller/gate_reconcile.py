@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from schemagate.api import conditions as c
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import gate, observe
 from schemagate.controller.plan import DbState
@@ -30,8 +31,8 @@ from schemagate.kube import Clients
 log = logging.getLogger(__name__)
 
 # The reconcile already tried the database and failed for these: do not wait for the same timeout twice.
-_DATABASE_REASONS = frozenset({c.SECRET_NOT_FOUND, c.INVALID_DATABASE_URL, c.DATABASE_NOT_ALLOWED,
-                               c.CONNECTION_FAILED, c.AUTHENTICATION_FAILED})
+_DATABASE_REASONS = frozenset({reasons.SECRET_NOT_FOUND, reasons.INVALID_DATABASE_URL, reasons.DATABASE_NOT_ALLOWED,
+                               reasons.CONNECTION_FAILED, reasons.AUTHENTICATION_FAILED})
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 

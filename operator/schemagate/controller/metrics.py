@@ -22,15 +22,13 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from schemagate.api import conditions as c
-from schemagate.migrate import reasons
+from schemagate.api import reasons
 
 Key = tuple[str, str]
 OTHER_REASON = "Other"
 # Every reason the code can put on a failed run: anything else (a termination message written by something
 # that is not our runner) is counted as Other, so the label set stays bounded.
-KNOWN_REASONS = frozenset(
-    {v for k, v in vars(c).items() if k.isupper() and isinstance(v, str) and v[:1].isupper() and v.isalpha()}
-    - {c.TRUE, c.FALSE, c.UNKNOWN, *c.CONDITION_TYPES} | set(reasons.ALL))
+KNOWN_REASONS = reasons.ALL
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)

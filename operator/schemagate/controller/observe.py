@@ -19,7 +19,7 @@ import psycopg.conninfo
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from schemagate.api import conditions as reasons
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow, death
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from schemagate.api import conditions as reasons
+from schemagate.api import reasons
 from schemagate.migrate import rules, source
 
 JOB_NAME_MAX = 52  # pods get "-xxxxx" appended; stay well below 63 for labels and hostnames

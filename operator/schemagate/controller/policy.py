@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemagate.api import conditions as c
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import approval, drift
 from schemagate.controller import lint as lint_mod
@@ -42,7 +43,7 @@ def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> st.Event:
     listed = "; ".join(str(f) for f in findings[:FINDINGS_IN_EVENT])
     more = (f" (and {len(findings) - FINDINGS_IN_EVENT} more in status.plan.lint)"
             if len(findings) > FINDINGS_IN_EVENT else "")
-    return st.Event("Warning", "LintFindings", f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
+    return st.Event("Warning", reasons.LINT_FINDINGS, f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
 
 
 def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
@@ -54,7 +55,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
     lint); `lint_error` says why squawk could not run (the writing rules' findings are still given).
     """
     old_plan: dict[str, Any] | None = old.get("plan")
-    if isinstance(action, p.Refuse) and action.reason == c.CHECKSUM_MISMATCH and i.migrations is not None:
+    if isinstance(action, p.Refuse) and action.reason == reasons.CHECKSUM_MISMATCH and i.migrations is not None:
         return Decision(drift.resolve(i, action, annotations.get(api.ACCEPT_CHECKSUM_ANNOTATION)), old_plan)
     if not isinstance(action, (p.RunUp, p.WaitForLease)):
         return Decision(action, old_plan)  # nothing new would start: keep the plan that got us here
@@ -70,16 +71,17 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
         events.append(_lint_event(found, hash_))
     if lint_error is not None:
         if spec.lint.fail_on != "none":
-            return Decision(p.Refuse(c.LINT_FAILED, f"plan {hash_}: lint could not run: {lint_error}", target,
+            return Decision(p.Refuse(reasons.LINT_FAILED, f"plan {hash_}: lint could not run: {lint_error}", target,
                                      action.pending), shown, events)
         if new_plan:
-            events.append(st.Event("Warning", "LintUnavailable", f"plan {hash_}: not linted: {lint_error}"))
+            events.append(st.Event("Warning", reasons.LINT_UNAVAILABLE, f"plan {hash_}: not linted: {lint_error}"))
     blocked = lint_mod.blocking(found, spec.lint.fail_on)
     if blocked:
         listed = "; ".join(str(f) for f in blocked[:3])
         more = f" (and {len(blocked) - 3} more)" if len(blocked) > 3 else ""
-        return Decision(p.Refuse(c.LINT_FAILED, f"plan {hash_}: lint.failOn is {spec.lint.fail_on}: {listed}{more}; "
-                                                f"nothing was applied", target, action.pending), shown, events)
+        return Decision(p.Refuse(reasons.LINT_FAILED, f"plan {hash_}: lint.failOn is {spec.lint.fail_on}: "
+                                                      f"{listed}{more}; nothing was applied", target, action.pending),
+                        shown, events)
     if gate != "Approved":
         awaiting = approval.AwaitingApproval(hash_, gate, annotations.get(api.APPROVE_ANNOTATION), target,
                                              action.pending)
@@ -120,16 +122,16 @@ def for_action(action: Decided, db: p.DbState, old: Mapping[str, Any]) -> tuple[
         message = action.message
         # Reconciling=True: kstatus (Flux, kubectl-wait pipelines) reads Reconciling and Stalled, so an
         # awaiting plan is InProgress there, never Current, and a pipeline does not go on unapproved.
-        return "AwaitingApproval", [c.Desired(c.READY, c.FALSE, c.AWAITING_APPROVAL, message),
-                                    c.Desired(c.RECONCILING, c.TRUE, c.AWAITING_APPROVAL, message),
-                                    c.Desired(c.STALLED, c.FALSE, c.NOT_STALLED, "")], {
+        return "AwaitingApproval", [c.Desired(c.READY, c.FALSE, reasons.AWAITING_APPROVAL, message),
+                                    c.Desired(c.RECONCILING, c.TRUE, reasons.AWAITING_APPROVAL, message),
+                                    c.Desired(c.STALLED, c.FALSE, reasons.NOT_STALLED, "")], {
             "currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
     if isinstance(action, p.RunUp) and action.command == "accept-checksum":
         message = f"Job {action.job} is accepting the new checksum of version {action.target}"
-        return "Migrating", c.reconciling(c.MIGRATING, message), {
+        return "Migrating", c.reconciling(reasons.MIGRATING, message), {
             "currentVersion": db.current, "targetVersion": old.get("targetVersion"), "pending": old.get("pending")}
     if isinstance(action, p.RunUp) and action.command == "down":
         phase, _, fields = st.for_action(action, db)
         message = f"Job {action.job} is rolling back from version {db.current} to {action.target}"
-        return phase, c.reconciling(c.MIGRATING, message), fields
+        return phase, c.reconciling(reasons.MIGRATING, message), fields
     return st.for_action(action, db)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemagate import lease
 from schemagate.api import conditions as c
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow, gate_reconcile, metrics, observe, policy
 from schemagate.controller import jobs as jobs_mod
@@ -79,7 +80,7 @@ def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, 
         if e.status == 409:
             return False
         if e.status in (400, 403, 422):  # it will be refused again until someone changes something: say so
-            raise observe.Blocked(c.JOB_REJECTED, f"cannot create Job {meta['namespace']}/{action.job}: "
+            raise observe.Blocked(reasons.JOB_REJECTED, f"cannot create Job {meta['namespace']}/{action.job}: "
                                                   f"{_api_message(e)}; nothing was run") from None
         raise
     return True
@@ -141,12 +142,12 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
             target = spec.target()
         except ValidationError as e:
-            raise observe.Blocked(c.INVALID_SPEC, _spec_error(e)) from None
+            raise observe.Blocked(reasons.INVALID_SPEC, _spec_error(e)) from None
         except ValueError as e:
-            raise observe.Blocked(c.INVALID_SPEC, str(e)) from None
+            raise observe.Blocked(reasons.INVALID_SPEC, str(e)) from None
         if opts.act_namespaces and namespace not in opts.act_namespaces:
             # Watched (status, Events) but not granted: say so, rather than a forbidden read of its ConfigMap.
-            raise observe.Blocked(c.NAMESPACE_NOT_ALLOWED,
+            raise observe.Blocked(reasons.NAMESPACE_NOT_ALLOWED,
                                   f"schemagate does not act in namespace {namespace}: an admin adds it to the "
                                   f"schemagate chart's watch.namespaces (operator flag --act-namespace); nothing "
                                   f"was read or created")
@@ -177,7 +178,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             state = db_state = observe.database_state(db)
         except observe.Blocked as b:
             running = next((i.state.name for i in infos if i.state.phase == "Running"), None)
-            if running is None or b.reason != c.CONNECTION_FAILED:
+            if running is None or b.reason != reasons.CONNECTION_FAILED:
                 raise
             # Our Job is at work on that database: a read of ours failing (a restart, a blip) says nothing
             # about the run, whose own result will. Not Stalled, no Warning: look again at the next resync.
@@ -194,7 +195,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
         if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder \
                 and lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
-            events.append(st.Event("Normal", "LeaseTakenOver", f"Lease {namespace}/{lease_name} was held by "
+            events.append(st.Event("Normal", reasons.LEASE_TAKEN_OVER, f"Lease {namespace}/{lease_name} was held by "
                                                                f"{holder.holder}, whose Job is gone: freed"))
         if isinstance(action, p.RunUp):
             created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
@@ -202,12 +203,12 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             if not created and action.job not in {i.state.name for i in infos}:
                 # Our own Job would have been listed above (and planned as WaitForJob): this one belongs to
                 # a deleted SchemaMigration of the same name. Adopting it would report its outcome as ours.
-                raise observe.Blocked(c.JOB_CONFLICT, f"Job {namespace}/{action.job} already exists but is not "
+                raise observe.Blocked(reasons.JOB_CONFLICT, f"Job {namespace}/{action.job} already exists but is not "
                                                       f"owned by this SchemaMigration (one of the same name was "
                                                       f"deleted and re-created?); nothing was run. It is created "
                                                       f"once that Job is gone: kubectl delete job {action.job}")
             if created:
-                events.append(st.Event("Normal", "MigrationStarted", _started(action, state.current)))
+                events.append(st.Event("Normal", reasons.MIGRATION_STARTED, _started(action, state.current)))
             runs["currentJob"] = {"job": action.job, "generation": generation, "plan": action.plan, "retry": retry,
                                   "targetVersion": action.target, "outcome": "Running",
                                   "versionBefore": state.current, "startedAt": now, "command": action.command,

@@ -17,11 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import approval
 from schemagate.controller import plan as p
 from schemagate.migrate import plan as mplan
-from schemagate.migrate import preview, reasons, source
+from schemagate.migrate import preview, source
 from schemagate.migrate.errors import MigrateError
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from schemagate.api import conditions as c
+from schemagate.api import reasons
 from schemagate.api.v1alpha1 import HISTORY_LIMIT
 from schemagate.controller import plan as p
 from schemagate.controller.observe import JobInfo
@@ -57,7 +58,7 @@ def finished_record(base: dict[str, Any] | None, info: JobInfo, now: str) -> dic
         reason, message = p.describe_failure(None, state.result, state.message, state.name)
         record["reason"], record["message"] = reason, message
     else:
-        record["reason"], record["message"] = c.UP_TO_DATE, None
+        record["reason"], record["message"] = reasons.UP_TO_DATE, None
     record["durationSeconds"] = _seconds(record.get("startedAt"), record.get("finishedAt"))
     return record
 
@@ -119,7 +120,7 @@ def absorb_jobs(old: dict[str, Any], infos: list[JobInfo], now: str) -> tuple[di
         if base is not None:
             current = None
         if record["outcome"] == "Succeeded":
-            events.append(Event("Normal", "MigrationSucceeded",
+            events.append(Event("Normal", reasons.MIGRATION_SUCCEEDED,
                                 f"Job {name} migrated the database to version {record.get('versionAfter', '?')}"))
         else:
             events.append(Event("Warning", record["reason"], record["message"]))
@@ -143,7 +144,7 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
         shown = ", ".join(map(str, action.ahead[:10])) + (" ..." if len(action.ahead) > 10 else "")
         return "Ready", c.ready(f"database at version {action.current}, ahead of this source: every file up to "
                                 f"its newest, version {action.target}, is applied, and version(s) {shown} besides "
-                                f"(applied from another source); nothing to do", c.AHEAD_OF_SOURCE), {
+                                f"(applied from another source); nothing to do", reasons.AHEAD_OF_SOURCE), {
             "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
     if isinstance(action, p.UpToDate):
         return "Ready", c.ready(f"database at version {action.current} (target {action.target})"), {
@@ -151,10 +152,10 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
     fields = {"currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
     if isinstance(action, (p.RunUp, p.WaitForJob)):
         target = "the newest version" if action.target is None else f"version {action.target}"
-        return "Migrating", c.reconciling(c.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
+        return "Migrating", c.reconciling(reasons.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
                                                        f"to {target}"), fields
     if isinstance(action, p.WaitForLease):
-        return "Waiting", c.reconciling(c.WAITING_FOR_LEASE, f"waiting for the database's Lease, held by "
+        return "Waiting", c.reconciling(reasons.WAITING_FOR_LEASE, f"waiting for the database's Lease, held by "
                                                              f"{action.holder}"), \
             {**fields, "leaseHolder": action.holder}
     assert isinstance(action, p.Refuse)
@@ -162,7 +163,7 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
 
 
 def unreadable(job: str, message: str) -> tuple[str, list[c.Desired]]:
-    return "Migrating", c.reconciling(c.DATABASE_UNREADABLE, f"Job {job} is running; the operator's own read of "
+    return "Migrating", c.reconciling(reasons.DATABASE_UNREADABLE, f"Job {job} is running; the operator's own read of "
                                                              f"the database failed ({message}); it looks again "
                                                              f"at the next resync")
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemagate.migrate import reasons
+from schemagate.api import reasons
 from schemagate.migrate.dburl import redact
 from schemagate.migrate.errors import MigrateError
 

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemagate.migrate import dburl, reasons, source
+from schemagate.api import reasons
+from schemagate.migrate import dburl, source
 from schemagate.migrate.errors import MigrateError
 
 if TYPE_CHECKING:

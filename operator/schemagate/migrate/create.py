@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from schemagate.migrate import reasons
+from schemagate.api import reasons
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.source import version_of
 

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from schemagate.migrate import reasons, rules, source
+from schemagate.api import reasons
+from schemagate.migrate import rules, source
 from schemagate.migrate.errors import MigrateError
 
 

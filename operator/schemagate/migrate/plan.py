@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from schemagate.migrate import reasons
+from schemagate.api import reasons
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.source import Migration
 

@@ -22,7 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemagate.migrate import plan, reasons, source
+from schemagate.api import reasons
+from schemagate.migrate import plan, source
 from schemagate.migrate.errors import MigrateError
 
 VERBS = ("up", "up-by-one", "up-to", "down", "down-to", "redo")

@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
-from schemagate.migrate import dburl, plan, reasons, sqlscan, store
+from schemagate.api import reasons
+from schemagate.migrate import dburl, plan, sqlscan, store
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.parser import Statement
 from schemagate.migrate.source import Migration

@@ -15,7 +15,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schemagate.migrate import reasons, rules
+from schemagate.api import reasons
+from schemagate.migrate import rules
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.parser import MigrationParseError, ParsedMigration, go_quote, parse
 

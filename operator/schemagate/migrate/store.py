@@ -14,7 +14,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from schemagate.migrate import reasons
+from schemagate.api import reasons
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.plan import DbState, VersionRow
 
