@@ -18,7 +18,7 @@ from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import fleet, gate, gate_reconcile
+from schemagate.controller import events, fleet, gate, gate_reconcile
 from schemagate.controller import status as st
 from schemagate.controller.config import Options
 from schemagate.controller.gate import label_selector
@@ -176,22 +176,5 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
                                                        {"status": new})
     event = st.stalled_event(old, new)
     if event:
-        log.warning("%s/%s: %s: %s", namespace, name, event.reason, event.message)
-        _post_event(k, obj, event)
+        events.post(k, events.involved(set_api.API_VERSION, set_api.KIND, meta), [event])
     gate_reconcile.post_events(k, gate_result)
-
-
-def _post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
-    meta = obj["metadata"]
-    now = c.now_rfc3339()
-    body = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": set_api.API_VERSION, "kind": set_api.KIND, "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "type": event.type, "reason": event.reason, "message": event.message[:1024],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": "schemagate"},
-            "reportingComponent": "schemagate.io/operator"}
-    try:
-        k.core.create_namespaced_event(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
-    except ApiException as e:
-        log.warning("could not post event %s for set %s/%s: %s", event.reason, meta["namespace"], meta["name"],
-                    e.reason)

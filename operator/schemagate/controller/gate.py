@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemagate.api import reasons
+from schemagate.controller.events import Event
 
 CONDITION = "schemagate.io/schema-ready"
 REQUIRED_VERSION_ANNOTATION = "schemagate.io/required-schema-version"
@@ -69,13 +70,6 @@ class PodView:
     status: str  # the condition's status once the decision is applied ("" when still absent)
     reason: str
     required: int | None
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 def _short(text: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,8 @@ from pydantic import ValidationError
 from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import gate, observe
+from schemagate.controller import events, gate, observe
+from schemagate.controller.events import Event
 from schemagate.controller.plan import DbState
 from schemagate.kube import Clients
 
@@ -42,7 +42,7 @@ class Result:
     """status.rolloutGate (None clears it) and the Events to post once status is written."""
 
     status: dict[str, Any] | None
-    events: list[tuple[dict[str, Any], gate.Event]] = field(default_factory=list)
+    events: list[tuple[dict[str, Any], Event]] = field(default_factory=list)
 
 
 def _json(resp: Any) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def _pods(k: Clients, namespace: str, kind: str, workload: dict[str, Any]
 
 
 def _workload(k: Clients, namespace: str, kind: str, name: str, schema: gate.Schema, old: dict[str, Any] | None,
-              others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], gate.Event]]]:
+              others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Event]]]:
     apps = client.AppsV1Api(k.core.api_client)
     try:
         workload = _read(apps, kind, name, namespace)
@@ -208,7 +208,7 @@ def _workload(k: Clients, namespace: str, kind: str, name: str, schema: gate.Sch
 
 
 def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, why: str
-             ) -> list[tuple[dict[str, Any], gate.Event]]:
+             ) -> list[tuple[dict[str, Any], Event]]:
     """Open the held pods of a workload that left the gate; a Warning Event on it says so."""
     apps = client.AppsV1Api(k.core.api_client)
     try:
@@ -272,7 +272,7 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
         log.warning("rollout gate of %s/%s: cannot list who else gates: %s %s", namespace, name, e.status, e.reason)
         return None
     entries: dict[str, list[dict[str, Any]]] = {kind: [] for kind in gate.KINDS}
-    events: list[tuple[dict[str, Any], gate.Event]] = []
+    events: list[tuple[dict[str, Any], Event]] = []
     decided = schema() if workloads else None
     for kind, workload in workloads:
         assert decided is not None
@@ -311,7 +311,7 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
     workloads += [key for key in old_entries(obj) if key not in workloads]
     if not namespace or not name or not workloads:
         return Result(None)
-    events: list[tuple[dict[str, Any], gate.Event]] = []
+    events: list[tuple[dict[str, Any], Event]] = []
     try:
         others = also_gating(k, namespace, name)
     except ApiException as e:
@@ -331,17 +331,4 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
 def post_events(k: Clients, result: Result | None) -> None:
     """Events on the gated workloads (best effort: status carries the truth)."""
     for ref, event in (result.events if result else []):
-        now = c.now_rfc3339()
-        body = {
-            "metadata": {"generateName": f"{ref['name']}.", "namespace": ref["namespace"]},
-            "involvedObject": ref, "type": event.type, "reason": event.reason, "message": event.message[:1024],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": "schemagate"},
-            "reportingComponent": "schemagate.io/operator", "reportingInstance": socket.gethostname()[:128],
-        }
-        log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s %s/%s: %s: %s",
-                ref["kind"], ref["namespace"], ref["name"], event.reason, event.message)
-        try:
-            k.core.create_namespaced_event(ref["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
-        except ApiException as e:
-            log.warning("could not post event %s on %s %s/%s: %s", event.reason, ref["kind"], ref["namespace"],
-                        ref["name"], e.reason)
+        events.post(k, ref, [event])

@@ -19,6 +19,7 @@ from schemagate.controller import approval, drift
 from schemagate.controller import lint as lint_mod
 from schemagate.controller import plan as p
 from schemagate.controller import status as st
+from schemagate.controller.events import Event
 
 Decided = p.Action | approval.AwaitingApproval
 Linter = Callable[[Sequence[p.MigrationFile], str, Sequence[str]], list[lint_mod.Finding]]
@@ -29,7 +30,7 @@ FINDINGS_IN_EVENT = 5
 class Decision:
     action: Decided
     plan: dict[str, Any] | None  # status.plan to write
-    events: list[st.Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     approved: str | None = None  # Manual: the plan hash this run was approved as
     backup_file: str | None = None  # on spec.backup's claim, when the Job dumps first
 
@@ -39,11 +40,11 @@ def _consumed(old: Mapping[str, Any]) -> set[str]:
     return {r["approved"] for r in records if isinstance(r, dict) and r.get("approved")}
 
 
-def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> st.Event:
+def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> Event:
     listed = "; ".join(str(f) for f in findings[:FINDINGS_IN_EVENT])
     more = (f" (and {len(findings) - FINDINGS_IN_EVENT} more in status.plan.lint)"
             if len(findings) > FINDINGS_IN_EVENT else "")
-    return st.Event("Warning", reasons.LINT_FINDINGS, f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
+    return Event("Warning", reasons.LINT_FINDINGS, f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
 
 
 def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
@@ -66,7 +67,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
     gate = approval.state(spec.approval, annotations.get(api.APPROVE_ANNOTATION), hash_, _consumed(old))
     shown = approval.summary(i, target, planned, hash_, found, gate if spec.approval == "Manual" else None)
     new_plan = not old_plan or old_plan.get("hash") != hash_
-    events: list[st.Event] = []
+    events: list[Event] = []
     if found and new_plan:
         events.append(_lint_event(found, hash_))
     if lint_error is not None:
@@ -74,7 +75,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
             return Decision(p.Refuse(reasons.LINT_FAILED, f"plan {hash_}: lint could not run: {lint_error}", target,
                                      action.pending), shown, events)
         if new_plan:
-            events.append(st.Event("Warning", reasons.LINT_UNAVAILABLE, f"plan {hash_}: not linted: {lint_error}"))
+            events.append(Event("Warning", reasons.LINT_UNAVAILABLE, f"plan {hash_}: not linted: {lint_error}"))
     blocked = lint_mod.blocking(found, spec.lint.fail_on)
     if blocked:
         listed = "; ".join(str(f) for f in blocked[:3])
@@ -88,7 +89,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
         text = approval.message(i.name, awaiting, planned, i.db.current)
         awaiting = dataclasses.replace(awaiting, message=text)
         if new_plan or (old_plan or {}).get("approval") != gate:
-            events.append(st.Event("Warning" if gate == "Stale" else "Normal",
+            events.append(Event("Warning" if gate == "Stale" else "Normal",
                                    "ApprovalStale" if gate == "Stale" else "AwaitingApproval", text))
         return Decision(awaiting, shown, events)
     approved = hash_ if spec.approval == "Manual" else None

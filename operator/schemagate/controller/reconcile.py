@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -19,6 +18,7 @@ from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow, gate_reconcile, metrics, observe, policy
+from schemagate.controller import events as events_mod
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller import plan as p
 from schemagate.controller import status as st
@@ -41,24 +41,6 @@ def _strip_none(d: Any) -> Any:
     if isinstance(d, list):
         return [_strip_none(v) for v in d]
     return d
-
-
-def post_event(k: Clients, obj: dict[str, Any], event: st.Event) -> None:
-    meta = obj["metadata"]
-    now = c.now_rfc3339()
-    body = {
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"],
-                           "namespace": meta["namespace"], "uid": meta.get("uid")},
-        "type": event.type, "reason": event.reason, "message": event.message[:1024],
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        "source": {"component": "schemagate"},
-        "reportingComponent": "schemagate.io/operator", "reportingInstance": socket.gethostname()[:128],
-    }
-    try:
-        k.core.create_namespaced_event(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
-    except ApiException as e:  # events are best effort; status carries the truth
-        log.warning("could not post event %s for %s/%s: %s", event.reason, meta["namespace"], meta["name"], e.reason)
 
 
 def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.RunUp, lease_name: str,
@@ -132,7 +114,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     retry = (meta.get("annotations") or {}).get(api.RETRY_ANNOTATION)
     now = c.now_rfc3339()
     runs = {"currentJob": old.get("currentJob"), "lastJob": old.get("lastJob"), "history": old.get("history")}
-    events: list[st.Event] = []
+    events: list[events_mod.Event] = []
     lease_name: str | None = None
     fields: dict[str, Any] = {}
     db_state: p.DbState | None = None  # what the rollout gate compares pods with, when read this round
@@ -195,8 +177,9 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
         if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder \
                 and lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
-            events.append(st.Event("Normal", reasons.LEASE_TAKEN_OVER, f"Lease {namespace}/{lease_name} was held by "
-                                                               f"{holder.holder}, whose Job is gone: freed"))
+            events.append(events_mod.Event(events_mod.NORMAL, reasons.LEASE_TAKEN_OVER,
+                                           f"Lease {namespace}/{lease_name} was held by {holder.holder}, whose "
+                                           f"Job is gone: freed"))
         if isinstance(action, p.RunUp):
             created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
                                   migrations, state)
@@ -208,7 +191,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
                                                       f"deleted and re-created?); nothing was run. It is created "
                                                       f"once that Job is gone: kubectl delete job {action.job}")
             if created:
-                events.append(st.Event("Normal", reasons.MIGRATION_STARTED, _started(action, state.current)))
+                events.append(events_mod.Event("Normal", reasons.MIGRATION_STARTED, _started(action, state.current)))
             runs["currentJob"] = {"job": action.job, "generation": generation, "plan": action.plan, "retry": retry,
                                   "targetVersion": action.target, "outcome": "Running",
                                   "versionBefore": state.current, "startedAt": now, "command": action.command,
@@ -231,10 +214,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     if _strip_none(new) != _strip_none(old):
         k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
                                                        {"status": new})
-    for event in events:
-        log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s: %s: %s",
-                namespace, name, event.reason, event.message, extra={"reason": event.reason})
-        post_event(k, obj, event)
+    events_mod.post(k, events_mod.involved(api.API_VERSION, api.KIND, meta), events)
     gate_reconcile.post_events(k, gate)
     metrics.STATE.record(namespace, name, old, new, created)
     return lease_name

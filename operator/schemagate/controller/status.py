@@ -6,7 +6,6 @@ time it is seen, so TTL deletion loses nothing and each outcome yields exactly o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,14 +13,8 @@ from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api.v1alpha1 import HISTORY_LIMIT
 from schemagate.controller import plan as p
+from schemagate.controller.events import Event
 from schemagate.controller.observe import JobInfo
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
