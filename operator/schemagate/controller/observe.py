@@ -25,6 +25,7 @@ from schemagate.controller import allow, death
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
 from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile, migration_file
 from schemagate.lease import RUN_ANNOTATION, Observed
+from schemagate.migrate import connection
 from schemagate.migrate.dburl import describe, redact
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.source import load_files
@@ -70,6 +71,12 @@ class Database:
 def _redact(text: str, secret: str = "") -> str:
     """`text` without the Secret's value (the whole of it) or any password in it or in the text."""
     return redact(text, secret, env={})
+
+
+def _blocked(e: MigrateError, url: str) -> Blocked:
+    """A failure of the operator's own read: its first line (a condition message is one line)."""
+    first = e.message.strip().splitlines()[0] if e.message.strip() else e.reason
+    return Blocked(e.reason, _redact(first, url))
 
 
 def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
@@ -153,19 +160,15 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
 def database_state(db: Database) -> DbState:
     try:
         table = parse_table_name(db.table)
-        with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+        with connection.open_session(db.url, connect_timeout=CONNECT_TIMEOUT) as conn:
             tracking = read_tracking(conn, table)  # one query on a database schemagate migrated
             if not tracking.exists:
                 return DbState(0, frozenset())
             state, sums = tracking.state, tracking.checksums or {}
+    except psycopg.Error as e:  # the connection lost mid-read, or the read refused
+        raise _blocked(connection.failure(e, db.url), db.url) from None
     except MigrateError as e:
-        raise Blocked(e.reason, _redact(e.message, db.url)) from None
-    except psycopg.Error as e:
-        text = _redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, db.url)
-        sqlstate = getattr(e, "sqlstate", None) or ""
-        if sqlstate.startswith("28") or "password authentication failed" in text or "authentication" in text:
-            raise Blocked(reasons.AUTHENTICATION_FAILED, f"cannot log in to database {db.where}: {text}") from None
-        raise Blocked(reasons.CONNECTION_FAILED, f"cannot reach database {db.where}: {text}") from None
+        raise _blocked(e, db.url) from None
     latest = state.latest_rows()
     # A checksum counts only for the row it was recorded with; goose re-applying a version makes it stale.
     checksums = tuple(sorted((v, rec.sha256) for v, rec in sums.items()

@@ -8,7 +8,6 @@ constant; the run's progress is kept in RunResult so a failure still says how fa
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -16,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import psycopg.conninfo
 
 from schemagate.api import reasons
-from schemagate.migrate import dburl, plan, sqlscan, store
+from schemagate.migrate import connection, dburl, plan, sqlscan, store
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.parser import Statement
 from schemagate.migrate.source import Migration
@@ -80,29 +78,9 @@ class RunResult:
         return self.error is None
 
 
-def connect(url: str) -> psycopg.Connection:
-    """Autocommit session (transactions are explicit); failures classified, password never shown."""
-    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate"}
-    if "connect_timeout" not in url and not os.environ.get("PGCONNECT_TIMEOUT"):
-        kwargs["connect_timeout"] = 10  # libpq's default is to wait forever for an unreachable host
-    try:
-        return psycopg.connect(url, **kwargs)
-    except psycopg.Error as e:
-        text = dburl.redact(str(e).strip(), url)
-        try:
-            psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.Error as parse:  # describe() would fall back to localhost and the user's name
-            raise MigrateError(reasons.CONNECTION_FAILED, f"the database URL is malformed: "
-                                                          f"{dburl.parse_error(str(parse).strip(), url)}") from None
-        where = dburl.describe(url)
-        low = text.lower()
-        if "password authentication failed" in low or "authentication failed" in low or \
-                "no password supplied" in low or getattr(e, "sqlstate", None) in ("28P01", "28000"):
-            raise MigrateError(reasons.AUTHENTICATION_FAILED,
-                               f"cannot log in to database {where.name!r} at {where.host}:{where.port}: {text}"
-                               ) from None
-        raise MigrateError(reasons.CONNECTION_FAILED,
-                           f"cannot connect to database {where.name!r} at {where.host}:{where.port}: {text}") from None
+def connect(url: str) -> psycopg.Connection[Any]:
+    """The runner's session (`connection.open_session`): failures classified, password never shown."""
+    return connection.open_session(url)
 
 
 def acquire_lock(conn: psycopg.Connection, wait_seconds: float, log: Callable[[str], None]) -> None:
@@ -445,10 +423,10 @@ def reread_state(url: str, migrations: Sequence[Migration], t: store.TableName, 
     """versionAfter from a new connection, after the run's own one was lost (a restart takes seconds)."""
     for attempt in range(attempts):
         try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="schemagate") as conn:
+            with connection.open_session(url, connect_timeout=5) as conn:
                 _fill_state(result, migrations, store.read_state(conn, t), before=False)
                 return
-        except psycopg.Error:
+        except (psycopg.Error, MigrateError):
             if attempt + 1 < attempts:
                 time.sleep(pause)
 
