@@ -8,7 +8,7 @@ import sys
 
 # Each module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
-    "migrate": ("schemagate.migrate.cli", "run goose-format migrations against PostgreSQL"),
+    "migrate": ("schemagate.migrate.command", "run goose-format migrations against PostgreSQL"),
     "verify": ("schemagate.verify", "check that the schema an application needs is in place"),
     "crd": ("schemagate.api.crd",
             "print or write the SchemaMigration and SchemaMigrationSet CustomResourceDefinitions"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 
 from tests.unit import reconcile_world as rw
 

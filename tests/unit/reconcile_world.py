@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.api import conditions as c
 from schemagate.controller import gate, gate_reconcile, observe
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.controller.observe import JobInfo
 from schemagate.controller.config import Options
 from schemagate.controller.reconcile import reconcile
@@ -67,7 +67,7 @@ class World:
         self.pods = list(pods)
         self.pod_patches: list[tuple[str, dict[str, Any]]] = []
         self.patches = 0
-        monkeypatch.setattr(observe, "database_state", lambda db: p.DbState(self.version,
+        monkeypatch.setattr(observe, "database_state", lambda db: p.ObservedDatabase(self.version,
                                                                             frozenset(range(1, self.version + 1))))
         monkeypatch.setattr(observe, "lease_state", lambda *_: observe.LeaseRead(self.lease))
         monkeypatch.setattr(observe, "jobs", lambda *_a, **_k: list(self.jobs.values()))

@@ -6,8 +6,8 @@ import dataclasses
 
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import approval, policy
-from schemagate.controller.lint import Finding
-from schemagate.controller.plan import DbState, Inputs, MigrationFile, RunUp, UpToDate, plan
+from schemagate.controller.plan_lint import Finding
+from schemagate.controller.decide import ObservedDatabase, Inputs, MigrationFile, StartJob, UpToDate, plan
 
 F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}", up=((2, "SELECT 1;"),)) for v in (1, 2, 3))
 WARN = Finding("00002_m2.sql", 5, "warning", "adding-required-field", "makes it required")
@@ -20,7 +20,7 @@ def spec(**over) -> SchemaMigrationSpec:
 
 def inputs(**over) -> Inputs:
     base = Inputs(name="app", namespace="ns", generation=1, target=None, migrations=(F1, F2, F3),
-                  db=DbState(1, frozenset({1})))
+                  db=ObservedDatabase(1, frozenset({1})))
     return dataclasses.replace(base, **over)
 
 
@@ -30,7 +30,7 @@ def decide(i: Inputs, s: SchemaMigrationSpec, annotations=None, old=None, findin
 
 def test_automatic_runs_and_shows_the_plan():
     d = decide(inputs(), spec())
-    assert isinstance(d.action, RunUp) and d.approved is None and d.backup_file is None
+    assert isinstance(d.action, StartJob) and d.approved is None and d.backup_file is None
     assert [m["file"] for m in d.plan["migrations"]] == ["00002_m2.sql", "00003_m3.sql"]
     assert (d.plan["fromVersion"], d.plan["toVersion"], d.plan["direction"]) == (1, 3, "up")
     assert d.plan["migrations"][0]["statements"] == 1 and d.plan["migrations"][0]["sha256"] == "sha2"
@@ -47,7 +47,7 @@ def test_manual_waits_with_the_hash_and_how_to_approve():
 def test_approval_of_exactly_this_plan_runs_it():
     h = decide(inputs(), spec(approval="Manual")).plan["hash"]
     d = decide(inputs(), spec(approval="Manual"), {"schemagate.io/approve": h})
-    assert isinstance(d.action, RunUp) and d.approved == h and d.plan["approval"] == "Approved"
+    assert isinstance(d.action, StartJob) and d.approved == h and d.plan["approval"] == "Approved"
 
 
 def test_stale_approval_applies_nothing_and_says_so():
@@ -68,7 +68,7 @@ def test_an_approval_already_used_is_not_called_stale():
 
 def test_the_hash_changes_with_database_version_target_backup_and_retry():
     base = decide(inputs(), spec()).plan["hash"]
-    others = [decide(inputs(db=DbState(2, frozenset({1, 2}))), spec()).plan["hash"],
+    others = [decide(inputs(db=ObservedDatabase(2, frozenset({1, 2}))), spec()).plan["hash"],
               decide(inputs(target=2), spec()).plan["hash"],
               decide(inputs(), spec(backup={"claimName": "b"})).plan["hash"],
               decide(inputs(retry="1"), spec()).plan["hash"]]
@@ -77,7 +77,7 @@ def test_the_hash_changes_with_database_version_target_backup_and_retry():
 
 def test_lint_findings_reported_but_not_blocking_by_default():
     d = decide(inputs(), spec(), findings=[WARN])
-    assert isinstance(d.action, RunUp)
+    assert isinstance(d.action, StartJob)
     assert d.plan["lint"] == [WARN.to_status()]
     (event,) = d.events
     assert event.reason == "LintFindings" and "00002_m2.sql:5" in event.message
@@ -96,30 +96,30 @@ def test_fail_on_warning_blocks_before_anything_runs():
 
 
 def test_fail_on_error_lets_warnings_through():
-    assert isinstance(decide(inputs(), spec(lint={"failOn": "error"}), findings=[WARN]).action, RunUp)
+    assert isinstance(decide(inputs(), spec(lint={"failOn": "error"}), findings=[WARN]).action, StartJob)
 
 
 def test_lint_that_cannot_run_blocks_only_when_asked():
     i = inputs()
     d = policy.decide(i, plan(i), spec(), {}, {}, None, "squawk is not installed")
-    assert isinstance(d.action, RunUp) and [e.reason for e in d.events] == ["LintUnavailable"]
+    assert isinstance(d.action, StartJob) and [e.reason for e in d.events] == ["LintUnavailable"]
     d = policy.decide(i, plan(i), spec(lint={"failOn": "error"}), {}, {}, None, "squawk is not installed")
     assert d.action.reason == "LintFailed"
 
 
 def test_backup_file_is_named_after_the_job():
     d = decide(inputs(), spec(backup={"claimName": "db-backups"}))
-    assert isinstance(d.action, RunUp) and d.backup_file == f"{d.action.job}.dump"
+    assert isinstance(d.action, StartJob) and d.backup_file == f"{d.action.job}.dump"
 
 
 def test_up_to_date_keeps_the_last_plan():
     old = {"plan": {"hash": "abc"}}
-    d = decide(inputs(db=DbState(3, frozenset({1, 2, 3}))), spec(approval="Manual"), old=old)
+    d = decide(inputs(db=ObservedDatabase(3, frozenset({1, 2, 3}))), spec(approval="Manual"), old=old)
     assert isinstance(d.action, UpToDate) and d.plan == old["plan"]
 
 
 def test_rollback_plan_lists_down_steps_newest_first():
-    i = inputs(db=DbState(3, frozenset({1, 2, 3})), target=1, allow_downgrade=True)
+    i = inputs(db=ObservedDatabase(3, frozenset({1, 2, 3})), target=1, allow_downgrade=True)
     d = decide(i, spec(approval="Manual"))
     assert d.plan["direction"] == "down" and [m["version"] for m in d.plan["migrations"]] == [3, 2]
 
@@ -128,7 +128,7 @@ def test_a_spec_edit_does_not_rerun_a_failed_plan_on_its_used_approval():
     i = inputs()
     h = decide(i, spec(approval="Manual")).plan["hash"]
     ran = decide(i, spec(approval="Manual"), {"schemagate.io/approve": h})
-    assert isinstance(ran.action, RunUp)
+    assert isinstance(ran.action, StartJob)
     # The approved Job failed, its transaction rolled back: the database is where it was.
     old = {"plan": ran.plan, "lastJob": {"job": ran.action.job, "outcome": "Failed", "approved": h},
            "history": [{"job": ran.action.job, "outcome": "Failed", "approved": h}]}

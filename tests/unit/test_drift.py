@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from schemagate.controller import drift
-from schemagate.controller.plan import DbState, Inputs, JobState, MigrationFile, Refuse, RunUp, WaitForJob, plan
+from schemagate.controller.decide import ObservedDatabase, Inputs, JobState, MigrationFile, Refuse, StartJob, WaitForJob, plan
 
 SHA_NEW = "b" * 64
 F1 = MigrationFile(1, "00001_a.sql", SHA_NEW)
-DB = DbState(1, frozenset({1}), checksums=((1, "a" * 64),))
+DB = ObservedDatabase(1, frozenset({1}), checksums=((1, "a" * 64),))
 
 
 def inputs(**over) -> Inputs:
@@ -32,7 +32,7 @@ def test_mismatch_names_the_file_and_the_exact_annotation():
 
 def test_matching_annotation_runs_accept_checksum():
     action = resolve(f"1:{SHA_NEW}")
-    assert isinstance(action, RunUp) and action.command == "accept-checksum" and action.target == 1
+    assert isinstance(action, StartJob) and action.command == "accept-checksum" and action.target == 1
 
 
 def test_annotation_for_other_content_accepts_nothing():

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from schemagate.controller import observe
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.controller.config import Options
 from schemagate.controller.reconcile import reconcile
 from schemagate.kube import Clients
@@ -152,7 +152,7 @@ def test_a_failed_database_read_while_our_job_runs_keeps_reconciling_without_a_w
     monkeypatch.setattr(observe, "jobs", lambda *a, **k: [running])
     monkeypatch.setattr(observe, "migration_files", lambda *a, **k: (p.MigrationFile(1, "00001_a.sql", "s"),))
 
-    def down(_db: Any) -> p.DbState:
+    def down(_db: Any) -> p.ObservedDatabase:
         raise observe.Blocked("ConnectionFailed", "cannot reach database db:5432/app: the database system is "
                                                   "shutting down")
 

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.controller import gate, gate_reconcile, observe
-from schemagate.controller.plan import DbState
+from schemagate.controller.decide import ObservedDatabase
 
 NS = "shop"
 
@@ -123,7 +123,7 @@ def world(monkeypatch):
 
 def test_pods_are_patched_by_strategic_merge_so_the_kubelets_conditions_survive(world):
     k = world([_pod("web-abc-1", required="1"), _pod("web-def-2", rs="web-def", template_hash="def", required="2")])
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     assert k.core.selectors == ["app=web"]
     assert [(n, t) for n, _, t in k.core.patches] == [("web-abc-1", "application/strategic-merge-patch+json"),
                                                       ("web-def-2", "application/strategic-merge-patch+json")]
@@ -142,7 +142,7 @@ def test_only_the_deployments_gated_live_pods_are_touched_and_open_gates_stay_op
         _pod("web-abc-2", gated=False),                           # no readiness gate: not ours to decide
         _pod("web-abc-3", deleting=True),                         # on its way out
     ])
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     assert k.core.patches == []
     assert result is not None and result.status["deployments"][0]["pods"] == 1
     assert result.status["waiting"] == 0
@@ -152,7 +152,7 @@ def test_release_posts_an_event_on_the_deployment(world):
     k = world([_pod("web-abc-1", gate_status="False")])
     previous = {"rolloutGate": {"waiting": 1, "deployments": [{"name": "web", "pods": 1, "waiting": 1,
                                                                "reason": reasons.WAITING_FOR_MIGRATION}]}}
-    result = gate_reconcile.run(k, _migration(previous), _status(), DbState(2))
+    result = gate_reconcile.run(k, _migration(previous), _status(), ObservedDatabase(2))
     assert result is not None and result.status["waiting"] == 0
     gate_reconcile.post_events(k, result)
     (event,) = k.core.events
@@ -163,11 +163,11 @@ def test_release_posts_an_event_on_the_deployment(world):
 
 def test_deployment_missing_or_without_the_gate_is_reported(world):
     k = world([], deployment=_deployment(gated=False))
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     assert result is not None and "no readinessGates entry" in result.status["deployments"][0]["message"]
     k = world([])
     k.apps.deployment = None
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     assert result is not None and result.status["deployments"][0]["message"] == f"Deployment {NS}/web not found"
 
 
@@ -175,10 +175,10 @@ def test_no_rollout_gate_clears_the_status_and_an_invalid_spec_keeps_it(world):
     k = world([_pod("web-abc-1")])
     plain = _migration()
     del plain["spec"]["rolloutGate"]
-    assert gate_reconcile.run(k, plain, _status(), DbState(1)) == gate_reconcile.Result(None)
+    assert gate_reconcile.run(k, plain, _status(), ObservedDatabase(1)) == gate_reconcile.Result(None)
     broken = _migration()
     broken["spec"]["database"] = "nope"
-    assert gate_reconcile.run(k, broken, _status(), DbState(1)) is None
+    assert gate_reconcile.run(k, broken, _status(), ObservedDatabase(1)) is None
     assert k.core.patches == []
 
 
@@ -201,7 +201,7 @@ def test_database_unreadable_holds_undecided_pods(world, monkeypatch):
 def test_reconcile_stopped_before_the_database_so_the_gate_reads_it(world, monkeypatch):
     """An invalid migration file stalls the plan; pods needing what the database has still open."""
     monkeypatch.setattr(observe, "database", lambda core, ns, spec, hosts=(): "db")
-    monkeypatch.setattr(observe, "database_state", lambda db: DbState(1))
+    monkeypatch.setattr(observe, "database_state", lambda db: ObservedDatabase(1))
     k = world([_pod("web-abc-1", required="1")])
     gate_reconcile.run(k, _migration(), _status(stalled=(reasons.INVALID_MIGRATIONS, "00003_x.sql:1: bad")), None)
     ((_, body, _),) = k.core.patches
@@ -217,7 +217,7 @@ def test_a_failing_api_call_keeps_the_last_known_entry_and_does_not_stop_the_rec
     k.core.list_namespaced_pod = broken
     known = {"name": "web", "pods": 2, "waiting": 1, "requiredVersion": 2, "reason": reasons.WAITING_FOR_MIGRATION}
     result = gate_reconcile.run(k, _migration({"rolloutGate": {"waiting": 1, "deployments": [known]}}), _status(),
-                                DbState(1))
+                                ObservedDatabase(1))
     assert result is not None and result.status == {"waiting": 1, "deployments": [known]} and result.events == []
 
 
@@ -226,7 +226,7 @@ def test_two_schemamigrations_naming_one_deployment_decide_none_of_its_pods(worl
     rival = _migration()
     rival["metadata"]["name"] = "billing"
     k.custom.migrations.append(rival)
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     assert k.core.patches == []  # not even the pod whose version the database has
     assert result is not None
     (entry,) = result.status["deployments"]
@@ -234,7 +234,7 @@ def test_two_schemamigrations_naming_one_deployment_decide_none_of_its_pods(worl
     assert "SchemaMigration billing" in entry["message"] and f"{NS}/web" in entry["message"]
     assert [(e.type, e.reason) for _, e in result.events] == [("Warning", reasons.ROLLOUT_GATE_MISCONFIGURED)]
     # Said once, not on every reconcile.
-    again = gate_reconcile.run(k, _migration({"rolloutGate": result.status}), _status(), DbState(1))
+    again = gate_reconcile.run(k, _migration({"rolloutGate": result.status}), _status(), ObservedDatabase(1))
     assert again is not None and again.events == []
 
 
@@ -245,13 +245,13 @@ def test_schemamigrations_unlistable_decides_nothing(world):
         raise ApiException(status=403, reason="Forbidden")
 
     k.custom.list_namespaced_custom_object = forbidden
-    assert gate_reconcile.run(k, _migration(), _status(), DbState(1)) is None
+    assert gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1)) is None
     assert k.core.patches == []
 
 
 def test_a_pod_whose_annotation_was_lowered_live_is_held_and_the_replicaset_read_once(world):
     k = world([_pod("web-abc-1", required="2"), _pod("web-abc-2", required="0"), _pod("web-abc-3", required="2")])
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     patched = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
     assert patched == {"web-abc-1": reasons.WAITING_FOR_MIGRATION, "web-abc-2": reasons.ANNOTATION_MISMATCH,
                        "web-abc-3": reasons.WAITING_FOR_MIGRATION}
@@ -263,7 +263,7 @@ def test_a_pod_of_a_replicaset_of_another_deployment_with_a_matching_name_is_not
     """ReplicaSet web-abc re-created by someone else: the name says web, the UIDs do not."""
     k = world([_pod("web-abc-1", required="1")])
     k.apps.replicasets["web-abc"]["metadata"]["ownerReferences"][0]["uid"] = "u-other"
-    result = gate_reconcile.run(k, _migration(), _status(), DbState(1))
+    result = gate_reconcile.run(k, _migration(), _status(), ObservedDatabase(1))
     assert k.core.patches == []
     assert result is not None and result.status["deployments"][0]["pods"] == 0
 
@@ -344,7 +344,7 @@ def test_a_statefulsets_pods_are_decided_by_the_revision_they_were_made_from(sts
                    _sts_pod("db-1", revision="db-r2", required="2"),
                    _sts_pod("db-2", revision="db-r2", required="0")])  # lowered on the live pod
     k.custom.migrations = [_gating(stateful_sets=["db"])]
-    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(1))
+    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), ObservedDatabase(1))
     patched = {name: body["status"]["conditions"][0]["reason"] for name, body, _ in k.core.patches}
     assert patched == {"db-1": reasons.WAITING_FOR_MIGRATION, "db-2": reasons.ANNOTATION_MISMATCH}  # db-0: open, latched
     assert k.core.selectors == ["app=db"] and k.apps.reads == ["db-r1", "db-r2"]  # each revision read once
@@ -355,7 +355,7 @@ def test_a_statefulsets_pods_are_decided_by_the_revision_they_were_made_from(sts
     # v2 committed: the held pod opens, the one edited live stays held
     k.core.patches.clear()
     gate_reconcile.run(k, _gating(stateful_sets=["db"], status={"rolloutGate": result.status}), _status(),
-                       DbState(2))
+                       ObservedDatabase(2))
     # (the fake keeps no condition, so db-2 is written again: still held)
     assert {n: b["status"]["conditions"][0]["status"] for n, b, _ in k.core.patches} == {"db-1": "True",
                                                                                          "db-2": "False"}
@@ -364,14 +364,14 @@ def test_a_statefulsets_pods_are_decided_by_the_revision_they_were_made_from(sts
 def test_a_pod_of_a_recreated_statefulset_of_the_same_name_is_not_decided(sts_world):
     k = sts_world([_sts_pod("db-0", sts_uid="s-old")])
     k.custom.migrations = [_gating(stateful_sets=["db"])]
-    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(2))
+    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), ObservedDatabase(2))
     assert k.core.patches == [] and result is not None and result.status["statefulSets"][0]["pods"] == 0
 
 
 def test_a_statefulset_not_found_is_reported_by_kind(sts_world):
     k = sts_world([])
     k.apps.statefulset = None
-    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), DbState(1))
+    result = gate_reconcile.run(k, _gating(stateful_sets=["db"]), _status(), ObservedDatabase(1))
     assert result is not None and result.status["statefulSets"][0]["message"] == f"StatefulSet {NS}/db not found"
 
 
@@ -385,7 +385,7 @@ def test_a_workload_taken_out_of_the_gate_has_its_held_pods_released_with_a_warn
     k = sts_world([_sts_pod("db-0", revision="db-r1", required="1", gate_status="True"),
                    _sts_pod("db-1", gate_status="False"), _sts_pod("db-2")])
     previous = _held(gate.STATEFUL_SET, "db")
-    result = gate_reconcile.run(k, _gating(deployments=["web"], status=previous), _status(), DbState(1))
+    result = gate_reconcile.run(k, _gating(deployments=["web"], status=previous), _status(), ObservedDatabase(1))
     opened = {n: (b["status"]["conditions"][0]["status"], b["status"]["conditions"][0]["reason"])
               for n, b, _ in k.core.patches}
     assert opened == {"db-1": ("True", reasons.GATE_REMOVED), "db-2": ("True", reasons.GATE_REMOVED)}
@@ -398,7 +398,7 @@ def test_a_workload_taken_out_of_the_gate_has_its_held_pods_released_with_a_warn
 
 def test_the_whole_gate_removed_releases_and_then_clears_the_status(world):
     k = world([_pod("web-abc-1", gate_status="False")])
-    result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), DbState(1))
+    result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), ObservedDatabase(1))
     ((name, body, _),) = k.core.patches
     assert (name, body["status"]["conditions"][0]["reason"]) == ("web-abc-1", reasons.GATE_REMOVED)
     assert result is not None and result.status is None
@@ -410,7 +410,7 @@ def test_a_workload_still_gated_by_another_schemamigration_is_not_released(world
     rival = _migration()
     rival["metadata"]["name"] = "billing"
     k.custom.migrations.append(rival)
-    result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), DbState(1))
+    result = gate_reconcile.run(k, _gating(status=_held(gate.DEPLOYMENT, "web")), _status(), ObservedDatabase(1))
     assert k.core.patches == [] and result is not None and result.events == []
 
 
@@ -422,7 +422,7 @@ def test_a_release_that_fails_keeps_the_entry_so_the_next_pass_retries(world):
 
     k.core.list_namespaced_pod = broken
     previous = _held(gate.DEPLOYMENT, "web")
-    result = gate_reconcile.run(k, _gating(status=previous), _status(), DbState(1))
+    result = gate_reconcile.run(k, _gating(status=previous), _status(), ObservedDatabase(1))
     assert result is not None and result.status == previous["rolloutGate"]
 
 

@@ -10,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import observe
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.controller.config import Options
 from schemagate.controller.reconcile import _create_job
 
@@ -18,7 +18,7 @@ OBJ = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generatio
 SPEC = SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
                                            "source": {"configMaps": ["m"]},
                                            "job": {"resources": {"limits": {"cpu": "1x"}}}})
-RUN = p.RunUp("app-g1-abcdef12", "abcdef12", 2, 2)
+RUN = p.StartJob("app-g1-abcdef12", "abcdef12", 2, 2)
 
 
 class Batch:

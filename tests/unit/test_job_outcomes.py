@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.controller.observe import JobInfo
 from schemagate.controller.status import absorb_jobs, compose, for_action, prior_runs, stalled_event
 from schemagate.api import conditions as c
@@ -56,7 +56,7 @@ def test_history_is_bounded_newest_first():
 
 
 def test_status_for_each_action():
-    db = p.DbState(1, frozenset({1}))
+    db = p.ObservedDatabase(1, frozenset({1}))
     phase, desired, fields = for_action(p.UpToDate(3, 3), db)
     assert phase == "Ready" and fields == {"currentVersion": 3, "targetVersion": 3, "pending": 0}
     phase, desired, fields = for_action(p.WaitForLease("ns/other", "a-g1-x", 3, 2), db)
@@ -67,7 +67,7 @@ def test_status_for_each_action():
 
 def test_compose_clears_the_lease_holder_and_sets_observed_generation():
     old = {"leaseHolder": "ns/other", "phase": "Waiting"}
-    phase, desired, fields = for_action(p.UpToDate(3, 3), p.DbState(3))
+    phase, desired, fields = for_action(p.UpToDate(3, 3), p.ObservedDatabase(3))
     status = compose(old, 7, phase, desired, fields, {"currentJob": None, "lastJob": None, "history": None}, "l")
     assert status["leaseHolder"] is None and status["observedGeneration"] == 7 and status["leaseName"] == "l"
     assert {x["observedGeneration"] for x in status["conditions"]} == {7}
@@ -103,7 +103,7 @@ def test_a_new_run_record_keeps_nothing_of_the_previous_one_once_patched():
            "currentJob": {"job": "a-g2-y", "outcome": "Running", "startedAt": "2026-01-01T00:00:00Z"}}
     killed = info("a-g2-y", "Failed", None, "DeadlineExceeded")  # no JSON result: no versions, no backup
     runs, _ = absorb_jobs(old, [killed], NOW)
-    phase, desired, fields = for_action(p.Refuse("JobFailed", "x"), p.DbState(3))
+    phase, desired, fields = for_action(p.Refuse("JobFailed", "x"), p.ObservedDatabase(3))
     stored = _merge_patch(old, compose(old, 2, phase, desired, fields, runs, "l"))
     assert stored["lastJob"]["job"] == "a-g2-y" and stored["lastJob"]["outcome"] == "Failed"
     assert not {"versionAfter", "applied", "backup"} & stored["lastJob"].keys()
@@ -202,7 +202,7 @@ def test_the_pods_of_jobs_status_accounts_for_are_not_read_every_resync():
 
 
 def test_ahead_of_source_is_ready_naming_the_versions():
-    phase, desired, fields = for_action(p.UpToDate(30, 20, tuple(range(21, 31))), p.DbState(30))
+    phase, desired, fields = for_action(p.UpToDate(30, 20, tuple(range(21, 31))), p.ObservedDatabase(30))
     ready = next(d for d in desired if d.type == "Ready")
     assert (phase, ready.status, ready.reason) == ("Ready", "True", "AheadOfSource")
     assert "version 20" in ready.message and "21, 22" in ready.message and fields["currentVersion"] == 30

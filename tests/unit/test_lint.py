@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemagate.controller import lint
-from schemagate.controller.lint import Finding
-from schemagate.controller.plan import MigrationFile
+from schemagate.controller import plan_lint as lint
+from schemagate.controller.plan_lint import Finding
+from schemagate.controller.decide import MigrationFile
 from schemagate.migrate.source import load_files
 
 FILE = """-- +goose Up

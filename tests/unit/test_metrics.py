@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import metrics
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 
 from tests.unit import reconcile_world as rw
 

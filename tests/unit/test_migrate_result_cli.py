@@ -173,13 +173,13 @@ def test_lease_unavailable_names_the_namespace_used(tmp_path: Path, monkeypatch:
 
 
 def cli_module():  # type: ignore[no-untyped-def]
-    from schemagate.migrate import cli as migrate_cli
+    from schemagate.migrate import command as migrate_cli
 
     return migrate_cli
 
 
 def test_interrupted_between_migrations_does_not_claim_nothing_ran() -> None:
-    from schemagate.migrate.cli import _interrupted
+    from schemagate.migrate.command import _interrupted
 
     r = RunResult("up", dburl.Target("h", 1, "d"), "goose_db_version", 0, 1)
     assert "before any migration" in _interrupted(r).message

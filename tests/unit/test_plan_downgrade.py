@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from schemagate.controller.plan import (DbState, Inputs, JobState, MigrationFile, Refuse, RunUp, UpToDate, plan,
+from schemagate.controller.decide import (ObservedDatabase, Inputs, JobState, MigrationFile, Refuse, StartJob, UpToDate, plan,
                                         rollback_steps)
 
 F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}") for v in (1, 2, 3))
-AT3 = DbState(3, frozenset({1, 2, 3}))
+AT3 = ObservedDatabase(3, frozenset({1, 2, 3}))
 
 
 def inputs(**over) -> Inputs:
@@ -21,7 +21,7 @@ def inputs(**over) -> Inputs:
 
 def test_allowed_downgrade_runs_down_to_the_target():
     action = plan(inputs())
-    assert isinstance(action, RunUp)
+    assert isinstance(action, StartJob)
     assert (action.command, action.target, action.pending) == ("down", 1, 2)
 
 
@@ -31,7 +31,7 @@ def test_rollback_order_is_newest_first():
 
 @pytest.mark.parametrize("over, words", [
     ({"allow_downgrade": False}, "set spec.allowDowngrade: true"),
-    ({"target": None, "db": DbState(4, frozenset({1, 2, 4}))}, "targetVersion is latest, which never rolls back"),
+    ({"target": None, "db": ObservedDatabase(4, frozenset({1, 2, 4}))}, "targetVersion is latest, which never rolls back"),
 ])
 def test_downgrade_not_allowed(over, words):
     action = plan(inputs(**over))
@@ -48,26 +48,26 @@ def test_missing_down_section_blocks_before_anything_runs():
 
 def test_a_file_below_the_target_without_down_does_not_matter():
     action = plan(inputs(migrations=(dataclasses.replace(F1, has_down=False), F2, F3)))
-    assert isinstance(action, RunUp) and action.command == "down"
+    assert isinstance(action, StartJob) and action.command == "down"
 
 
 def test_applied_version_without_a_file_blocks_the_rollback():
-    action = plan(inputs(db=DbState(4, frozenset({1, 2, 3, 4})), target=2))
+    action = plan(inputs(db=ObservedDatabase(4, frozenset({1, 2, 3, 4})), target=2))
     assert isinstance(action, Refuse) and action.reason == "NoDownMigration" and "version 4" in action.message
 
 
 def test_up_and_down_to_the_same_target_are_different_jobs():
     down = plan(inputs())
-    up = plan(inputs(db=DbState(0, frozenset())))
-    assert isinstance(down, RunUp) and isinstance(up, RunUp) and down.job != up.job and up.command == "up"
+    up = plan(inputs(db=ObservedDatabase(0, frozenset())))
+    assert isinstance(down, StartJob) and isinstance(up, StartJob) and down.job != up.job and up.command == "up"
 
 
 def test_after_the_rollback_the_target_is_reached():
-    assert plan(inputs(db=DbState(1, frozenset({1})))) == UpToDate(1, 1)
+    assert plan(inputs(db=ObservedDatabase(1, frozenset({1})))) == UpToDate(1, 1)
 
 
 def test_succeeded_rollback_still_above_target_is_a_verification_failure():
     job = plan(inputs())
-    assert isinstance(job, RunUp)
+    assert isinstance(job, StartJob)
     action = plan(inputs(jobs=(JobState(job.job, "Succeeded"),)))
     assert isinstance(action, Refuse) and action.reason == "VerificationFailed" and "roll back" in action.message

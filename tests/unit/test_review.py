@@ -11,7 +11,7 @@ import pytest
 from schemagate import cli
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import jobs, policy, review
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.migrate import preview, source
 from schemagate.migrate.errors import MigrateError
 
@@ -28,7 +28,7 @@ SPEC = {"database": {"secretRef": {"name": "db"}}, "source": {"configMaps": ["m1
         "backup": {"claimName": "dumps"}}
 
 
-def awaiting(files=FILES, db=p.DbState(1, frozenset({1})), target=None, generation=3, retry="r1", downgrade=False):
+def awaiting(files=FILES, db=p.ObservedDatabase(1, frozenset({1})), target=None, generation=3, retry="r1", downgrade=False):
     """kubectl's List: the SchemaMigration with the status.plan the operator writes, and its ConfigMaps."""
     migrations = tuple(p.migration_file(m) for m in source.load_files(files, env={}))
     spec = {**SPEC, "targetVersion": "latest" if target is None else target, "allowDowngrade": downgrade}
@@ -61,7 +61,7 @@ def test_the_statements_of_the_plan_to_approve_and_its_hash():
 
 
 def test_a_rollback_plan_shows_the_down_sections():
-    doc, d, _ = awaiting(db=p.DbState(3, frozenset({1, 2, 3})), target=1, downgrade=True)
+    doc, d, _ = awaiting(db=p.ObservedDatabase(3, frozenset({1, 2, 3})), target=1, downgrade=True)
     pv = review.preview_from_kubectl(json.dumps(doc), ".", preview.AsWritten())
     assert [(s.migration.version, s.direction) for s in pv.steps] == [(3, "down"), (2, "down")]
     assert pv.plan_hash == d.plan["hash"] and pv.verb == "down-to"

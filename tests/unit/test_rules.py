@@ -10,7 +10,7 @@ import pytest
 from schemagate import cli
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import policy
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.migrate import lint, rules, source, sqlshape
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def _spec(**lint_spec) -> SchemaMigrationSpec:
 
 def _inputs() -> p.Inputs:
     files = tuple(p.migration_file(m) for m in source.load_dir(FIXTURES))
-    return p.Inputs(name="app", namespace="ns", generation=1, target=None, migrations=files, db=p.DbState(0))
+    return p.Inputs(name="app", namespace="ns", generation=1, target=None, migrations=files, db=p.ObservedDatabase(0))
 
 
 def no_squawk(steps, direction, exclude):
@@ -166,7 +166,7 @@ def no_squawk(steps, direction, exclude):
 def test_operator_shows_them_in_status_plan_and_one_event():
     i = _inputs()
     d = policy.evaluate(i, p.plan(i), _spec(), {}, {}, linter=no_squawk)
-    assert isinstance(d.action, p.RunUp)
+    assert isinstance(d.action, p.StartJob)
     assert [(f["file"], f["line"], f["rule"]) for f in d.plan["lint"]] == [
         ("00001_no_down.sql", 2, "require-down"), ("00002_not_idempotent.sql", 3, "require-idempotent-ddl"),
         ("00003_schema_and_data.sql", 4, "separate-schema-and-data")]
@@ -183,7 +183,7 @@ def test_fail_on_blocks_on_them_and_exclude_lets_the_plan_through():
     given = []
     allowed = policy.evaluate(i, p.plan(i), _spec(failOn="warning", exclude=list(rules.RULES)), {}, {},
                               linter=lambda s, d, e: given.append(e) or []).action
-    assert isinstance(allowed, p.RunUp)
+    assert isinstance(allowed, p.StartJob)
 
 
 def test_they_are_reported_even_when_squawk_cannot_run():
@@ -192,12 +192,12 @@ def test_they_are_reported_even_when_squawk_cannot_run():
 
     i = _inputs()
     d = policy.evaluate(i, p.plan(i), _spec(), {}, {}, linter=broken)
-    assert isinstance(d.action, p.RunUp) and len(d.plan["lint"]) == 3
+    assert isinstance(d.action, p.StartJob) and len(d.plan["lint"]) == 3
     assert {e.reason for e in d.events} == {"LintFindings", "LintUnavailable"}
 
 
 def test_squawk_is_never_given_the_writing_rules_names():
-    from schemagate.controller import lint as controller_lint
+    from schemagate.controller import plan_lint as controller_lint
 
     if controller_lint.squawk_binary() is None:
         pytest.fail("squawk is not installed: pip install -e . (squawk-cli is a dependency)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.controller.jobs import JobRequest, command, plan_digest
 from schemagate.migrate.source import digest_versions, files_digest, load_files
 
@@ -52,13 +52,13 @@ def test_versions_are_up_to_the_target_plus_the_rolled_back_ones():
 
 
 def test_operator_and_runner_compute_the_same_digest_for_up():
-    digest, rollback = plan_digest(as_planned(FILES), "up", 3, p.DbState(0))
+    digest, rollback = plan_digest(as_planned(FILES), "up", 3, p.ObservedDatabase(0))
     assert rollback == () and digest == runner_digest(FILES, 3)
 
 
 def test_up_digest_moves_exactly_when_the_plan_hash_does():
     planned = as_planned(FILES)
-    digest, _ = plan_digest(planned, "up", 2, p.DbState(0))
+    digest, _ = plan_digest(planned, "up", 2, p.ObservedDatabase(0))
     above = {**FILES, "00003_t3.sql": FILES["00003_t3.sql"] + "-- edited\n"}
     below = {**FILES, "00002_t2.sql": FILES["00002_t2.sql"] + "-- edited\n"}
     # a file past the target runs in neither plan: approving version 2 did not approve it
@@ -70,14 +70,14 @@ def test_up_digest_moves_exactly_when_the_plan_hash_does():
 
 def test_a_file_added_under_the_target_changes_the_up_digest():
     files = {f"0000{n}_t{n}.sql": V.format(n=n) for n in (1, 3, 4)}
-    digest, _ = plan_digest(as_planned(files), "up", 3, p.DbState(0))
+    digest, _ = plan_digest(as_planned(files), "up", 3, p.ObservedDatabase(0))
     assert runner_digest({**files, "00002_late.sql": V.format(n=2)}, 3) != digest
     assert runner_digest({**files, "00005_next.sql": V.format(n=5)}, 3) == digest
 
 
 def test_down_digest_covers_the_rolled_back_files():
     planned = as_planned(FILES)
-    db = p.DbState(3, frozenset({1, 2, 3}))
+    db = p.ObservedDatabase(3, frozenset({1, 2, 3}))
     digest, rollback = plan_digest(planned, "down", 1, db)
     assert rollback == (3, 2)
     assert runner_digest(FILES, 1, rollback) == digest
@@ -87,8 +87,8 @@ def test_down_digest_covers_the_rolled_back_files():
 
 
 def test_no_digest_without_files_or_for_accept_checksum():
-    assert plan_digest(None, "up", None, p.DbState(0)) == (None, ())
-    assert plan_digest(as_planned(FILES), "accept-checksum", 2, p.DbState(2, frozenset({1, 2}))) == (None, ())
+    assert plan_digest(None, "up", None, p.ObservedDatabase(0)) == (None, ())
+    assert plan_digest(as_planned(FILES), "accept-checksum", 2, p.ObservedDatabase(2, frozenset({1, 2}))) == (None, ())
 
 
 def _spec(source: dict) -> SchemaMigrationSpec:
@@ -138,8 +138,8 @@ def test_the_created_job_carries_the_digest_of_the_planned_files():
 
     obj = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
     batch = _Batch()
-    _create_job(SimpleNamespace(batch=batch), obj, _spec({"configMaps": ["m"]}), p.RunUp("app-g1-x", "x", 3, 3),
-                "l", None, Options(), None, as_planned(FILES), p.DbState(0))
+    _create_job(SimpleNamespace(batch=batch), obj, _spec({"configMaps": ["m"]}), p.StartJob("app-g1-x", "x", 3, 3),
+                "l", None, Options(), None, as_planned(FILES), p.ObservedDatabase(0))
     (body,) = batch.bodies
     args = body["spec"]["template"]["spec"]["containers"][0]["command"]
     assert args[args.index("--expect-digest") + 1] == runner_digest(FILES, 3)
@@ -147,9 +147,9 @@ def test_the_created_job_carries_the_digest_of_the_planned_files():
 
 def test_a_source_changed_job_is_stalled_with_that_reason_and_an_edit_is_a_new_plan():
     planned = as_planned(FILES)
-    inputs = p.Inputs(name="app", namespace="team", generation=1, target=None, migrations=planned, db=p.DbState(0))
+    inputs = p.Inputs(name="app", namespace="team", generation=1, target=None, migrations=planned, db=p.ObservedDatabase(0))
     first = p.plan(inputs)
-    assert isinstance(first, p.RunUp)
+    assert isinstance(first, p.StartJob)
     failed = p.JobState(first.job, "Failed", {"error": {"reason": "SourceChanged", "message": "the migration files "
                                                         "in /migrations changed since this run was planned"}})
     refused = p.plan(p.Inputs(**{**inputs.__dict__, "jobs": (failed,)}))
@@ -157,4 +157,4 @@ def test_a_source_changed_job_is_stalled_with_that_reason_and_an_edit_is_a_new_p
     assert "changed since this run was planned" in refused.message
     edited = as_planned({**FILES, "00002_t2.sql": FILES["00002_t2.sql"] + "-- edited\n"})
     again = p.plan(p.Inputs(**{**inputs.__dict__, "jobs": (failed,), "migrations": edited}))
-    assert isinstance(again, p.RunUp) and again.job != first.job
+    assert isinstance(again, p.StartJob) and again.job != first.job

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from schemagate.controller import plan as p
-from schemagate.controller.lint import STATUS_LIMIT, Finding
+from schemagate.controller import decide as p
+from schemagate.controller.plan_lint import STATUS_LIMIT, Finding
 
 HASH_LENGTH = 12
 

@@ -12,7 +12,7 @@ import re
 
 from schemagate.api import reasons
 from schemagate.api.v1alpha1 import ACCEPT_CHECKSUM_ANNOTATION
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 
 _VALUE = re.compile(r"^\s*([0-9]+)\s*:\s*([0-9a-fA-F]{64})\s*$")
 
@@ -77,4 +77,4 @@ def resolve(i: p.Inputs, refused: p.Refuse, annotation: str | None) -> p.Action:
         return p.WaitForJob(other.name, refused.target, None)
     if i.lease.holder and not i.lease.expired and i.lease.holder != p.lease_holder(i.namespace, name):
         return p.WaitForLease(i.lease.holder, name, refused.target, None)
-    return p.RunUp(name, name.rsplit("-", 1)[-1], version, None, "accept-checksum")
+    return p.StartJob(name, name.rsplit("-", 1)[-1], version, None, "accept-checksum")

@@ -24,8 +24,8 @@ from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import events, gate, observe
+from schemagate.controller.decide import ObservedDatabase
 from schemagate.controller.events import Event
-from schemagate.controller.plan import DbState
 from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _json(resp: Any) -> dict[str, Any]:
 
 
 def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec, status: dict[str, Any],
-            db_state: DbState | None, allowed_hosts: tuple[str, ...]) -> gate.Schema:
+            db_state: ObservedDatabase | None, allowed_hosts: tuple[str, ...]) -> gate.Schema:
     conds = status.get("conditions")
     stalled = c.get(conds, c.STALLED) or {}
     ready = c.get(conds, c.READY) or {}
@@ -241,7 +241,7 @@ def old_entries(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             for d in rollout_gate.get(field_name) or [] if d.get("name")}
 
 
-def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: DbState | None,
+def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: ObservedDatabase | None,
         allowed_hosts: tuple[str, ...] = ()) -> Result | None:
     """The gate of one SchemaMigration (`gate_workloads`); None when its spec cannot be read."""
     meta = obj["metadata"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.migrate import source
 
 MIGRATIONS_DIR = "/migrations"
@@ -52,7 +52,7 @@ class JobRequest:
 
 
 def plan_digest(files: Sequence[p.MigrationFile] | None, command: str, target: int | None,
-                db: p.DbState) -> tuple[str | None, tuple[int, ...]]:
+                db: p.ObservedDatabase) -> tuple[str | None, tuple[int, ...]]:
     """(digest, rollback versions) pinning the Job to the files the plan hash covers; no digest when the
     operator did not read the files (image source) or the command runs no migration file (accept-checksum)."""
     if files is None or command not in ("up", "down"):

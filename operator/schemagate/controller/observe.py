@@ -22,8 +22,8 @@ from kubernetes.client.exceptions import ApiException
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow, death
+from schemagate.controller.decide import JobState, LeaseState, MigrationFile, ObservedDatabase, migration_file
 from schemagate.controller.jobs import CONTAINER, LABEL_MIGRATION
-from schemagate.controller.plan import DbState, JobState, LeaseState, MigrationFile, migration_file
 from schemagate.lease import RUN_ANNOTATION, Observed
 from schemagate.migrate import connection
 from schemagate.migrate.dburl import describe, redact
@@ -157,13 +157,13 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
     return Database(url, target.host, target.port, target.name, spec.database.table)
 
 
-def database_state(db: Database) -> DbState:
+def database_state(db: Database) -> ObservedDatabase:
     try:
         table = parse_table_name(db.table)
         with connection.open_session(db.url, connect_timeout=CONNECT_TIMEOUT) as conn:
             tracking = read_tracking(conn, table)  # one query on a database schemagate migrated
             if not tracking.exists:
-                return DbState(0, frozenset())
+                return ObservedDatabase(0, frozenset())
             state, sums = tracking.state, tracking.checksums or {}
     except psycopg.Error as e:  # the connection lost mid-read, or the read refused
         raise _blocked(connection.failure(e, db.url), db.url) from None
@@ -173,7 +173,7 @@ def database_state(db: Database) -> DbState:
     # A checksum counts only for the row it was recorded with; goose re-applying a version makes it stale.
     checksums = tuple(sorted((v, rec.sha256) for v, rec in sums.items()
                              if v in latest and latest[v].id == rec.goose_row_id))
-    return DbState(state.current_version, frozenset(state.applied_versions), checksums)
+    return ObservedDatabase(state.current_version, frozenset(state.applied_versions), checksums)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 `decide` is pure given the lint findings; `evaluate` adds the one piece of I/O (squawk, cached) to the
 writing rules' findings (pure). The plan
-(plan.py) says what would bring the database to its target; this says whether that may start now.
+(decide.py) says what would bring the database to its target; this says whether that may start now.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import approval, drift
-from schemagate.controller import lint as lint_mod
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
+from schemagate.controller import plan_lint as lint_mod
 from schemagate.controller import status as st
 from schemagate.controller.events import Event
 
@@ -58,7 +58,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
     old_plan: dict[str, Any] | None = old.get("plan")
     if isinstance(action, p.Refuse) and action.reason == reasons.CHECKSUM_MISMATCH and i.migrations is not None:
         return Decision(drift.resolve(i, action, annotations.get(api.ACCEPT_CHECKSUM_ANNOTATION)), old_plan)
-    if not isinstance(action, (p.RunUp, p.WaitForLease)):
+    if not isinstance(action, (p.StartJob, p.WaitForLease)):
         return Decision(action, old_plan)  # nothing new would start: keep the plan that got us here
     target = action.target
     planned = approval.steps(i, target)
@@ -94,7 +94,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
         return Decision(awaiting, shown, events)
     approved = hash_ if spec.approval == "Manual" else None
     backup_file = None
-    if isinstance(action, p.RunUp) and spec.backup is not None:
+    if isinstance(action, p.StartJob) and spec.backup is not None:
         backup_file = f"{action.job}.dump"
     return Decision(action, shown, events, approved, backup_file)
 
@@ -103,7 +103,7 @@ def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annot
              old: Mapping[str, Any], linter: Linter = lint_mod.lint) -> Decision:
     findings: list[lint_mod.Finding] | None = None
     error: str | None = None
-    if isinstance(action, (p.RunUp, p.WaitForLease)) and getattr(action, "command", "up") != "accept-checksum":
+    if isinstance(action, (p.StartJob, p.WaitForLease)) and getattr(action, "command", "up") != "accept-checksum":
         planned = approval.steps(i, action.target)
         if planned:
             exclude = list(spec.lint.exclude or [])
@@ -117,7 +117,8 @@ def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annot
     return decide(i, action, spec, annotations, old, findings, error)
 
 
-def for_action(action: Decided, db: p.DbState, old: Mapping[str, Any]) -> tuple[str, list[c.Desired], dict[str, Any]]:
+def for_action(action: Decided, db: p.ObservedDatabase, old: Mapping[str, Any]
+               ) -> tuple[str, list[c.Desired], dict[str, Any]]:
     """(phase, conditions, status fields), for the actions this module adds; the rest as status.py says."""
     if isinstance(action, approval.AwaitingApproval):
         message = action.message
@@ -127,11 +128,11 @@ def for_action(action: Decided, db: p.DbState, old: Mapping[str, Any]) -> tuple[
                                     c.Desired(c.RECONCILING, c.TRUE, reasons.AWAITING_APPROVAL, message),
                                     c.Desired(c.STALLED, c.FALSE, reasons.NOT_STALLED, "")], {
             "currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
-    if isinstance(action, p.RunUp) and action.command == "accept-checksum":
+    if isinstance(action, p.StartJob) and action.command == "accept-checksum":
         message = f"Job {action.job} is accepting the new checksum of version {action.target}"
         return "Migrating", c.reconciling(reasons.MIGRATING, message), {
             "currentVersion": db.current, "targetVersion": old.get("targetVersion"), "pending": old.get("pending")}
-    if isinstance(action, p.RunUp) and action.command == "down":
+    if isinstance(action, p.StartJob) and action.command == "down":
         phase, _, fields = st.for_action(action, db)
         message = f"Job {action.job} is rolling back from version {db.current} to {action.target}"
         return phase, c.reconciling(reasons.MIGRATING, message), fields

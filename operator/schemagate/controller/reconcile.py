@@ -18,9 +18,9 @@ from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import allow, gate_reconcile, metrics, observe, policy
+from schemagate.controller import decide as p
 from schemagate.controller import events as events_mod
 from schemagate.controller import jobs as jobs_mod
-from schemagate.controller import plan as p
 from schemagate.controller import status as st
 from schemagate.controller.config import Options
 from schemagate.kube import Clients
@@ -43,12 +43,12 @@ def _strip_none(d: Any) -> Any:
     return d
 
 
-def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.RunUp, lease_name: str,
+def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.StartJob, lease_name: str,
                 retry: str | None, opts: Options, backup_file: str | None = None,
-                files: tuple[p.MigrationFile, ...] | None = None, db: p.DbState | None = None) -> bool:
+                files: tuple[p.MigrationFile, ...] | None = None, db: p.ObservedDatabase | None = None) -> bool:
     """Create the plan's Job; False when it already exists (created before a restart: adopt it)."""
     meta = obj["metadata"]
-    digest, rollback = jobs_mod.plan_digest(files, action.command, action.target, db or p.DbState(0))
+    digest, rollback = jobs_mod.plan_digest(files, action.command, action.target, db or p.ObservedDatabase(0))
     req = jobs_mod.JobRequest(name=action.job, plan=action.plan, generation=int(meta.get("generation") or 1),
                               target=action.target, lease_name=lease_name,
                               lease_holder=p.lease_holder(meta["namespace"], action.job),
@@ -87,7 +87,7 @@ def _api_message(e: ApiException) -> str:
     return str(message or f"{e.status} {e.reason}")
 
 
-def _started(action: p.RunUp, current: int) -> str:
+def _started(action: p.StartJob, current: int) -> str:
     if action.command == "down":
         return f"Job {action.job} started: rolling back version {current} → {action.target}"
     if action.command == "accept-checksum":
@@ -117,7 +117,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     events: list[events_mod.Event] = []
     lease_name: str | None = None
     fields: dict[str, Any] = {}
-    db_state: p.DbState | None = None  # what the rollout gate compares pods with, when read this round
+    db_state: p.ObservedDatabase | None = None  # what the rollout gate compares pods with, when read this round
     created = False
     try:
         try:
@@ -175,12 +175,12 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         action = decision.action
         events += decision.events
         # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
-        if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder \
+        if isinstance(action, p.StartJob) and holder.holder_gone and holder.holder \
                 and lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
             events.append(events_mod.Event(events_mod.NORMAL, reasons.LEASE_TAKEN_OVER,
                                            f"Lease {namespace}/{lease_name} was held by {holder.holder}, whose "
                                            f"Job is gone: freed"))
-        if isinstance(action, p.RunUp):
+        if isinstance(action, p.StartJob):
             created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
                                   migrations, state)
             if not created and action.job not in {i.state.name for i in infos}:

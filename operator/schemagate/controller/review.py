@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import approval
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.migrate import plan as mplan
 from schemagate.migrate import preview, source
 from schemagate.migrate.errors import MigrateError
@@ -98,7 +98,7 @@ def review(smig: Mapping[str, Any], migrations: list[source.Migration]) -> previ
     direction: mplan.Direction = "down" if shown.get("direction") == "down" else "up"
     before, target = int(shown.get("fromVersion") or 0), shown.get("toVersion")
     inputs = p.Inputs(name=name, namespace=namespace, generation=int(meta.get("generation") or 1), target=target,
-                      migrations=tuple(p.migration_file(m) for m in migrations), db=p.DbState(before),
+                      migrations=tuple(p.migration_file(m) for m in migrations), db=p.ObservedDatabase(before),
                       retry=(meta.get("annotations") or {}).get(api.RETRY_ANNOTATION))
     recomputed = approval.plan_hash(inputs, target, [p.migration_file(m) for m in planned],
                                     spec.backup.claim_name if spec.backup else None)

@@ -12,7 +12,7 @@ from typing import Any
 from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api.v1alpha1 import HISTORY_LIMIT
-from schemagate.controller import plan as p
+from schemagate.controller import decide as p
 from schemagate.controller.events import Event
 from schemagate.controller.observe import JobInfo
 
@@ -131,7 +131,7 @@ def prior_runs(runs: dict[str, Any]) -> tuple[p.PriorRun, ...]:
                  for r in records if r.get("job"))
 
 
-def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], dict[str, Any]]:
+def for_action(action: p.Action, db: p.ObservedDatabase) -> tuple[str, list[c.Desired], dict[str, Any]]:
     """(phase, conditions, extra status fields) for a plan's action."""
     if isinstance(action, p.UpToDate) and action.ahead:
         shown = ", ".join(map(str, action.ahead[:10])) + (" ..." if len(action.ahead) > 10 else "")
@@ -143,7 +143,7 @@ def for_action(action: p.Action, db: p.DbState) -> tuple[str, list[c.Desired], d
         return "Ready", c.ready(f"database at version {action.current} (target {action.target})"), {
             "currentVersion": action.current, "targetVersion": action.target, "pending": 0}
     fields = {"currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
-    if isinstance(action, (p.RunUp, p.WaitForJob)):
+    if isinstance(action, (p.StartJob, p.WaitForJob)):
         target = "the newest version" if action.target is None else f"version {action.target}"
         return "Migrating", c.reconciling(reasons.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
                                                        f"to {target}"), fields
@@ -161,7 +161,7 @@ def unreadable(job: str, message: str) -> tuple[str, list[c.Desired]]:
                                                              f"at the next resync")
 
 
-def fill_version_after(runs: dict[str, Any], infos: list[JobInfo], db: p.DbState) -> None:
+def fill_version_after(runs: dict[str, Any], infos: list[JobInfo], db: p.ObservedDatabase) -> None:
     """A run just recorded whose runner could not say where it left the database gets what the database
     holds now, read in this same reconcile (its Job has ended: nothing of ours runs on it)."""
     running = any(i.state.phase == "Running" for i in infos)

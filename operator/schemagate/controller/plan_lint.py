@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from schemagate.controller.plan import MigrationFile
+from schemagate.controller.decide import MigrationFile
 from schemagate.migrate import rules
 
 # One finding type for both linters; re-exported as the controller's name for it.

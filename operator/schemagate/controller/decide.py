@@ -41,7 +41,7 @@ def migration_file(m: source.Migration) -> MigrationFile:
 
 
 @dataclass(frozen=True)
-class DbState:
+class ObservedDatabase:
     current: int
     applied: frozenset[int] = frozenset()
     # SHA-256 recorded when schemagate applied a version (versions goose applied since have none).
@@ -85,7 +85,7 @@ class Inputs:
     generation: int
     target: int | None  # None = latest
     migrations: tuple[MigrationFile, ...] | None  # None = unknown (image source: the Job reads them)
-    db: DbState
+    db: ObservedDatabase
     lease: LeaseState = LeaseState()
     jobs: tuple[JobState, ...] = ()  # this SchemaMigration's Jobs that still exist
     runs: tuple[PriorRun, ...] = ()  # remembered outcomes, newest first
@@ -102,7 +102,7 @@ class UpToDate:
 
 
 @dataclass(frozen=True)
-class RunUp:
+class StartJob:
     job: str
     plan: str
     target: int | None
@@ -134,7 +134,7 @@ class Refuse:
     job: str | None = None
 
 
-Action = UpToDate | RunUp | WaitForJob | WaitForLease | Refuse
+Action = UpToDate | StartJob | WaitForJob | WaitForLease | Refuse
 
 
 def plan_hash(target: int | None, migrations: Iterable[MigrationFile] | None, retry: str | None,
@@ -230,7 +230,7 @@ def plan(i: Inputs) -> Action:
     return _run(i, target if files is not None else i.target, files, pending, "up")
 
 
-def rollback_steps(files: list[MigrationFile], db: DbState, target: int) -> list[MigrationFile]:
+def rollback_steps(files: list[MigrationFile], db: ObservedDatabase, target: int) -> list[MigrationFile]:
     """The applied migrations above `target`, newest first: the order down-to runs their Down sections."""
     by_version = {m.version: m for m in files}
     return [by_version[v] for v in sorted(db.applied, reverse=True) if v > target and v in by_version]
@@ -295,4 +295,4 @@ def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pendi
                                           f"schemagate.io/retry to a new value to run it again", target, count, name)
     if not i.lease.free and i.lease.holder != lease_holder(i.namespace, name):
         return WaitForLease(i.lease.holder or "", name, target, count)
-    return RunUp(name, plan_id, target, count, command)
+    return StartJob(name, plan_id, target, count, command)
