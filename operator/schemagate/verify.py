@@ -13,14 +13,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from schemagate.api import reasons
+from schemagate.api import reasons, shared
 from schemagate.migrate import dburl, source, sqlshape, store
 from schemagate.migrate.errors import MigrateError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, then libpq PG* variables)")
-    parser.add_argument("--table", default=store.DEFAULT_TABLE, help="goose tracking table (default: goose_db_version)")
+    parser.add_argument("--table", default=shared.DEFAULT_TABLE,
+                        help="goose tracking table (default: goose_db_version)")
     parser.add_argument("--dir", default="migrations",
                         help="the application's migrations: what is required, and named in the advice "
                              "(default: migrations)")

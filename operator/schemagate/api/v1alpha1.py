@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from schemagate.api.shared import DEFAULT_TABLE, PG_DURATION
+
 GROUP = "schemagate.io"
 VERSION = "v1alpha1"
 KIND = "SchemaMigration"
@@ -21,7 +23,6 @@ SINGULAR = "schemamigration"
 SHORT_NAMES = ["smig"]
 API_VERSION = f"{GROUP}/{VERSION}"
 
-DEFAULT_TABLE = "goose_db_version"
 DEFAULT_SECRET_KEY = "url"
 HISTORY_LIMIT = 10
 
@@ -35,7 +36,7 @@ ACCEPT_CHECKSUM_ANNOTATION = f"{GROUP}/accept-checksum"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SQL_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
-_PG_DURATION = r"^[0-9]+(us|ms|s|min|h|d)?$"
+_PG_DURATION = f"^{PG_DURATION}$"
 _TARGET = re.compile(r"^(latest|[0-9]+)$")
 
 

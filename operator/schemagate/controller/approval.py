@@ -41,10 +41,7 @@ def steps(i: p.Inputs, target: int | None) -> list[p.MigrationFile] | None:
     """The migrations the Job would run, in order (None: an image source, the Job reads them)."""
     if i.migrations is None or target is None:
         return None
-    files = sorted(i.migrations, key=lambda m: m.version)
-    if direction(i, target) == "down":
-        return p.rollback_steps(files, i.db, target)
-    return [m for m in files if m.version <= target and m.version not in i.db.applied]
+    return p.files_to_run(i.migrations, i.db, target)
 
 
 def plan_hash(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile] | None,

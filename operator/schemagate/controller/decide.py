@@ -198,8 +198,7 @@ def plan(i: Inputs) -> Action:
         elif target != 0 and target not in versions:
             return Refuse(reasons.TARGET_NOT_FOUND,
                           f"targetVersion {target} is not among the migration files (newest is {newest})", target)
-        recorded = dict(i.db.checksums)
-        edited = [m for m in files if m.version in i.db.applied and recorded.get(m.version, m.sha256) != m.sha256]
+        edited = edited_after_applied(files, i.db)
         if edited:
             m = edited[0]
             more = f" (and {len(edited) - 1} more)" if len(edited) > 1 else ""
@@ -217,7 +216,7 @@ def plan(i: Inputs) -> Action:
                 return refused
             rollback = rollback_steps(files, i.db, target)
             return _run(i, target, files, rollback, "down", rollback)
-        pending = [m for m in files if m.version <= target and m.version not in i.db.applied]
+        pending = files_to_run(files, i.db, target)
         missing = [m for m in pending if m.version < i.db.current]
         if missing:
             names = ", ".join(m.name for m in missing[:5])
@@ -228,6 +227,24 @@ def plan(i: Inputs) -> Action:
             return UpToDate(i.db.current, target)
 
     return _run(i, target if files is not None else i.target, files, pending, "up")
+
+
+def edited_after_applied(files: Iterable[MigrationFile], db: ObservedDatabase) -> list[MigrationFile]:
+    """The applied migrations whose file is not what was applied (by the checksum recorded with its row), in
+    version order. The one place that says "edited after applied"."""
+    recorded = dict(db.checksums)
+    return [m for m in sorted(files, key=lambda m: m.version)
+            if m.version in db.applied and recorded.get(m.version, m.sha256) != m.sha256]
+
+
+def files_to_run(files: Iterable[MigrationFile], db: ObservedDatabase, target: int) -> list[MigrationFile]:
+    """The migrations a Job to `target` runs, in the order it runs them: the applied ones above `target`
+    newest first when that is a rollback, else the unapplied ones up to `target`. The one place that says
+    "which files will run"."""
+    ordered = sorted(files, key=lambda m: m.version)
+    if db.current > target:
+        return rollback_steps(ordered, db, target)
+    return [m for m in ordered if m.version <= target and m.version not in db.applied]
 
 
 def rollback_steps(files: list[MigrationFile], db: ObservedDatabase, target: int) -> list[MigrationFile]:

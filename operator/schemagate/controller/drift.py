@@ -18,9 +18,7 @@ _VALUE = re.compile(r"^\s*([0-9]+)\s*:\s*([0-9a-fA-F]{64})\s*$")
 
 
 def edited(i: p.Inputs) -> list[p.MigrationFile]:
-    recorded = dict(i.db.checksums)
-    return [m for m in sorted(i.migrations or (), key=lambda m: m.version)
-            if m.version in i.db.applied and recorded.get(m.version, m.sha256) != m.sha256]
+    return p.edited_after_applied(i.migrations or (), i.db)
 
 
 def hint(name: str, m: p.MigrationFile) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemagate.api import reasons
+from schemagate.api import reasons, shared
 from schemagate.migrate import dburl, source
 from schemagate.migrate.errors import MigrateError
 
@@ -206,7 +206,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
 
     url = dburl.resolve(args.database_url)
     cmd = args.migrate_command
-    table_name = args.table or store.DEFAULT_TABLE
+    table_name = args.table or shared.DEFAULT_TABLE
     res = runner.RunResult(command=cmd, database=dburl.describe(url), table=table_name)
     try:
         table = store.parse_table_name(table_name)

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemagate.api import reasons
+from schemagate.api import reasons, shared
 from schemagate.migrate import plan, source
 from schemagate.migrate.errors import MigrateError
 
@@ -161,7 +161,7 @@ def _from_database(args: argparse.Namespace, migrations: list[source.Migration],
     from schemagate.migrate import dburl, runner, store  # psycopg only when a database is read
 
     url = dburl.resolve(args.database_url)
-    table = store.parse_table_name(args.table or store.DEFAULT_TABLE)
+    table = store.parse_table_name(args.table or shared.DEFAULT_TABLE)
     try:
         conn = runner.connect(url)
         try:

@@ -8,7 +8,6 @@ constant; the run's progress is kept in RunResult so a failure still says how fa
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,16 +16,15 @@ from typing import Any
 import psycopg
 
 from schemagate.api import reasons
+from schemagate.api.shared import is_pg_duration
 from schemagate.migrate import connection, dburl, plan, sqlscan, store
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.parser import Statement
 from schemagate.migrate.source import Migration
 
-_PG_DURATION = re.compile(r"\d+\s*(us|ms|s|min|h|d)?")
-
 
 def check_duration(flag: str, value: str | None) -> None:
-    if value is not None and not _PG_DURATION.fullmatch(value.strip()):
+    if value is not None and not is_pg_duration(value):
         raise MigrateError(reasons.INVALID_ARGUMENTS,
                            f"{flag} {value!r} is not a PostgreSQL duration (e.g. 5s, 500ms, 2min, 0 = no limit)")
 

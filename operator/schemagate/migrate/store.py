@@ -18,7 +18,6 @@ from schemagate.api import reasons
 from schemagate.migrate.errors import MigrateError
 from schemagate.migrate.plan import DbState, VersionRow
 
-DEFAULT_TABLE = "goose_db_version"
 CHECKSUM_TABLE = "schemagate_checksums"
 # CRC-32 of "goose": the key goose's Provider session locker takes, so goose Provider users and we exclude
 # each other.
