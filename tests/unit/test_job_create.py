@@ -12,7 +12,7 @@ from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import observe
 from schemagate.controller import decide as p
 from schemagate.controller.config import Options
-from schemagate.controller.reconcile import _create_job
+from schemagate.controller.act import create_job as _create_job
 
 OBJ = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
 SPEC = SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},

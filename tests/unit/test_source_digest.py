@@ -134,7 +134,7 @@ def test_the_created_job_carries_the_digest_of_the_planned_files():
     from types import SimpleNamespace
 
     from schemagate.controller.config import Options
-    from schemagate.controller.reconcile import _create_job
+    from schemagate.controller.act import create_job as _create_job
 
     obj = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
     batch = _Batch()

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from schemagate.api.shared import DEFAULT_TABLE
 from schemagate.api.v1alpha1 import (
     _DNS_SUBDOMAIN,
     _SQL_IDENT,
     DEFAULT_SECRET_KEY,
-    DEFAULT_TABLE,
     GROUP,
     VERSION,
     BackupSpec,

@@ -18,23 +18,17 @@ from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import events, fleet, gate, gate_reconcile
+from schemagate.controller import events, fleet, gate, gate_reconcile, objects
 from schemagate.controller import status as st
 from schemagate.controller.config import Options
 from schemagate.controller.gate import label_selector
-from schemagate.controller.reconcile import _api_message, _spec_error, _strip_none
+from schemagate.controller.observe import Blocked
 from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-
-
-class _Blocked(Exception):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason, self.message = reason, message
 
 
 def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSetSpec) -> list[fleet.Secret]:
@@ -46,7 +40,7 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
                                              _headers={"Accept": METADATA_ONLY})
     except ApiException as e:
         if e.status == 403:
-            raise _Blocked(reasons.SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} "
+            raise Blocked(reasons.SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} "
                                                          f"to "
                                                  f"find spec.databases.selector's: install the chart with "
                                                  f"rbac.listSecrets=true (it reads their names and labels only), or "
@@ -118,7 +112,7 @@ def _apply(k: Clients, namespace: str, outcome: fleet.Outcome) -> list[str]:
                      body["metadata"]["annotations"][set_api.DATABASE_ANNOTATION])
         except ApiException as e:
             if e.status != 409:  # 409: created meanwhile (a restart); the next round sees it
-                refused.append(f"SchemaMigration {child}: {_api_message(e)}")
+                refused.append(f"SchemaMigration {child}: {objects.api_message(e)}")
     for child, patch in outcome.update + outcome.orphan:
         try:
             k.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, child, patch,
@@ -127,21 +121,16 @@ def _apply(k: Clients, namespace: str, outcome: fleet.Outcome) -> list[str]:
                      if (child, patch) in outcome.orphan else "updated to the set's template")
         except ApiException as e:
             if e.status != 404:
-                refused.append(f"SchemaMigration {child}: {_api_message(e)}")
+                refused.append(f"SchemaMigration {child}: {objects.api_message(e)}")
     return refused
 
 
 def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
-    try:
-        obj: dict[str, Any] = k.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-            api.GROUP, api.VERSION, namespace, set_api.PLURAL, name)
-    except ApiException as e:
-        if e.status == 404:
-            return
-        raise
-    meta = obj["metadata"]
-    if meta.get("deletionTimestamp"):
+    """Bring one SchemaMigrationSet's children, gate and status in line with the world."""
+    obj = objects.get(k, set_api.PLURAL, namespace, name)
+    if obj is None:
         return
+    meta = obj["metadata"]
     generation = int(meta.get("generation") or 1)
     old: dict[str, Any] = obj.get("status") or {}
     gate_result: gate_reconcile.Result | None = None
@@ -149,10 +138,11 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
         try:
             spec = set_api.SchemaMigrationSetSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:
-            raise _Blocked(reasons.INVALID_SPEC, _spec_error(e)) from None
+            raise Blocked(reasons.INVALID_SPEC, objects.spec_error(e)) from None
         if opts.act_namespaces and namespace not in opts.act_namespaces:
-            raise _Blocked(reasons.NAMESPACE_NOT_ALLOWED, f"schemagate does not act in namespace {namespace}: an admin "
-                                                    f"adds it to the chart's watch.namespaces; nothing was created")
+            raise Blocked(reasons.NAMESPACE_NOT_ALLOWED, f"schemagate does not act in namespace {namespace}: an "
+                                                         f"admin adds it to the chart's watch.namespaces; nothing "
+                                                         f"was created")
         selected = selected_secrets(k, namespace, spec)
         children = _children(k, namespace, name, meta["uid"], spec, selected)
         outcome = fleet.decide(fleet.Inputs(
@@ -166,14 +156,12 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
                                         generation)
         gate_result = _gate(k, namespace, name, spec, old, new, children, fleet.database_names(spec, selected))
         new["rolloutGate"] = gate_result.status if gate_result else old.get("rolloutGate")
-    except _Blocked as b:
+    except Blocked as b:
         new = {"phase": "Failed" if b.reason != reasons.NAMESPACE_NOT_ALLOWED else old.get("phase"),
                "observedGeneration": generation,
                "conditions": c.apply(old.get("conditions"), c.stalled(b.reason, b.message), generation)}
-    new = st._replacing(old, new)
-    if _strip_none(new) != _strip_none(old):
-        k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, set_api.PLURAL, name,
-                                                       {"status": new})
+    new = st.replacing(old, new)  # cleared fields go out as null in the merge patch
+    objects.write_status(k, set_api.PLURAL, obj, new)
     event = st.stalled_event(old, new)
     if event:
         events.post(k, events.involved(set_api.API_VERSION, set_api.KIND, meta), [event])

@@ -1,4 +1,8 @@
-"""One level-based reconcile of one SchemaMigration: observe → plan → act → status, all from current state.
+"""One level-based reconcile of one SchemaMigration, as named steps, all from current state:
+
+    read (world.py) → decide (pure, but for the cached lint) → act (act.py: free the Lease, create the Job)
+    → compose status (pure) → gate the workloads' pods (gate_reconcile.py) → write status once, only when it
+    changed (objects.py) → post Events (events.py)
 
 Runs in a worker thread (the Kubernetes client and psycopg calls block); the Controller serialises runs
 per object, so two triggers never reconcile the same SchemaMigration at once.
@@ -6,215 +10,97 @@ per object, so two triggers never reconcile the same SchemaMigration at once.
 
 from __future__ import annotations
 
-import json
-import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
-
-from schemagate import lease
-from schemagate.api import conditions as c
-from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import allow, gate_reconcile, metrics, observe, policy
 from schemagate.controller import decide as p
 from schemagate.controller import events as events_mod
-from schemagate.controller import jobs as jobs_mod
+from schemagate.controller import gate_reconcile, metrics, objects, observe, policy
 from schemagate.controller import status as st
+from schemagate.controller.act import Acted, act
 from schemagate.controller.config import Options
+from schemagate.controller.world import World, acting, read
 from schemagate.kube import Clients
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class Decided:
+    """The decide step's output: the status' record of runs after this round's Jobs, their Events, and what
+    the plan and policy say to do (None when the read stopped before a plan could be made)."""
+
+    runs: dict[str, Any]
+    events: list[events_mod.Event] = field(default_factory=list)
+    decision: policy.Decision | None = None
 
 
-def _spec_error(e: ValidationError) -> str:
-    first = e.errors()[0]
-    where = ".".join(str(x) for x in first["loc"])
-    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"spec.{where}: {first['msg']}{more}"
+def decide(w: World) -> Decided:
+    """Record the Jobs' outcomes, then plan and apply the policy (lint, approval, drift)."""
+    old = w.old
+    if w.jobs is None:
+        return Decided({"currentJob": old.get("currentJob"), "lastJob": old.get("lastJob"),
+                        "history": old.get("history")})
+    runs, evs = st.absorb_jobs(old, w.jobs, w.now)
+    if w.stop is not None or w.database is None:
+        return Decided(runs, evs)
+    st.fill_version_after(runs, w.jobs, w.database)
+    inputs = p.Inputs(
+        name=w.name, namespace=w.namespace, generation=w.generation, target=w.target, migrations=w.migrations,
+        db=w.database, lease=w.lease.state, jobs=tuple(i.state for i in w.jobs), runs=st.prior_runs(runs),
+        retry=w.retry, source_key=w.source_key, allow_downgrade=bool(w.spec and w.spec.allow_downgrade))
+    assert w.spec is not None
+    decision = policy.evaluate(inputs, p.plan(inputs), w.spec, w.annotations, old)
+    return Decided(runs, evs + decision.events, decision)
 
 
-def _strip_none(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _strip_none(v) for k, v in d.items() if v is not None}
-    if isinstance(d, list):
-        return [_strip_none(v) for v in d]
-    return d
+def compose(w: World, d: Decided, acted: Acted) -> dict[str, Any]:
+    """The new status (pure); status.rolloutGate is the gate step's."""
+    stop = w.stop or acted.blocked
+    runs = {**d.runs, "currentJob": acted.current_job} if acted.current_job is not None else d.runs
+    fields: dict[str, Any] = {}
+    if isinstance(stop, observe.Unreadable):
+        phase, desired = st.unreadable(stop.job, stop.message)
+        fields["plan"] = w.old.get("plan")
+    elif stop is not None:
+        phase, desired = st.blocked(stop.reason, stop.message)
+        fields["plan"] = w.old.get("plan")
+    else:
+        assert d.decision is not None and w.database is not None
+        phase, desired, fields = policy.for_action(d.decision.action, w.database, w.old)
+        fields["plan"] = d.decision.plan
+    return st.compose(w.old, w.generation, phase, desired, fields, runs, w.lease_name)
 
 
-def _create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.StartJob, lease_name: str,
-                retry: str | None, opts: Options, backup_file: str | None = None,
-                files: tuple[p.MigrationFile, ...] | None = None, db: p.ObservedDatabase | None = None) -> bool:
-    """Create the plan's Job; False when it already exists (created before a restart: adopt it)."""
-    meta = obj["metadata"]
-    digest, rollback = jobs_mod.plan_digest(files, action.command, action.target, db or p.ObservedDatabase(0))
-    req = jobs_mod.JobRequest(name=action.job, plan=action.plan, generation=int(meta.get("generation") or 1),
-                              target=action.target, lease_name=lease_name,
-                              lease_holder=p.lease_holder(meta["namespace"], action.job),
-                              default_image=opts.job_image, retry=retry, command=action.command,
-                              backup_file=backup_file, expect_digest=digest, expect_rollback=rollback,
-                              service_account=opts.job_service_account)
-    body = jobs_mod.render_job(obj, spec, req)
-    try:
-        k.batch.create_namespaced_job(meta["namespace"], body)  # type: ignore[arg-type]  # dicts go as-is
-    except ApiException as e:
-        if e.status == 409:
-            return False
-        if e.status in (400, 403, 422):  # it will be refused again until someone changes something: say so
-            raise observe.Blocked(reasons.JOB_REJECTED, f"cannot create Job {meta['namespace']}/{action.job}: "
-                                                  f"{_api_message(e)}; nothing was run") from None
-        raise
-    return True
+def gate(k: Clients, w: World, new: dict[str, Any], opts: Options) -> gate_reconcile.Result | None:
+    """Decide the gated pods against the database version read this round."""
+    if not acting(w.namespace, opts):
+        return None
+    return gate_reconcile.run(k, w.obj, new, w.database, opts.allowed_database_hosts)
 
 
-def _check_allowed(k: Clients, namespace: str, spec: api.SchemaMigrationSpec, allowlist: allow.Allowlist) -> None:
-    """Stop here, before anything is read or created, when the spec names what the installer did not allow."""
-    refusal = allow.check(spec, allowlist)
-    if refusal is None and spec.backup is not None:
-        labels = observe.claim_labels(k.core, namespace, spec.backup.claim_name)
-        refusal = allow.check_claim(namespace, spec.backup.claim_name, labels, allowlist)
-    if refusal is not None:
-        raise observe.Blocked(refusal.reason, refusal.message)
-
-
-def _api_message(e: ApiException) -> str:
-    """The apiserver's own message (names the invalid field, the quota, the missing right)."""
-    try:
-        message = json.loads(e.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message or f"{e.status} {e.reason}")
-
-
-def _started(action: p.StartJob, current: int) -> str:
-    if action.command == "down":
-        return f"Job {action.job} started: rolling back version {current} → {action.target}"
-    if action.command == "accept-checksum":
-        return f"Job {action.job} started: accepting the new checksum of version {action.target}"
-    return f"Job {action.job} started: version {current} → {'latest' if action.target is None else action.target}"
+def to_post(w: World, d: Decided, acted: Acted, new: dict[str, Any]) -> list[events_mod.Event]:
+    """This round's Events on the SchemaMigration: outcomes, policy, the Job started, and a Warning when it
+    became Stalled (unless a Warning already says why)."""
+    evs = d.events + acted.events
+    stalled = st.stalled_event(w.old, new)
+    if stalled and not any(e.type == events_mod.WARNING for e in evs):
+        evs.append(stalled)
+    return evs
 
 
 def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | None:
     """Bring one SchemaMigration's status (and its Job) in line with the world; returns its Lease name."""
-    try:
-        obj: dict[str, Any] = k.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-            api.GROUP, api.VERSION, namespace, api.PLURAL, name)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    meta = obj["metadata"]
-    if meta.get("deletionTimestamp"):
-        # Being deleted (foreground or orphan cascade, someone's finalizer). The apiserver bumps the
-        # generation as it marks it, which would otherwise read as a spec change and run the plan again.
+    obj = objects.get(k, api.PLURAL, namespace, name)
+    if obj is None:
         return None
-    generation = int(meta.get("generation") or 1)
-    old: dict[str, Any] = obj.get("status") or {}
-    retry = (meta.get("annotations") or {}).get(api.RETRY_ANNOTATION)
-    now = c.now_rfc3339()
-    runs = {"currentJob": old.get("currentJob"), "lastJob": old.get("lastJob"), "history": old.get("history")}
-    events: list[events_mod.Event] = []
-    lease_name: str | None = None
-    fields: dict[str, Any] = {}
-    db_state: p.ObservedDatabase | None = None  # what the rollout gate compares pods with, when read this round
-    created = False
-    try:
-        try:
-            spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
-            target = spec.target()
-        except ValidationError as e:
-            raise observe.Blocked(reasons.INVALID_SPEC, _spec_error(e)) from None
-        except ValueError as e:
-            raise observe.Blocked(reasons.INVALID_SPEC, str(e)) from None
-        if opts.act_namespaces and namespace not in opts.act_namespaces:
-            # Watched (status, Events) but not granted: say so, rather than a forbidden read of its ConfigMap.
-            raise observe.Blocked(reasons.NAMESPACE_NOT_ALLOWED,
-                                  f"schemagate does not act in namespace {namespace}: an admin adds it to the "
-                                  f"schemagate chart's watch.namespaces (operator flag --act-namespace); nothing "
-                                  f"was read or created")
-        _check_allowed(k, namespace, spec, opts.allowlist())
-        # The Lease first: it keeps the last runner's words, all there is when its pod went with them.
-        db: observe.Database | None = None
-        read = observe.LeaseRead(p.LeaseState())
-        unreadable: observe.Blocked | None = None
-        try:
-            db = observe.database(k.core, namespace, spec, opts.allowed_database_hosts)
-            lease_name = lease.lease_name(db.host, db.port, db.name, db.table)
-            read = observe.lease_state(k.coordination, namespace, lease_name, k.batch)
-        except observe.Blocked as b:
-            unreadable = b  # Job outcomes are still recorded below; then this blocks the plan
-        infos = observe.jobs(k.batch, k.core, namespace, name, meta["uid"], st.Recorded(old.get("history")),
-                             read.run)
-        runs, events = st.absorb_jobs(old, infos, now)
-        if unreadable is not None:
-            raise unreadable
-        assert db is not None and lease_name is not None
-        migrations = None
-        source_key = ""
-        if spec.source.config_maps:
-            migrations = observe.migration_files(k.core, namespace, list(spec.source.config_maps))
-        elif spec.source.image:
-            source_key = f"{spec.source.image.image}|{spec.source.image.path}"
-        try:
-            state = db_state = observe.database_state(db)
-        except observe.Blocked as b:
-            running = next((i.state.name for i in infos if i.state.phase == "Running"), None)
-            if running is None or b.reason != reasons.CONNECTION_FAILED:
-                raise
-            # Our Job is at work on that database: a read of ours failing (a restart, a blip) says nothing
-            # about the run, whose own result will. Not Stalled, no Warning: look again at the next resync.
-            raise observe.Unreadable(running, b.message) from None
-        st.fill_version_after(runs, infos, state)
-        holder = read.state
-        inputs = p.Inputs(
-            name=name, namespace=namespace, generation=generation, target=target, migrations=migrations, db=state,
-            lease=holder, jobs=tuple(i.state for i in infos), runs=st.prior_runs(runs), retry=retry,
-            source_key=source_key, allow_downgrade=spec.allow_downgrade)
-        decision = policy.evaluate(inputs, p.plan(inputs), spec, meta.get("annotations") or {}, old)
-        action = decision.action
-        events += decision.events
-        # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
-        if isinstance(action, p.StartJob) and holder.holder_gone and holder.holder \
-                and lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
-            events.append(events_mod.Event(events_mod.NORMAL, reasons.LEASE_TAKEN_OVER,
-                                           f"Lease {namespace}/{lease_name} was held by {holder.holder}, whose "
-                                           f"Job is gone: freed"))
-        if isinstance(action, p.StartJob):
-            created = _create_job(k, obj, spec, action, lease_name, retry, opts, decision.backup_file,
-                                  migrations, state)
-            if not created and action.job not in {i.state.name for i in infos}:
-                # Our own Job would have been listed above (and planned as WaitForJob): this one belongs to
-                # a deleted SchemaMigration of the same name. Adopting it would report its outcome as ours.
-                raise observe.Blocked(reasons.JOB_CONFLICT, f"Job {namespace}/{action.job} already exists but is not "
-                                                      f"owned by this SchemaMigration (one of the same name was "
-                                                      f"deleted and re-created?); nothing was run. It is created "
-                                                      f"once that Job is gone: kubectl delete job {action.job}")
-            if created:
-                events.append(events_mod.Event("Normal", reasons.MIGRATION_STARTED, _started(action, state.current)))
-            runs["currentJob"] = {"job": action.job, "generation": generation, "plan": action.plan, "retry": retry,
-                                  "targetVersion": action.target, "outcome": "Running",
-                                  "versionBefore": state.current, "startedAt": now, "command": action.command,
-                                  "approved": decision.approved}
-        phase, desired, fields = policy.for_action(action, state, old)
-        fields["plan"] = decision.plan
-    except observe.Unreadable as u:
-        phase, desired = st.unreadable(u.job, u.message)
-        fields["plan"] = old.get("plan")
-    except observe.Blocked as b:
-        phase, desired = st.blocked(b.reason, b.message)
-        fields["plan"] = old.get("plan")
-    new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
-    acting = not opts.act_namespaces or namespace in opts.act_namespaces
-    gate = gate_reconcile.run(k, obj, new, db_state, opts.allowed_database_hosts) if acting else None
-    new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")
-    stalled = st.stalled_event(old, new)
-    if stalled and not any(e.type == "Warning" for e in events):
-        events.append(stalled)
-    if _strip_none(new) != _strip_none(old):
-        k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
-                                                       {"status": new})
-    events_mod.post(k, events_mod.involved(api.API_VERSION, api.KIND, meta), events)
-    gate_reconcile.post_events(k, gate)
-    metrics.STATE.record(namespace, name, old, new, created)
-    return lease_name
+    w = read(k, obj, opts)
+    d = decide(w)
+    acted = act(k, w, d.decision, opts)
+    new = compose(w, d, acted)
+    gated = gate(k, w, new, opts)
+    new["rolloutGate"] = gated.status if gated else w.old.get("rolloutGate")
+    objects.write_status(k, api.PLURAL, obj, new)
+    events_mod.post(k, events_mod.involved(api.API_VERSION, api.KIND, w.meta), to_post(w, d, acted, new))
+    gate_reconcile.post_events(k, gated)
+    metrics.STATE.record(namespace, name, w.old, new, acted.created)
+    return w.lease_name

@@ -190,10 +190,10 @@ def compose(old: dict[str, Any], generation: int, phase: str, desired: list[c.De
         **runs,
     }
     status.update(fields)
-    return {k: _replacing(old.get(k), v) for k, v in status.items()}
+    return {k: replacing(old.get(k), v) for k, v in status.items()}
 
 
-def _replacing(old: Any, new: Any) -> Any:
+def replacing(old: Any, new: Any) -> Any:
     """`new` with every key `old` had and `new` lacks set to null, in nested objects too.
 
     The status goes out as a JSON merge patch, which merges objects key by key: without this, a new
@@ -201,7 +201,7 @@ def _replacing(old: Any, new: Any) -> Any:
     """
     if not isinstance(old, dict) or not isinstance(new, dict):
         return new
-    out = {k: _replacing(old.get(k), v) for k, v in new.items()}
+    out = {k: replacing(old.get(k), v) for k, v in new.items()}
     out.update({k: None for k in old if k not in new})
     return out
 
