@@ -359,7 +359,13 @@ def run(args: argparse.Namespace) -> int:
     if args.migrate_command in ("plan", "lint"):
         from schemagate.migrate import lint, preview  # neither runs anything: no lease, no lock, no result file
 
-        return lint.run(args) if args.migrate_command == "lint" else preview.run(args)
+        if args.migrate_command == "lint":
+            return lint.run(args)
+        if getattr(args, "review", None):
+            from schemagate.controller import review  # the operator's plan hash, recomputed
+
+            return preview.run(args, reviewer=review.preview_from_kubectl)
+        return preview.run(args)
     if getattr(args, "plan_version", None) is not None:
         print(f"schemagate migrate {args.migrate_command}: {reasons.INVALID_ARGUMENTS}: unexpected argument "
               f"{args.plan_version!r}", file=sys.stderr)

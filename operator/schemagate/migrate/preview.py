@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,15 +180,19 @@ def _from_database(args: argparse.Namespace, migrations: list[source.Migration],
     return preview(migrations, state, verb, target, args.allow_missing, f"database {name!r}")
 
 
-def run(args: argparse.Namespace) -> int:
+# `--review`: the operator's plan, recomputed from `kubectl get -o json` (controller/review.py; the command
+# module passes it in, since the runner's modules do not import the operator's).
+Reviewer = Callable[[str, str, Mapping[str, str]], Preview]
+
+
+def run(args: argparse.Namespace, *, reviewer: Reviewer | None = None) -> int:
     try:
         if args.review:
             if args.argument is not None:
                 raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan --review takes no verb (got {args.argument!r}):"
                                                               " status.plan says what runs")
-            from schemagate.controller import review  # the operator's plan hash, recomputed
-
-            pv = review.preview_from_kubectl(_read_review_input(args.review), args.dir, AsWritten())
+            assert reviewer is not None, "migrate plan --review needs the operator's review (migrate/command.py)"
+            pv = reviewer(_read_review_input(args.review), args.dir, AsWritten())
         else:
             verb, target = parse_verb(args.argument, args.plan_version)
             migrations = source.load_files(source.read_dir(args.dir), AsWritten())
