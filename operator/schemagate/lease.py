@@ -142,7 +142,8 @@ class _Api:
             meta = dict(obj.get("metadata") or {})
             meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
             body["metadata"] = meta
-        self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace, body)  # type: ignore[arg-type]
+        self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace,
+                                           body)  # type: ignore[arg-type]  # dicts go as-is
 
 
 def _forbidden(namespace: str, name: str) -> str:

@@ -61,7 +61,7 @@ def post(k: Clients, about: Mapping[str, Any], events: Iterable[Event]) -> None:
         log.log(logging.WARNING if event.type == WARNING else logging.INFO, "%s: %s: %s", where, event.reason,
                 event.message, extra={"reason": event.reason})
         try:
-            # The client sends a dict as it is; its typed models are only one way to build the body.
-            k.core.create_namespaced_event(about["namespace"], body(about, event, c.now_rfc3339()))  # type: ignore[arg-type]
+            doc = body(about, event, c.now_rfc3339())
+            k.core.create_namespaced_event(about["namespace"], doc)  # type: ignore[arg-type]  # dicts go as-is
         except ApiException as e:  # best effort; status carries the truth
             log.warning("could not post event %s on %s: %s", event.reason, where, e.reason)

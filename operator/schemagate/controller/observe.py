@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import psycopg.conninfo
@@ -233,7 +233,7 @@ def _ts(value: Any) -> str | None:
     return str(value)
 
 
-def _phase(job: client.V1Job) -> tuple[str, str | None, str | None]:
+def _phase(job: client.V1Job) -> tuple[Literal["Running", "Succeeded", "Failed"], str | None, str | None]:
     """(phase, finished, why the Job controller failed it). Only the final conditions count
     (SuccessCriteriaMet/FailureTarget come before them)."""
     for cond in (job.status and job.status.conditions) or []:
@@ -300,6 +300,6 @@ def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name:
                 # Job controller says comes first, the pod's last words after it, on one line.
                 last = (message or "").strip().splitlines()[-1:]
                 message = f"{why} (last output: {last[0][:200]})" if last else why
-        out.append(JobInfo(JobState(meta.name, phase, result, message),  # type: ignore[arg-type]
+        out.append(JobInfo(JobState(meta.name, phase, result, message),
                            started, _ts(status and status.completion_time) or ended, created))
     return out
