@@ -46,8 +46,8 @@ def _child(db: str, phase: str | None, current: int | None = 1, rev: str | None 
 
 def _inputs(dbs: list[str], children: list[dict[str, Any]] = (), annotations: dict[str, str] | None = None,
             labels: dict[str, dict[str, str]] | None = None, old: dict[str, Any] | None = None,
-            spec: set_api.SchemaMigrationSetSpec | None = None, **strategy: Any) -> fleet.Inputs:
-    return fleet.Inputs(name="cs", namespace="app", uid=UID, generation=1, spec=spec or _spec(**strategy),
+            spec: set_api.SchemaMigrationSetSpec | None = None, **strategy: Any) -> fleet.ObservedSet:
+    return fleet.ObservedSet(name="cs", namespace="app", uid=UID, generation=1, spec=spec or _spec(**strategy),
                         annotations=annotations or {}, children=list(children),
                         selected=[fleet.Secret(d, (labels or {}).get(d, {})) for d in dbs], old_status=old or {})
 
@@ -232,7 +232,7 @@ def test_the_example_is_a_valid_set_whose_canary_goes_first():
     [doc] = [d for d in docs if d["kind"] == "SchemaMigrationSet"]
     spec = set_api.SchemaMigrationSetSpec.model_validate(doc["spec"])
     secrets = [fleet.Secret(d["metadata"]["name"], d["metadata"]["labels"]) for d in docs if d["kind"] == "Secret"]
-    i = fleet.Inputs(name="config-server", namespace="config-server", uid=UID, generation=1, spec=spec,
+    i = fleet.ObservedSet(name="config-server", namespace="config-server", uid=UID, generation=1, spec=spec,
                      annotations={}, children=[], selected=secrets)
     o = fleet.decide(i)
     assert _started(o) == ["tenant-acme-db"] and o.status["databases"] == 3

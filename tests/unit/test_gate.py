@@ -18,7 +18,7 @@ AT_2 = Schema("app", current=2, target=2)
 UNKNOWN = Schema("app", current=None, target=2, unavailable="cannot reach database db:5432/app: timeout")
 
 
-def decide(the_pod: dict[str, Any], schema: Schema) -> gate.Decision | None:
+def decide(the_pod: dict[str, Any], schema: Schema) -> gate.PodDecision | None:
     """A pod whose annotations are its template's (the usual case)."""
     return gate.decide(the_pod, schema, template=the_pod["metadata"]["annotations"])
 

@@ -47,7 +47,7 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class Inputs:
+class ObservedSet:
     name: str
     namespace: str
     uid: str
@@ -101,7 +101,7 @@ def child_spec(spec: set_api.SchemaMigrationSetSpec, database: str) -> dict[str,
             **spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)}
 
 
-def owner_reference(i: Inputs) -> dict[str, Any]:
+def owner_reference(i: ObservedSet) -> dict[str, Any]:
     return {"apiVersion": set_api.API_VERSION, "kind": set_api.KIND, "name": i.name, "uid": i.uid,
             "controller": True, "blockOwnerDeletion": True}
 
@@ -126,11 +126,11 @@ def database_names(spec: set_api.SchemaMigrationSetSpec, selected: Sequence[Secr
     return sorted({s.name for s in selected} | set(spec.databases.secrets or []))
 
 
-def databases(i: Inputs) -> list[str]:
+def databases(i: ObservedSet) -> list[str]:
     return database_names(i.spec, i.selected)
 
 
-def canaries(i: Inputs, names: Sequence[str]) -> list[str]:
+def canaries(i: ObservedSet, names: Sequence[str]) -> list[str]:
     labels = {s.name: s.labels for s in i.selected}
     first = set(names[: i.spec.strategy.canary.count])
     return [d for d in names if d in first or matches(i.spec.strategy.canary.selector, labels.get(d, {}))]
@@ -163,7 +163,7 @@ def _phase(child: Mapping[str, Any]) -> str:
     return str(status["phase"])
 
 
-def approval_hash(i: Inputs, rev: str, canary: Sequence[_Db]) -> str:
+def approval_hash(i: ObservedSet, rev: str, canary: Sequence[_Db]) -> str:
     """What an approval releases: this generation's template (revision) after these canaries reached
     these versions. Anything else changing makes a given approval Stale."""
     return _digest({"generation": i.generation, "revision": rev,
@@ -193,7 +193,7 @@ def _list(names: Sequence[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def decide(i: Inputs) -> Outcome:
+def decide(i: ObservedSet) -> Outcome:
     rev = revision(i.spec)
     label = set_label(i.name)
     names = databases(i)
@@ -282,7 +282,7 @@ def decide(i: Inputs) -> Outcome:
     return Outcome(create, update, orphan, status)
 
 
-def _target(i: Inputs, dbs: Sequence[_Db]) -> int | None:
+def _target(i: ObservedSet, dbs: Sequence[_Db]) -> int | None:
     text = str(i.spec.template.target_version).strip()
     if text.isdigit():
         return int(text)
@@ -291,7 +291,7 @@ def _target(i: Inputs, dbs: Sequence[_Db]) -> int | None:
     return max(numbers) if numbers else None
 
 
-def _status(i: Inputs, rev: str, dbs: Sequence[_Db], states: Sequence[str], canary_names: Sequence[str],
+def _status(i: ObservedSet, rev: str, dbs: Sequence[_Db], states: Sequence[str], canary_names: Sequence[str],
             failed: Sequence[_Db], in_flight: Sequence[_Db], waiting: Sequence[_Db], started: set[str],
             halted: bool, canary_failed: Sequence[_Db], held_for_approval: bool, canary_done: bool,
             approval: dict[str, Any] | None) -> dict[str, Any]:

@@ -71,16 +71,7 @@ def _others_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str
     too."""
     others = gate_reconcile.also_gating(k, namespace, "")  # no SchemaMigration is named ""
     found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, set_api.PLURAL)
-    for item in found.get("items") or []:
-        other = (item.get("metadata") or {}).get("name")
-        if not other or other == name or (item.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        rollout_gate = (item.get("spec") or {}).get("rolloutGate") or {}
-        for kind, field_name in gate.FIELDS.items():
-            workloads = rollout_gate.get(field_name) or []
-            for w in workloads if isinstance(workloads, list) else []:
-                others.setdefault((kind, str(w)), []).append(f"{other} (SchemaMigrationSet)")
-    return others
+    return gate.gated_by(found.get("items") or [], besides=name, label="{} (SchemaMigrationSet)", into=others)
 
 
 def _gate(k: Clients, namespace: str, name: str, spec: set_api.SchemaMigrationSetSpec, old: dict[str, Any],
@@ -145,7 +136,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
                                                          f"was created")
         selected = selected_secrets(k, namespace, spec)
         children = _children(k, namespace, name, meta["uid"], spec, selected)
-        outcome = fleet.decide(fleet.Inputs(
+        outcome = fleet.decide(fleet.ObservedSet(
             name=name, namespace=namespace, uid=meta["uid"], generation=generation, spec=spec,
             annotations=meta.get("annotations") or {}, children=children, selected=selected, old_status=old))
         new = outcome.status

@@ -55,7 +55,7 @@ class Schema:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PodDecision:
     status: str  # "True" | "False"
     reason: str
     message: str
@@ -192,7 +192,7 @@ def required_version(pod_name: str, annotations: Mapping[str, str] | None, targe
     return int(text), None
 
 
-def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) -> Decision | None:
+def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) -> PodDecision | None:
     """The pod's schema-ready condition, or None to leave it as it is (it is True: the latch).
     `template`: the annotations of the pod template of its ReplicaSet (`template_of`)."""
     existing = condition(pod)
@@ -202,43 +202,43 @@ def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) 
     name = str(meta.get("name") or "?")
     required, error = required_version(name, template, schema.target)
     if error:
-        return Decision("False", reasons.INVALID_REQUIRED_VERSION, _short(error), None)
+        return PodDecision("False", reasons.INVALID_REQUIRED_VERSION, _short(error), None)
     live = (meta.get("annotations") or {}).get(REQUIRED_VERSION_ANNOTATION)
     if live != template.get(REQUIRED_VERSION_ANNOTATION):
-        return Decision("False", reasons.ANNOTATION_MISMATCH, _short(
+        return PodDecision("False", reasons.ANNOTATION_MISMATCH, _short(
             f"pod {name}: annotation {REQUIRED_VERSION_ANNOTATION}={live!r} differs from its pod template "
             f"({template.get(REQUIRED_VERSION_ANNOTATION)!r}): it was changed on the live pod, so the pod is "
             f"held; delete it and its controller creates one from the template"), required)
     where = f"SchemaMigration {schema.migration}"
     if schema.current is None:
         why = schema.unavailable or "the database could not be read"
-        return Decision("False", reasons.DATABASE_UNAVAILABLE, _short(f"{where}: {why}"), required)
+        return PodDecision("False", reasons.DATABASE_UNAVAILABLE, _short(f"{where}: {why}"), required)
     if required is None:
-        return Decision("False", reasons.WAITING_FOR_MIGRATION,
+        return PodDecision("False", reasons.WAITING_FOR_MIGRATION,
                         _short(f"{where} does not know its target version yet (database at {schema.current})"),
                         None)
     if schema.current >= required:
-        return Decision("True", reasons.SCHEMA_READY,
+        return PodDecision("True", reasons.SCHEMA_READY,
                         f"database at version {schema.current}, pod needs {required} ({where})", required)
     needs = f"pod needs schema version {required}, database is at {schema.current}"
     if schema.target is not None and required > schema.target:
-        return Decision("False", reasons.VERSION_NOT_PLANNED,
+        return PodDecision("False", reasons.VERSION_NOT_PLANNED,
                         _short(f"{needs}, but {where} targets {schema.target}: add the migration or raise "
                                f"targetVersion"), required)
     if schema.stalled:
-        return Decision("False", reasons.MIGRATION_STALLED, _short(f"{needs}; {where} is stalled: {schema.stalled}"),
+        return PodDecision("False", reasons.MIGRATION_STALLED, _short(f"{needs}; {where} is stalled: {schema.stalled}"),
                         required)
     progress = f": {schema.progress}" if schema.progress else ""
-    return Decision("False", reasons.WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
+    return PodDecision("False", reasons.WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
 
 
-def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> Decision | None:
+def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> PodDecision | None:
     """The condition for a held pod whose workload left the gate (`why`: how), or None when it is open.
     True, with its own reason, so that `kubectl get pod` and the Event tell that no schema was checked."""
     existing = condition(pod)
     if existing and existing.get("status") == "True":
         return None
-    return Decision("True", reasons.GATE_REMOVED, _short(
+    return PodDecision("True", reasons.GATE_REMOVED, _short(
         f"{workload} is no longer gated by SchemaMigration {migration} ({why}): its readiness gate was opened "
         f"without checking the schema"), None)
 
@@ -251,7 +251,7 @@ def released_event(workload: str, migration: str, why: str, released: int) -> Ev
         f"name the workload in a SchemaMigration again"))
 
 
-def needs_patch(pod: Mapping[str, Any], decision: Decision | None) -> bool:
+def needs_patch(pod: Mapping[str, Any], decision: PodDecision | None) -> bool:
     if decision is None:
         return False
     existing = condition(pod)
@@ -259,7 +259,7 @@ def needs_patch(pod: Mapping[str, Any], decision: Decision | None) -> bool:
         decision.status, decision.reason, decision.message)
 
 
-def condition_patch(decision: Decision, existing: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
+def condition_patch(decision: PodDecision, existing: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
     """A strategic-merge patch of pods/status: conditions merge by type, the kubelet's survive."""
     since = existing.get("lastTransitionTime") if existing and existing.get("status") == decision.status else None
     return {"status": {"conditions": [{
@@ -267,7 +267,7 @@ def condition_patch(decision: Decision, existing: Mapping[str, Any] | None, now:
         "lastProbeTime": None, "lastTransitionTime": since or now}]}}
 
 
-def view(pod: Mapping[str, Any], decision: Decision | None, target: int | None, template: Mapping[str, str]
+def view(pod: Mapping[str, Any], decision: PodDecision | None, target: int | None, template: Mapping[str, str]
          ) -> PodView:
     meta = pod.get("metadata") or {}
     name = str(meta.get("name") or "?")
@@ -300,6 +300,24 @@ def deployment_status(name: str, pods: Iterable[PodView], problem: str | None = 
 
 # Where each kind's entries sit, in spec.rolloutGate and status.rolloutGate alike.
 FIELDS = {DEPLOYMENT: "deployments", STATEFUL_SET: "statefulSets"}
+
+
+def gated_by(items: Iterable[Mapping[str, Any]], *, besides: str, label: str = "{}",
+             into: dict[tuple[str, str], list[str]] | None = None) -> dict[tuple[str, str], list[str]]:
+    """(kind, workload) → the names (formatted by `label`) of the objects among `items` whose
+    spec.rolloutGate names it, leaving out `besides` and objects being deleted; added to `into`."""
+    out = {} if into is None else into
+    for item in items:
+        meta = item.get("metadata") or {}
+        other = meta.get("name")
+        if not other or other == besides or meta.get("deletionTimestamp"):
+            continue
+        rollout_gate = (item.get("spec") or {}).get("rolloutGate") or {}
+        for kind, field_name in FIELDS.items():
+            workloads = rollout_gate.get(field_name) or []
+            for w in workloads if isinstance(workloads, list) else []:
+                out.setdefault((kind, str(w)), []).append(label.format(other))
+    return out
 
 
 def status(entries: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec
                        stalled=stalled_message, progress=progress or None, unavailable=unavailable)
 
 
-def _patch_pod(core: client.CoreV1Api, namespace: str, pod: dict[str, Any], decision: gate.Decision) -> bool:
+def _patch_pod(core: client.CoreV1Api, namespace: str, pod: dict[str, Any], decision: gate.PodDecision) -> bool:
     name = pod["metadata"]["name"]
     body = gate.condition_patch(decision, gate.condition(pod), c.now_rfc3339())
     try:
@@ -101,17 +101,7 @@ def named(spec: api.RolloutGateSpec | None) -> list[tuple[str, str]]:
 def also_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], list[str]]:
     """(kind, workload) → the other SchemaMigrations of the namespace naming it in spec.rolloutGate."""
     found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
-    out: dict[tuple[str, str], list[str]] = {}
-    for item in found.get("items") or []:
-        other = (item.get("metadata") or {}).get("name")
-        if not other or other == name or (item.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        rollout_gate = (item.get("spec") or {}).get("rolloutGate") or {}
-        for kind, field_name in gate.FIELDS.items():
-            workloads = rollout_gate.get(field_name) or []
-            for w in workloads if isinstance(workloads, list) else []:
-                out.setdefault((kind, str(w)), []).append(other)
-    return out
+    return gate.gated_by(found.get("items") or [], besides=name)
 
 
 def _read(apps: client.AppsV1Api, kind: str, name: str, namespace: str) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from schemagate.api import conditions as c
 from schemagate.api import reasons
+from schemagate.controller.loop import Key
 
-Key = tuple[str, str]
 OTHER_REASON = "Other"
 # Every reason the code can put on a failed run: anything else (a termination message written by something
 # that is not our runner) is counted as Other, so the label set stays bounded.

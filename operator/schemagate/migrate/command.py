@@ -227,7 +227,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         mutating = cmd in runner.MUTATING
         report = progress.Progress(getattr(args, "result_file", None) if mutating else None,
                                    getattr(args, "lease_holder", None))
-        opts = runner.Options(table=table, allow_missing=args.allow_missing, lock_timeout=args.lock_timeout,
+        opts = runner.RunOptions(table=table, allow_missing=args.allow_missing, lock_timeout=args.lock_timeout,
                               statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log,
                               on_progress=report)
         lease_cm = _lease(args) if mutating else contextlib.nullcontext()
@@ -246,7 +246,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
     return res
 
 
-def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opts: runner.Options,
+def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opts: runner.RunOptions,
                      res: runner.RunResult, target: int | None, backup_file: str | None) -> None:
     from schemagate.migrate import runner
 

@@ -30,7 +30,7 @@ def check_duration(flag: str, value: str | None) -> None:
 
 
 @dataclass
-class Options:
+class RunOptions:
     table: store.TableName
     allow_missing: bool = False
     lock_timeout: str | None = None
@@ -100,7 +100,7 @@ def acquire_lock(conn: psycopg.Connection, wait_seconds: float, log: Callable[[s
         delay = min(delay * 2, 2.0)
 
 
-def set_timeouts(conn: psycopg.Connection, opts: Options) -> None:
+def set_timeouts(conn: psycopg.Connection, opts: RunOptions) -> None:
     for name, value in (("lock_timeout", opts.lock_timeout), ("statement_timeout", opts.statement_timeout)):
         if value is not None:
             try:
@@ -304,7 +304,7 @@ def _refuse_mismatches(mismatches: list[MigrateError]) -> None:
 MUTATING = {"up", "up-by-one", "up-to", "down", "down-to", "redo", "accept-checksum", "resolve-interrupted"}
 
 
-def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration], opts: Options,
+def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration], opts: RunOptions,
         result: RunResult, target: int | None = None) -> None:
     """Execute `command`; progress and errors land in `result` (errors are also raised)."""
     t = opts.table
@@ -459,7 +459,7 @@ def _resolve_interrupted(conn: psycopg.Connection, t: store.TableName, state: pl
 
 
 def _accept_checksum(conn: psycopg.Connection, migrations: Sequence[Migration], state: plan.DbState,
-                     opts: Options, result: RunResult, version: int | None) -> None:
+                     opts: RunOptions, result: RunResult, version: int | None) -> None:
     m = next((m for m in migrations if m.version == version), None)
     if m is None:
         raise MigrateError(reasons.TARGET_NOT_FOUND, f"version {version} is not a migration in the source",
