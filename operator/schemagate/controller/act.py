@@ -92,7 +92,8 @@ def act(k: Clients, w: World, decision: policy.Decision | None, opts: Options) -
         return done
     if done.created:
         done.events.append(Event(NORMAL, reasons.MIGRATION_STARTED, started(action, w.database.current)))
-    done.current_job = {"job": action.job, "generation": w.generation, "plan": action.plan, "retry": w.retry,
-                        "targetVersion": action.target, "outcome": "Running", "versionBefore": w.database.current,
-                        "startedAt": w.now, "command": action.command, "approved": decision.approved}
+    done.current_job = api.RunRecord(
+        job=action.job, generation=w.generation, plan=action.plan, retry=w.retry, target_version=action.target,
+        outcome="Running", version_before=w.database.current, started_at=w.now, command=action.command,
+        approved=decision.approved).model_dump(by_alias=True, exclude_none=True)
     return done

@@ -11,10 +11,16 @@ import json
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from schemagate.api import migrationset as set_api
+from schemagate.api import typed
 from schemagate.api import v1alpha1 as api
 from schemagate.kube import Clients
+
+# The model each kind's status is checked against: the one the CRD is generated from.
+STATUS_MODELS: dict[str, type[BaseModel]] = {api.PLURAL: api.SchemaMigrationStatus,
+                                             set_api.PLURAL: set_api.SchemaMigrationSetStatus}
 
 
 def get(k: Clients, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -43,8 +49,10 @@ def strip_none(d: Any) -> Any:
 
 def write_status(k: Clients, plural: str, obj: dict[str, Any], new: dict[str, Any]) -> bool:
     """Patch status to `new` when it differs from the stored one (nulls in `new` remove fields); whether it
-    was written."""
-    if strip_none(new) == strip_none(obj.get("status") or {}):
+    was written. `new` must be a status the CRD's model holds (typed.check): nothing else is written."""
+    stripped = strip_none(new)
+    typed.check(STATUS_MODELS[plural], stripped)
+    if stripped == strip_none(obj.get("status") or {}):
         return False
     meta = obj["metadata"]
     k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, meta["namespace"], plural, meta["name"],
