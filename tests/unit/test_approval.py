@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import approval, policy
 from schemagate.controller.plan_lint import Finding
-from schemagate.controller.decide import ObservedDatabase, Inputs, MigrationFile, StartJob, UpToDate, plan
+from schemagate.controller.decide import ObservedDatabase, Inputs, StartJob, UpToDate, plan
+from tests.unit.conftest import plan_inputs, migration_files, smig_spec
 
-F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}", up=((2, "SELECT 1;"),)) for v in (1, 2, 3))
+F1, F2, F3 = migration_files(1, 2, 3, up=((2, "SELECT 1;"),))
 WARN = Finding("00002_m2.sql", 5, "warning", "adding-required-field", "makes it required")
 
 
-def spec(**over) -> SchemaMigrationSpec:
-    return SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
-                                               "source": {"configMaps": ["m"]}, **over})
-
-
-def inputs(**over) -> Inputs:
-    base = Inputs(name="app", namespace="ns", generation=1, target=None, migrations=(F1, F2, F3),
-                  db=ObservedDatabase(1, frozenset({1})))
-    return dataclasses.replace(base, **over)
+spec = smig_spec
+inputs = functools.partial(plan_inputs, migrations=(F1, F2, F3), db=ObservedDatabase(1, frozenset({1})))
 
 
 def decide(i: Inputs, s: SchemaMigrationSpec, annotations=None, old=None, findings=()):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 
 from schemagate.controller import drift
-from schemagate.controller.decide import ObservedDatabase, Inputs, JobState, MigrationFile, Refuse, StartJob, WaitForJob, plan
+from schemagate.controller.decide import ObservedDatabase, JobState, MigrationFile, Refuse, StartJob, WaitForJob, plan
+from tests.unit.conftest import plan_inputs
 
 SHA_NEW = "b" * 64
 F1 = MigrationFile(1, "00001_a.sql", SHA_NEW)
 DB = ObservedDatabase(1, frozenset({1}), checksums=((1, "a" * 64),))
 
 
-def inputs(**over) -> Inputs:
-    return dataclasses.replace(Inputs(name="app", namespace="ns", generation=1, target=None, migrations=(F1,),
-                                      db=DB), **over)
+inputs = functools.partial(plan_inputs, migrations=(F1,), db=DB)
 
 
 def resolve(annotation, **over):

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
 from schemagate.controller.decide import (ObservedDatabase, Inputs, JobState, LeaseState, MigrationFile, PriorRun, Refuse, StartJob,
                                         UpToDate, WaitForJob, WaitForLease, job_name, plan, plan_hash)
+from tests.unit.conftest import plan_inputs, migration_files
 
-F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}") for v in (1, 2, 3))
-FILES = (F1, F2, F3)
-
-
-def inputs(**over) -> Inputs:
-    base = Inputs(name="app", namespace="ns", generation=1, target=None, migrations=FILES,
-                  db=ObservedDatabase(0, frozenset()))
-    return dataclasses.replace(base, **over)
+F1, F2, F3 = FILES = migration_files(1, 2, 3)
+inputs = functools.partial(plan_inputs, migrations=FILES)
 
 
 def desired_job(i: Inputs, target: int = 3) -> str:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
-from schemagate.controller.decide import (ObservedDatabase, Inputs, JobState, MigrationFile, Refuse, StartJob, UpToDate, plan,
+from schemagate.controller.decide import (ObservedDatabase, JobState, Refuse, StartJob, UpToDate, plan,
                                         rollback_steps)
+from tests.unit.conftest import plan_inputs, migration_files
 
-F1, F2, F3 = (MigrationFile(v, f"{v:05d}_m{v}.sql", f"sha{v}") for v in (1, 2, 3))
+F1, F2, F3 = migration_files(1, 2, 3)
 AT3 = ObservedDatabase(3, frozenset({1, 2, 3}))
 
 
-def inputs(**over) -> Inputs:
-    base = Inputs(name="app", namespace="ns", generation=2, target=1, migrations=(F1, F2, F3), db=AT3,
-                  allow_downgrade=True)
-    return dataclasses.replace(base, **over)
+inputs = functools.partial(plan_inputs, generation=2, target=1, migrations=(F1, F2, F3), db=AT3,
+                           allow_downgrade=True)
 
 
 def test_allowed_downgrade_runs_down_to_the_target():

@@ -12,6 +12,7 @@ from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import policy
 from schemagate.controller import decide as p
 from schemagate.migrate import lint, rules, source, sqlshape
+from tests.unit.conftest import plan_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "writing_rules"
@@ -156,7 +157,7 @@ def _spec(**lint_spec) -> SchemaMigrationSpec:
 
 def _inputs() -> p.Inputs:
     files = tuple(p.migration_file(m) for m in source.load_dir(FIXTURES))
-    return p.Inputs(name="app", namespace="ns", generation=1, target=None, migrations=files, db=p.ObservedDatabase(0))
+    return plan_inputs(migrations=files)
 
 
 def no_squawk(steps, direction, exclude):
