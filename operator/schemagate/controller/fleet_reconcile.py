@@ -40,11 +40,10 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
                                              _headers={"Accept": METADATA_ONLY})
     except ApiException as e:
         if e.status == 403:
-            raise Blocked(reasons.SECRETS_NOT_LISTABLE, f"the operator may not list Secrets in namespace {namespace} "
-                                                         f"to "
-                                                 f"find spec.databases.selector's: install the chart with "
-                                                 f"rbac.listSecrets=true (it reads their names and labels only), or "
-                                                 f"name them in spec.databases.secrets") from None
+            raise Blocked(reasons.SECRETS_NOT_LISTABLE,
+                          f"the operator may not list Secrets in namespace {namespace} to find "
+                          f"spec.databases.selector's: install the chart with rbac.listSecrets=true (it reads their "
+                          f"names and labels only), or name them in spec.databases.secrets") from None
         raise
     # _preload_content=False: the raw response (PartialObjectMetadataList), not the V1SecretList it is typed as
     items = json.loads(resp.data).get("items") or []

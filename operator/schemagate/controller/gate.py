@@ -215,19 +215,19 @@ def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) 
         return PodDecision("False", reasons.DATABASE_UNAVAILABLE, _short(f"{where}: {why}"), required)
     if required is None:
         return PodDecision("False", reasons.WAITING_FOR_MIGRATION,
-                        _short(f"{where} does not know its target version yet (database at {schema.current})"),
-                        None)
+                           _short(f"{where} does not know its target version yet (database at {schema.current})"),
+                           None)
     if schema.current >= required:
         return PodDecision("True", reasons.SCHEMA_READY,
-                        f"database at version {schema.current}, pod needs {required} ({where})", required)
+                           f"database at version {schema.current}, pod needs {required} ({where})", required)
     needs = f"pod needs schema version {required}, database is at {schema.current}"
     if schema.target is not None and required > schema.target:
         return PodDecision("False", reasons.VERSION_NOT_PLANNED,
-                        _short(f"{needs}, but {where} targets {schema.target}: add the migration or raise "
-                               f"targetVersion"), required)
+                           _short(f"{needs}, but {where} targets {schema.target}: add the migration or raise "
+                                  f"targetVersion"), required)
     if schema.stalled:
         return PodDecision("False", reasons.MIGRATION_STALLED, _short(f"{needs}; {where} is stalled: {schema.stalled}"),
-                        required)
+                           required)
     progress = f": {schema.progress}" if schema.progress else ""
     return PodDecision("False", reasons.WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
 
@@ -371,7 +371,7 @@ def _hold_events(old: Mapping[str, Any] | None, new: Mapping[str, Any], schema: 
                }.get(str(reason), f"SchemaMigration {schema.migration}"
                                   f"{': ' + schema.progress if schema.progress else ' is migrating'}")
         return [Event(kind, reasons.ROLLOUT_HELD, _short(f"rollout held: {after} pod(s) wait for {needs}, database at "
-                                                 f"{at}; {why}"))]
+                                                         f"{at}; {why}"))]
     if before and released:
         return [Event("Normal", reasons.ROLLOUT_RELEASED,
                       _short(f"rollout released: database at version {schema.current}; the readiness gate of "

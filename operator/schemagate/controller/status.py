@@ -146,10 +146,10 @@ def for_action(action: p.Action, db: p.ObservedDatabase) -> tuple[str, list[c.De
     if isinstance(action, (p.StartJob, p.WaitForJob)):
         target = "the newest version" if action.target is None else f"version {action.target}"
         return "Migrating", c.reconciling(reasons.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
-                                                       f"to {target}"), fields
+                                                             f"to {target}"), fields
     if isinstance(action, p.WaitForLease):
         return "Waiting", c.reconciling(reasons.WAITING_FOR_LEASE, f"waiting for the database's Lease, held by "
-                                                             f"{action.holder}"), \
+                                                                   f"{action.holder}"), \
             {**fields, "leaseHolder": action.holder}
     assert isinstance(action, p.Refuse)
     return "Failed", c.stalled(action.reason, action.message), fields
@@ -157,8 +157,8 @@ def for_action(action: p.Action, db: p.ObservedDatabase) -> tuple[str, list[c.De
 
 def unreadable(job: str, message: str) -> tuple[str, list[c.Desired]]:
     return "Migrating", c.reconciling(reasons.DATABASE_UNREADABLE, f"Job {job} is running; the operator's own read of "
-                                                             f"the database failed ({message}); it looks again "
-                                                             f"at the next resync")
+                                                                   f"the database failed ({message}); it looks again "
+                                                                   f"at the next resync")
 
 
 def fill_version_after(runs: dict[str, Any], infos: list[JobInfo], db: p.ObservedDatabase) -> None:

@@ -228,8 +228,8 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         report = progress.Progress(getattr(args, "result_file", None) if mutating else None,
                                    getattr(args, "lease_holder", None))
         opts = runner.RunOptions(table=table, allow_missing=args.allow_missing, lock_timeout=args.lock_timeout,
-                              statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log,
-                              on_progress=report)
+                                 statement_timeout=args.statement_timeout, lock_wait=args.lock_wait, log=log,
+                                 on_progress=report)
         lease_cm = _lease(args) if mutating else contextlib.nullcontext()
         with lease_cm as note:
             report.lease_note = note
