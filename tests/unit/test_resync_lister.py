@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from schemagate.controller.handlers import _lister
+from schemagate.controller.objects import lister as _lister
 
 
 class Custom:

@@ -8,39 +8,21 @@ into or out of a set's selector is seen at the next resync (--resync-seconds).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from schemagate import kube
 from schemagate.api import migrationset as set_api
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import config as config_mod
-from schemagate.controller import fleet_reconcile, gate
-from schemagate.controller.loop import Controller, Key
+from schemagate.controller import fleet_reconcile, gate, objects
+from schemagate.controller.loop import Controller
 
 log = logging.getLogger(__name__)
 
 MEMO_KEY = "fleet"
-
-
-def _lister(k: Any, namespaces: list[str]) -> Callable[[], list[Key]]:
-    def list_keys() -> list[Key]:
-        items: list[dict[str, Any]] = []
-        scopes: list[str | None] = list(namespaces) or [None]
-        for ns in scopes:
-            try:
-                found: Any = (k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, set_api.PLURAL)
-                              if ns else k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, set_api.PLURAL))
-            except ApiException as exc:
-                log.warning("resync: cannot list SchemaMigrationSets in %s (%s %s); the others go on",
-                            ns or "the cluster", exc.status, exc.reason)
-                continue
-            items += found["items"]
-        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
-    return list_keys
 
 
 @kopf.on.startup()
@@ -48,7 +30,7 @@ async def fleet_startup(memo: kopf.Memo, **_: Any) -> None:
     k = kube.Clients(kube.api_client())
     config = config_mod.CONFIG
     controller = Controller(lambda ns, name: fleet_reconcile.reconcile(k, ns, name, config.options),
-                            _lister(k, list(config.namespaces)), config.resync_seconds)
+                            objects.lister(k, list(config.namespaces), set_api.PLURAL), config.resync_seconds)
     memo[MEMO_KEY] = controller
     controller.start()
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from schemagate import kube, logs
 from schemagate import lease as lease_mod
@@ -23,9 +22,10 @@ from schemagate.controller import (
     gate_handlers,  # noqa: F401  (registers the rollout gate's handlers)
     leader,
     metrics,
+    objects,
 )
 from schemagate.controller import jobs as jobs_mod
-from schemagate.controller.loop import Controller, Key
+from schemagate.controller.loop import Controller
 from schemagate.controller.reconcile import reconcile
 from schemagate.kube import Clients
 
@@ -43,27 +43,6 @@ class LeadingController(Controller):
     def trigger(self, namespace: str, name: str) -> None:
         if self.acting:
             super().trigger(namespace, name)
-
-
-def _lister(k: Clients, namespaces: list[str]) -> Callable[[], list[Key]]:
-    def list_keys() -> list[Key]:
-        items: list[dict[str, Any]] = []
-        if namespaces:
-            for ns in namespaces:
-                try:
-                    found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)
-                except ApiException as exc:
-                    # One namespace deleted (its Role with it) or not granted must not stop the resync of
-                    # the others.
-                    log.warning("resync: cannot list SchemaMigrations in namespace %s (%s %s); the others go on",
-                                ns, exc.status, exc.reason)
-                    continue
-                items += found["items"]
-        else:
-            found = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)
-            items = found["items"]
-        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
-    return list_keys
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
@@ -100,7 +79,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         finally:
             metrics.RECONCILE_DURATION.labels(result).observe(time.monotonic() - started)
 
-    controller = LeadingController(work, _lister(k, list(config.CONFIG.namespaces)), config.CONFIG.resync_seconds)
+    controller = LeadingController(work, objects.lister(k, list(config.CONFIG.namespaces)),
+                                   config.CONFIG.resync_seconds)
     memo["controller"] = controller
 
     def lead() -> None:

@@ -8,6 +8,8 @@ another writer's, and the Controller serialises reconciles per object, so nothin
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -17,6 +19,8 @@ from schemagate.api import migrationset as set_api
 from schemagate.api import typed
 from schemagate.api import v1alpha1 as api
 from schemagate.kube import Clients
+
+log = logging.getLogger(__name__)
 
 # The model each kind's status is checked against: the one the CRD is generated from.
 STATUS_MODELS: dict[str, type[BaseModel]] = {api.PLURAL: api.SchemaMigrationStatus,
@@ -36,6 +40,26 @@ def get(k: Clients, plural: str, namespace: str, name: str) -> dict[str, Any] | 
         return None
     found: dict[str, Any] = obj
     return found
+
+
+def lister(k: Clients, namespaces: list[str], plural: str = api.PLURAL) -> Callable[[], list[tuple[str, str]]]:
+    """For the resync: (namespace, name) of every object of `plural` in `namespaces` (empty: the cluster). One
+    namespace that cannot be listed (deleted, its Role gone) is skipped, not the resync of the others."""
+    def list_keys() -> list[tuple[str, str]]:
+        items: list[dict[str, Any]] = []
+        if not namespaces:
+            found: Any = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, plural)
+            items = found["items"]
+        for ns in namespaces:
+            try:
+                found = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, plural)
+            except ApiException as exc:
+                log.warning("resync: cannot list %s in namespace %s (%s %s); the others go on", plural, ns,
+                            exc.status, exc.reason)
+                continue
+            items += found["items"]
+        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
+    return list_keys
 
 
 def strip_none(d: Any) -> Any:
