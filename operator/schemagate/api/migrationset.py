@@ -30,6 +30,7 @@ from schemagate.api.v1alpha1 import (
     SourceSpec,
     _cel,
     _Model,
+    target_version_field,
 )
 
 KIND = "SchemaMigrationSet"
@@ -90,11 +91,8 @@ class DatabasesSpec(_Model):
 class MigrationTemplate(_Model):
     """The per-database SchemaMigration settings (its spec without database and source)."""
 
-    target_version: Annotated[int | str, Field(
-        description="'latest' or a version number, for every database.",
-        json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": [
-            _cel("type(self) == int ? self >= 0 : (self == 'latest' || self.matches('^[0-9]+$'))",
-                 "targetVersion must be 'latest' or a non-negative version number")]})] = "latest"
+    target_version: Annotated[int | str, target_version_field("'latest' or a version number, for every database.")
+                              ] = "latest"
     job: Annotated[JobSpec, Field(default_factory=JobSpec)]
     lock: Annotated[LockSpec, Field(default_factory=LockSpec)]
     approval: Annotated[Literal["Automatic", "Manual"], Field(

@@ -203,16 +203,22 @@ class RolloutGateSpec(_Model):
         return self
 
 
+def target_version_field(description: str) -> Any:
+    """The field of a targetVersion ('latest' or a version number, as int or string), which the apiserver
+    checks too: a SchemaMigration's and a SchemaMigrationSet's template's."""
+    return Field(description=description, json_schema_extra={
+        "x-kubernetes-int-or-string": True, "x-kubernetes-validations": [
+            _cel("type(self) == int ? self >= 0 : (self == 'latest' || self.matches('^[0-9]+$'))",
+                 "targetVersion must be 'latest' or a non-negative version number")]})
+
+
 class SchemaMigrationSpec(_Model):
     """Desired state: the database, the migrations, the version to reach."""
 
     database: DatabaseSpec
     source: SourceSpec
-    target_version: Annotated[int | str, Field(
-        description="'latest' or a version number; the database is migrated up to it.",
-        json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": [
-            _cel("type(self) == int ? self >= 0 : (self == 'latest' || self.matches('^[0-9]+$'))",
-                 "targetVersion must be 'latest' or a non-negative version number")]})] = "latest"
+    target_version: Annotated[int | str, target_version_field(
+        "'latest' or a version number; the database is migrated up to it.")] = "latest"
     job: Annotated[JobSpec, Field(default_factory=JobSpec)]
     lock: Annotated[LockSpec, Field(default_factory=LockSpec)]
     approval: Annotated[Literal["Automatic", "Manual"], Field(
