@@ -146,7 +146,7 @@ class World:
 def test_a_failed_database_read_while_our_job_runs_keeps_reconciling_without_a_warning(monkeypatch):
     world = World({"phase": "Migrating", "currentJob": {"job": "app-g1-abc", "outcome": "Running"}})
     running = observe.JobInfo(p.JobState("app-g1-abc", "Running"), NOW, None, NOW)
-    monkeypatch.setattr(observe, "database", lambda *a, **k: observe.Database("postgres://x", "db", 5432, "app",
+    monkeypatch.setattr(observe, "database", lambda *a, **k: observe.DatabaseAddress("postgres://x", "db", 5432, "app",
                                                                                "goose_db_version"))
     monkeypatch.setattr(observe, "lease_state", lambda *a, **k: observe.LeaseRead(p.LeaseState("team/app-g1-abc")))
     monkeypatch.setattr(observe, "jobs", lambda *a, **k: [running])

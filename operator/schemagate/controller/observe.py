@@ -53,7 +53,7 @@ class Unreadable(Exception):
 
 
 @dataclass(frozen=True)
-class Database:
+class DatabaseAddress:
     url: str
     host: str
     port: int
@@ -125,7 +125,7 @@ def claim_labels(core: client.CoreV1Api, namespace: str, name: str) -> dict[str,
 
 
 def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSpec,
-             allowed_hosts: tuple[str, ...] = ()) -> Database:
+             allowed_hosts: tuple[str, ...] = ()) -> DatabaseAddress:
     """The Secret's URL, parsed, and its hosts checked against `allowed_hosts` (empty: any) before anything
     can dial it."""
     ref = spec.database.secret_ref
@@ -154,10 +154,10 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
     if refusal is not None:
         raise Blocked(refusal.reason, refusal.message)
     target = describe(url, env={})
-    return Database(url, target.host, target.port, target.name, spec.database.table)
+    return DatabaseAddress(url, target.host, target.port, target.name, spec.database.table)
 
 
-def database_state(db: Database) -> ObservedDatabase:
+def database_state(db: DatabaseAddress) -> ObservedDatabase:
     try:
         table = parse_table_name(db.table)
         with connection.open_session(db.url, connect_timeout=CONNECT_TIMEOUT) as conn:

@@ -31,7 +31,7 @@ class World:
     now: str
     spec: api.SchemaMigrationSpec | None = None
     target: int | None = None
-    db: observe.Database | None = None  # where its database is (from the Secret)
+    db: observe.DatabaseAddress | None = None  # where its database is (from the Secret)
     lease_name: str | None = None
     lease: observe.LeaseRead = field(default_factory=lambda: observe.LeaseRead(p.LeaseState()))
     jobs: list[observe.JobInfo] | None = None  # None: not read
