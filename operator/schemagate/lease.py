@@ -156,7 +156,7 @@ def _now() -> datetime:
 
 
 def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
-                now: Callable[[], datetime] = _now, note: str | None = None) -> Observed | None:
+                *, now: Callable[[], datetime] = _now, note: str | None = None) -> Observed | None:
     """One attempt: None when acquired (or renewed), else the Lease as held by someone else."""
     from kubernetes.client.exceptions import ApiException
 

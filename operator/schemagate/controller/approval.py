@@ -63,7 +63,7 @@ def state(mode: str, annotation: str | None, current: str, consumed: Iterable[st
 
 
 def summary(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile] | None, hash_: str,
-            findings: Sequence[Finding], approval: State | None) -> dict[str, Any]:
+            *, findings: Sequence[Finding], approval: State | None) -> dict[str, Any]:
     """status.plan (camelCase, as the CRD stores it)."""
     down = direction(i, target) == "down"
     doc: dict[str, Any] = {

@@ -215,7 +215,7 @@ def plan(i: Inputs) -> Action:
             if refused is not None:
                 return refused
             rollback = rollback_steps(files, i.db, target)
-            return _run(i, target, files, rollback, "down", rollback)
+            return _run(i, target, files, rollback, command="down", rollback=rollback)
         pending = files_to_run(files, i.db, target)
         missing = [m for m in pending if m.version < i.db.current]
         if missing:
@@ -226,7 +226,7 @@ def plan(i: Inputs) -> Action:
         if not pending:
             return UpToDate(i.db.current, target)
 
-    return _run(i, target if files is not None else i.target, files, pending, "up")
+    return _run(i, target if files is not None else i.target, files, pending, command="up")
 
 
 def edited_after_applied(files: Iterable[MigrationFile], db: ObservedDatabase) -> list[MigrationFile]:
@@ -278,7 +278,7 @@ def _refuse_downgrade(i: Inputs, files: list[MigrationFile], target: int) -> Ref
 
 
 def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pending: list[MigrationFile] | None,
-         command: Literal["up", "down"], rollback: Sequence[MigrationFile] = ()) -> Action:
+         *, command: Literal["up", "down"], rollback: Sequence[MigrationFile] = ()) -> Action:
     plan_id = plan_hash(target, files, i.retry, i.source_key, rollback)
     name = job_name(i.name, i.generation, plan_id)
     count = None if pending is None else len(pending)

@@ -277,8 +277,9 @@ def decide(i: ObservedSet) -> Outcome:
 
     started = {d.name for d in release}
     states = [("Pending" if d.name in started else d.state) for d in dbs]
-    status = _status(i, rev, dbs, states, canary_names, failed, in_flight, waiting, started, halted,
-                     canary_failed, held_for_approval, canary_done, approval)
+    status = _status(i, rev, dbs, states, canary_names, failed=failed, in_flight=in_flight, waiting=waiting,
+                     started=started, halted=halted, canary_failed=canary_failed, held_for_approval=held_for_approval,
+                     canary_done=canary_done, approval=approval)
     return Outcome(create, update, orphan, status)
 
 
@@ -292,7 +293,7 @@ def _target(i: ObservedSet, dbs: Sequence[_Db]) -> int | None:
 
 
 def _status(i: ObservedSet, rev: str, dbs: Sequence[_Db], states: Sequence[str], canary_names: Sequence[str],
-            failed: Sequence[_Db], in_flight: Sequence[_Db], waiting: Sequence[_Db], started: set[str],
+            *, failed: Sequence[_Db], in_flight: Sequence[_Db], waiting: Sequence[_Db], started: set[str],
             halted: bool, canary_failed: Sequence[_Db], held_for_approval: bool, canary_done: bool,
             approval: dict[str, Any] | None) -> dict[str, Any]:
     versions = [d.status.get("currentVersion") for d in dbs if d.child is not None]

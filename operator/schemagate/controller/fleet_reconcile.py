@@ -50,7 +50,7 @@ def selected_secrets(k: Clients, namespace: str, spec: set_api.SchemaMigrationSe
     return [fleet.Secret(str(m["metadata"]["name"]), dict(m["metadata"].get("labels") or {})) for m in items]
 
 
-def _children(k: Clients, namespace: str, name: str, uid: str, spec: set_api.SchemaMigrationSetSpec,
+def _children(k: Clients, namespace: str, name: str, *, uid: str, spec: set_api.SchemaMigrationSetSpec,
               selected: list[fleet.Secret]) -> list[dict[str, Any]]:
     """SchemaMigrations this set owns, and those bearing the name a database's child would have."""
     found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
@@ -73,7 +73,7 @@ def _others_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str
     return gate.gated_by(found.get("items") or [], besides=name, label="{} (SchemaMigrationSet)", into=others)
 
 
-def _gate(k: Clients, namespace: str, name: str, spec: set_api.SchemaMigrationSetSpec, old: dict[str, Any],
+def _gate(k: Clients, namespace: str, name: str, *, spec: set_api.SchemaMigrationSetSpec, old: dict[str, Any],
           new: dict[str, Any], children: list[dict[str, Any]], names: list[str]) -> gate_reconcile.Result | None:
     """The set's gate: a pod opens once the lowest version of the set's databases is its required one."""
     def schema() -> gate.Schema:
@@ -134,7 +134,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
                                                          f"admin adds it to the chart's watch.namespaces; nothing "
                                                          f"was created")
         selected = selected_secrets(k, namespace, spec)
-        children = _children(k, namespace, name, meta["uid"], spec, selected)
+        children = _children(k, namespace, name, uid=meta["uid"], spec=spec, selected=selected)
         outcome = fleet.decide(fleet.ObservedSet(
             name=name, namespace=namespace, uid=meta["uid"], generation=generation, spec=spec,
             annotations=meta.get("annotations") or {}, children=children, selected=selected, old_status=old))
@@ -144,7 +144,8 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
             new["conditions"] = c.apply(old.get("conditions"), c.stalled(reasons.CHILD_REJECTED, refused[0] + more),
                                         generation)
-        gate_result = _gate(k, namespace, name, spec, old, new, children, fleet.database_names(spec, selected))
+        gate_result = _gate(k, namespace, name, spec=spec, old=old, new=new, children=children,
+                            names=fleet.database_names(spec, selected))
         new["rolloutGate"] = gate_result.status if gate_result else old.get("rolloutGate")
     except Blocked as b:
         new = {"phase": "Failed" if b.reason != reasons.NAMESPACE_NOT_ALLOWED else old.get("phase"),

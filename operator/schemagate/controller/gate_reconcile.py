@@ -50,7 +50,7 @@ def _json(resp: Any) -> dict[str, Any]:
     return doc
 
 
-def _schema(k: Clients, namespace: str, name: str, spec: api.SchemaMigrationSpec, status: dict[str, Any],
+def _schema(k: Clients, namespace: str, name: str, *, spec: api.SchemaMigrationSpec, status: dict[str, Any],
             db_state: ObservedDatabase | None, allowed_hosts: tuple[str, ...]) -> gate.Schema:
     conds = status.get("conditions")
     stalled = c.get(conds, c.STALLED) or {}
@@ -110,7 +110,7 @@ def _read(apps: client.AppsV1Api, kind: str, name: str, namespace: str) -> dict[
 
 
 def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind: str, workload: dict[str, Any],
-              cache: dict[str, dict[str, Any] | None]) -> dict[str, str] | None:
+              *, cache: dict[str, dict[str, Any] | None]) -> dict[str, str] | None:
     """The annotations of the pod template the pod was made from, when the ownership holds by UID
     (gate.template_of, gate.revision_template_of); each ReplicaSet or ControllerRevision is read once per
     pass."""
@@ -157,12 +157,12 @@ def _pods(k: Clients, namespace: str, kind: str, workload: dict[str, Any]
         meta = pod.get("metadata") or {}
         if not gate.is_gated(pod.get("spec")) or meta.get("deletionTimestamp"):
             continue
-        template = _template(apps, namespace, pod, kind, workload, templates)
+        template = _template(apps, namespace, pod, kind, workload, cache=templates)
         if template is not None:  # else not a pod of this workload (another owner matching the selector)
             yield pod, template
 
 
-def _workload(k: Clients, namespace: str, kind: str, name: str, schema: gate.Schema, old: dict[str, Any] | None,
+def _workload(k: Clients, namespace: str, kind: str, name: str, *, schema: gate.Schema, old: dict[str, Any] | None,
               others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Event]]]:
     apps = client.AppsV1Api(k.core.api_client)
     try:
@@ -197,7 +197,7 @@ def _workload(k: Clients, namespace: str, kind: str, name: str, schema: gate.Sch
     return entry, [(ref, e) for e in gate.events(old, entry, schema, released)]
 
 
-def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, why: str
+def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, *, why: str
              ) -> list[tuple[dict[str, Any], Event]]:
     """Open the held pods of a workload that left the gate; a Warning Event on it says so."""
     apps = client.AppsV1Api(k.core.api_client)
@@ -242,7 +242,8 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: Obser
         return None
     return gate_workloads(k, namespace, name, named(spec.rollout_gate), old_entries(obj),
                           others=lambda: also_gating(k, namespace, name),
-                          schema=lambda: _schema(k, namespace, name, spec, status, db_state, allowed_hosts))
+                          schema=lambda: _schema(k, namespace, name, spec=spec, status=status, db_state=db_state,
+                                                 allowed_hosts=allowed_hosts))
 
 
 def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]],
@@ -267,8 +268,8 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
     for kind, workload in workloads:
         assert decided is not None
         try:
-            entry, evs = _workload(k, namespace, kind, workload, decided, old.get((kind, workload)),
-                                   gating.get((kind, workload), []))
+            entry, evs = _workload(k, namespace, kind, workload, schema=decided, old=old.get((kind, workload)),
+                                   others=gating.get((kind, workload), []))
         except Exception:
             # event or resync tries again, and until then the pods keep their condition (fail closed).
             log.exception("rollout gate of %s/%s: %s %s failed", namespace, name, kind, workload)
@@ -279,7 +280,7 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
         if gating.get((kind, workload)):
             continue  # another object gates it: its pods are its to decide
         try:
-            events += _release(k, namespace, name, kind, workload, REMOVED)
+            events += _release(k, namespace, name, kind, workload, why=REMOVED)
         except Exception:
             log.exception("rollout gate of %s/%s: releasing %s %s failed", namespace, name, kind, workload)
             entries[kind].append(old[(kind, workload)])
@@ -312,7 +313,7 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
         if others.get((kind, workload)):
             continue
         try:
-            events += _release(k, namespace, name, kind, workload, DELETED)
+            events += _release(k, namespace, name, kind, workload, why=DELETED)
         except Exception:
             log.exception("rollout gate of deleted %s/%s: releasing %s %s failed", namespace, name, kind, workload)
     return Result(None, events)

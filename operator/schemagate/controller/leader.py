@@ -93,7 +93,7 @@ class Elector:
     """Runs the election in the background; calls `on_started` once leading and `on_lost` if that ends."""
 
     def __init__(self, api: Any, namespace: str, name: str, me: str, timing: Timing,
-                 on_started: Callable[[], None], on_lost: Callable[[], None],
+                 *, on_started: Callable[[], None], on_lost: Callable[[], None],
                  clock: Callable[[], datetime] = _now, monotonic: Callable[[], float] = time.monotonic):
         self._api = api  # schemagate.lease._Api: get / create / replace on plain dicts
         self.namespace, self.name, self.me, self.timing = namespace, name, me, timing

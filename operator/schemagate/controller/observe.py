@@ -272,9 +272,10 @@ def _nothing_recorded(name: str, created: str | None, started: str | None) -> bo
     return False
 
 
-def jobs(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str,
-         recorded: Callable[[str, str | None, str | None], bool] = _nothing_recorded,
-         lease_run: dict[str, Any] | None = None) -> list[JobInfo]:
+def jobs(  # noqa: PLR0917  tests/unit/test_job_outcomes.py passes all seven by position
+        batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, name: str, uid: str,
+        recorded: Callable[[str, str | None, str | None], bool] = _nothing_recorded,
+        lease_run: dict[str, Any] | None = None) -> list[JobInfo]:
     """This SchemaMigration's Jobs; results are fetched only for finished Jobs status has not `recorded`
     (name, creationTimestamp, startTime). `lease_run` is what the database's Lease keeps of its last holder:
     the word of a runner whose pod is gone."""

@@ -122,4 +122,4 @@ def lint(steps: Sequence[MigrationFile], direction: str, exclude: Sequence[str])
 def writing_rules(steps: Sequence[MigrationFile], exclude: Sequence[str]) -> list[Finding]:
     """The writing rules' findings on the planned files (pure: never unavailable, unlike squawk)."""
     ours, _ = rules.split_exclude(exclude)
-    return [f for m in steps for f in rules.check(m.name, m.has_down, m.up, m.down, m.notes, ours)]
+    return [f for m in steps for f in rules.check(m.name, m.has_down, m.up, m.down, file_notes=m.notes, exclude=ours)]

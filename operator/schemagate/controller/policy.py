@@ -47,8 +47,9 @@ def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> Event:
     return Event("Warning", reasons.LINT_FINDINGS, f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
 
 
-def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
-           old: Mapping[str, Any], findings: Sequence[lint_mod.Finding] | None, lint_error: str | None = None
+def decide(  # noqa: PLR0917  tests/unit/test_approval.py and test_review.py pass six by position
+        i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
+        old: Mapping[str, Any], findings: Sequence[lint_mod.Finding] | None, lint_error: str | None = None
            ) -> Decision:
     """Pure: the action that may run now, status.plan, and the Events worth telling.
 
@@ -65,7 +66,8 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
     hash_ = approval.plan_hash(i, target, planned, spec.backup.claim_name if spec.backup else None)
     found = list(findings or [])
     gate = approval.state(spec.approval, annotations.get(api.APPROVE_ANNOTATION), hash_, _consumed(old))
-    shown = approval.summary(i, target, planned, hash_, found, gate if spec.approval == "Manual" else None)
+    shown = approval.summary(i, target, planned, hash_, findings=found,
+                             approval=gate if spec.approval == "Manual" else None)
     new_plan = not old_plan or old_plan.get("hash") != hash_
     events: list[Event] = []
     if found and new_plan:
@@ -100,7 +102,7 @@ def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotat
 
 
 def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
-             old: Mapping[str, Any], linter: Linter = lint_mod.lint) -> Decision:
+             old: Mapping[str, Any], *, linter: Linter = lint_mod.lint) -> Decision:
     findings: list[lint_mod.Finding] | None = None
     error: str | None = None
     if isinstance(action, (p.StartJob, p.WaitForLease)) and getattr(action, "command", "up") != "accept-checksum":

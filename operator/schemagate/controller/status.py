@@ -175,8 +175,9 @@ def blocked(reason: str, message: str) -> tuple[str, list[c.Desired]]:
     return "Failed", c.stalled(reason, message)
 
 
-def compose(old: dict[str, Any], generation: int, phase: str, desired: list[c.Desired], fields: dict[str, Any],
-            runs: dict[str, Any], lease_name: str | None, now: datetime | None = None) -> dict[str, Any]:
+def compose(  # noqa: PLR0917  tests/unit/test_job_outcomes.py passes seven by position
+        old: dict[str, Any], generation: int, phase: str, desired: list[c.Desired], fields: dict[str, Any],
+        runs: dict[str, Any], lease_name: str | None, now: datetime | None = None) -> dict[str, Any]:
     """The full status. Cleared fields are null so a merge patch removes them."""
     status: dict[str, Any] = {
         "phase": phase,

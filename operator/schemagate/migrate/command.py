@@ -234,7 +234,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         with lease_cm as note:
             report.lease_note = note
             try:
-                _connect_and_run(url, cmd, migrations, opts, res, target, backup_file)
+                _connect_and_run(url, cmd, migrations, opts, res=res, target=target, backup_file=backup_file)
             except (KeyboardInterrupt, MigrateError) as e:
                 _settle(res, e, url)
             if mutating and res.version_after is None and res.version_before is not None:
@@ -247,7 +247,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
 
 
 def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opts: runner.RunOptions,
-                     res: runner.RunResult, target: int | None, backup_file: str | None) -> None:
+                     *, res: runner.RunResult, target: int | None, backup_file: str | None) -> None:
     from schemagate.migrate import runner
 
     conn = runner.connect(url)
@@ -258,7 +258,7 @@ def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opt
             from schemagate.migrate import backup
 
             res.backup = backup.dump(url, backup_file).to_json()
-        runner.run(conn, cmd, migrations, opts, res, target)
+        runner.run(conn, cmd, migrations, opts, result=res, target=target)
     except Exception as e:
         if isinstance(e, MigrateError):
             raise

@@ -21,7 +21,7 @@ from schemagate.migrate.errors import MigrateError
 def findings(migrations: Sequence[source.Migration], exclude: Sequence[str] = ()) -> list[rules.Finding]:
     return [f for m in migrations for f in rules.check(
         m.file, m.parsed.has_down, [(s.line, s.sql) for s in m.parsed.up], [(s.line, s.sql) for s in m.parsed.down],
-        m.notes, exclude)]
+        file_notes=m.notes, exclude=exclude)]
 
 
 def parse_exclude(text: str | None) -> list[str]:

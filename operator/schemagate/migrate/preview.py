@@ -107,7 +107,7 @@ def digest(migrations: Sequence[source.Migration], verb: str, target: int | None
 
 
 def preview(migrations: Sequence[source.Migration], state: plan.DbState, verb: str, target: int | None,
-            allow_missing: bool = False, title: str = "") -> Preview:
+            *, allow_missing: bool = False, title: str = "") -> Preview:
     steps = plan_steps(migrations, state, verb, target, allow_missing)
     return Preview(verb, tuple(steps), state.current_version, version_after(state, steps),
                    digest(migrations, verb, target, steps), title=title)
@@ -177,7 +177,7 @@ def _from_database(args: argparse.Namespace, migrations: list[source.Migration],
         raise MigrateError(reasons.DATABASE_ERROR, f"database error: {dburl.redact(str(e).strip(), url)}") from None
     if mismatches and (verb.startswith("up") or verb == "redo"):
         raise mismatches[0]  # the run would refuse before its first statement: say so, plan nothing
-    return preview(migrations, state, verb, target, args.allow_missing, f"database {name!r}")
+    return preview(migrations, state, verb, target, allow_missing=args.allow_missing, title=f"database {name!r}")
 
 
 # `--review`: the operator's plan, recomputed from `kubectl get -o json` (controller/review.py; the command

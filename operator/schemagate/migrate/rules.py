@@ -98,7 +98,7 @@ def split_exclude(names: Iterable[str]) -> tuple[frozenset[str], list[str]]:
 
 
 def check(file: str, has_down: bool, up: Sequence[tuple[int, str]], down: Sequence[tuple[int, str]],
-          file_notes: FileNotes = FileNotes(), exclude: Iterable[str] = ()) -> list[Finding]:
+          *, file_notes: FileNotes = FileNotes(), exclude: Iterable[str] = ()) -> list[Finding]:
     """The writing rules' findings on one file, in line order. `up`/`down`: (line, sql) per statement."""
     off = {*exclude, *(rule for _, rule in file_notes.nolint)}
     found = [Finding(file, line, "error", INVALID_ANNOTATION, why) for line, why in file_notes.invalid]

@@ -115,7 +115,7 @@ def _primary(e: psycopg.Error) -> str:
     return e.diag.message_primary or str(e).strip().splitlines()[0]
 
 
-def _statement_error(m: Migration, direction: str, n: int, st: Statement, e: psycopg.Error,
+def _statement_error(m: Migration, direction: str, n: int, st: Statement, *, e: psycopg.Error,
                      use_tx: bool) -> MigrateError:
     diag = e.diag
     primary = _primary(e)
@@ -193,7 +193,7 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
         try:
             conn.execute(st.sql)  # no parameters: the simple protocol, `%` and multi-command bodies intact
         except psycopg.Error as e:
-            raise _statement_error(m, direction, n, st, e, use_tx) from e
+            raise _statement_error(m, direction, n, st, e=e, use_tx=use_tx) from e
 
     if not use_tx:
         if direction == "up":
@@ -233,7 +233,7 @@ def _run_step(conn: psycopg.Connection, t: store.TableName, step: plan.Step) -> 
             raise _commit_error(m, direction, e) from e  # every command answered: it was COMMIT
         if failed.statement is None or failed.n is None:
             raise _bookkeeping_error(m, t, direction, use_tx, e) from e
-        raise _statement_error(m, direction, failed.n, failed.statement, e, use_tx) from e
+        raise _statement_error(m, direction, failed.n, failed.statement, e=e, use_tx=use_tx) from e
 
 
 def _in_transaction(conn: psycopg.Connection, pipelined: bool, body: Callable[[], object]) -> None:
@@ -305,7 +305,7 @@ MUTATING = {"up", "up-by-one", "up-to", "down", "down-to", "redo", "accept-check
 
 
 def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration], opts: RunOptions,
-        result: RunResult, target: int | None = None) -> None:
+        *, result: RunResult, target: int | None = None) -> None:
     """Execute `command`; progress and errors land in `result` (errors are also raised)."""
     t = opts.table
     if command in ("status", "version"):
@@ -342,10 +342,10 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
             store.ensure_checksum_table(conn, t)
         _fill_state(result, migrations, state, before=True)
         if command == "accept-checksum":
-            _accept_checksum(conn, migrations, state, opts, result, target)
+            _accept_checksum(conn, migrations, state, opts, result=result, version=target)
             return
         if command == "resolve-interrupted":
-            _resolve_interrupted(conn, t, state, tracking.checksums or {}, result, target)
+            _resolve_interrupted(conn, t, state, tracking.checksums or {}, result=result, version=target)
             return
         if command.startswith("up") or command == "redo":
             _refuse_interrupted(state, tracking.checksums or {}, t)
@@ -355,7 +355,7 @@ def run(conn: psycopg.Connection, command: str, migrations: Sequence[Migration],
             if adopt:
                 with conn.pipeline():  # one round trip for all of them, not one per file
                     for m in adopt:
-                        store.record_checksum(conn, t, m.version, latest[m.version].id, m.file, m.sha256)
+                        store.record_checksum(conn, t, m.version, latest[m.version].id, file=m.file, sha256=m.sha256)
                 result.notes.append("recorded checksums of applied migrations: " + ", ".join(m.file for m in adopt))
         if command == "up":
             steps = plan.plan_up(migrations, state, allow_missing=opts.allow_missing)
@@ -417,7 +417,7 @@ def _fill_state(result: RunResult, migrations: Sequence[Migration], state: plan.
 
 
 def reread_state(url: str, migrations: Sequence[Migration], t: store.TableName, result: RunResult,
-                 attempts: int = 5, pause: float = 1.0) -> None:
+                 *, attempts: int = 5, pause: float = 1.0) -> None:
     """versionAfter from a new connection, after the run's own one was lost (a restart takes seconds)."""
     for attempt in range(attempts):
         try:
@@ -448,7 +448,7 @@ def _refuse_interrupted(state: plan.DbState, sums: dict[int, store.Checksum], t:
 
 
 def _resolve_interrupted(conn: psycopg.Connection, t: store.TableName, state: plan.DbState,
-                         sums: dict[int, store.Checksum], result: RunResult, version: int | None) -> None:
+                         sums: dict[int, store.Checksum], *, result: RunResult, version: int | None) -> None:
     marks = {c.version: c for c in store.started_unrecorded(state, sums)}
     if version not in marks:
         listed = ", ".join(map(str, marks)) or "none"
@@ -459,7 +459,7 @@ def _resolve_interrupted(conn: psycopg.Connection, t: store.TableName, state: pl
 
 
 def _accept_checksum(conn: psycopg.Connection, migrations: Sequence[Migration], state: plan.DbState,
-                     opts: RunOptions, result: RunResult, version: int | None) -> None:
+                     opts: RunOptions, *, result: RunResult, version: int | None) -> None:
     m = next((m for m in migrations if m.version == version), None)
     if m is None:
         raise MigrateError(reasons.TARGET_NOT_FOUND, f"version {version} is not a migration in the source",
@@ -468,7 +468,7 @@ def _accept_checksum(conn: psycopg.Connection, migrations: Sequence[Migration], 
     if row is None or not row.is_applied:
         raise MigrateError(reasons.TARGET_NOT_FOUND, f"{m.file} (version {m.version}) is not applied; "
                            "there is no checksum to accept", file=m.file, version=m.version)
-    store.record_checksum(conn, opts.table, m.version, row.id, m.file, m.sha256)
+    store.record_checksum(conn, opts.table, m.version, row.id, file=m.file, sha256=m.sha256)
     result.notes.append(f"accepted SHA-256 {m.sha256[:12]}… for {m.file}")
 
 

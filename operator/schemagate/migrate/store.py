@@ -163,7 +163,7 @@ _UPSERT_CHECKSUM = """INSERT INTO {checksums} (tracking_table, version_id, goose
             recorded_at = now()"""
 
 
-def record_checksum(conn: psycopg.Connection, t: TableName, version: int, goose_row_id: int, file: str,
+def record_checksum(conn: psycopg.Connection, t: TableName, version: int, goose_row_id: int, *, file: str,
                     sha256: str) -> None:
     conn.execute(sql.SQL(_UPSERT_CHECKSUM).format(checksums=t.checksum_ident(),
                                                   source=sql.SQL("VALUES (%s, %s, %s, %s, %s)")),
@@ -205,7 +205,7 @@ STARTED = -1
 
 
 def mark_started(conn: psycopg.Connection, t: TableName, version: int, file: str, sha256: str) -> None:
-    record_checksum(conn, t, version, STARTED, file, sha256)
+    record_checksum(conn, t, version, STARTED, file=file, sha256=sha256)
 
 
 def clear_started(conn: psycopg.Connection, t: TableName, version: int) -> int:
