@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class MigrateError(Exception):
-    reason: str  # one of schemagate.migrate.reasons
+    reason: str  # one of schemagate.api.reasons.RUN_FAILURES
     message: str  # one human sentence; never contains a password
     file: str | None = None
     version: int | None = None
