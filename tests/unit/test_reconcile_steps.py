@@ -186,7 +186,7 @@ def test_a_stalled_warning_is_added_only_when_no_warning_says_why():
 def test_one_truncation_rule_for_every_event():
     about = events.involved(api.API_VERSION, api.KIND, {"name": NAME, "namespace": NS, "uid": "u"})
     body = events.body(about, events.Event(events.WARNING, reasons.MIGRATION_FAILED, "x" * 5000), "t")
-    assert len(body["message"]) == events.MESSAGE_LIMIT and body["message"].endswith("…")
+    assert len(body["message"]) == c.MESSAGE_LIMIT and body["message"].endswith("…")
     assert body["involvedObject"]["kind"] == "SchemaMigration"
 
 

@@ -20,6 +20,8 @@ CONDITION_TYPES = (READY, RECONCILING, STALLED)
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
+# Condition and Event messages alike: the apiserver takes more, but `kubectl describe` and `get events` show
+# one line of it.
 MESSAGE_LIMIT = 1024
 
 
@@ -37,7 +39,9 @@ def now_rfc3339(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _short(message: str) -> str:
+def short(message: str) -> str:
+    """`message` cut to MESSAGE_LIMIT, with an ellipsis when it was cut: the one rule for conditions and
+    Events."""
     return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
 
 
@@ -58,7 +62,7 @@ def apply(existing: list[dict[str, Any]] | None, desired: list[Desired], generat
             "type": d.type,
             "status": d.status,
             "reason": d.reason,
-            "message": _short(d.message),
+            "message": short(d.message),
             "observedGeneration": generation,
             "lastTransitionTime": since or now_rfc3339(now),
         })

@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 NORMAL: Literal["Normal"] = "Normal"
 WARNING: Literal["Warning"] = "Warning"
 
-# The apiserver takes more, but `kubectl get events` and describe show a line: one rule for every Event.
-MESSAGE_LIMIT = 1024
 COMPONENT = "schemagate"
 REPORTING_COMPONENT = "schemagate.io/operator"
 
@@ -43,7 +41,7 @@ def involved(api_version: str, kind: str, metadata: Mapping[str, Any]) -> dict[s
 
 def body(about: Mapping[str, Any], event: Event, now: str) -> dict[str, Any]:
     """The core/v1 Event object (pure)."""
-    message = event.message if len(event.message) <= MESSAGE_LIMIT else event.message[: MESSAGE_LIMIT - 1] + "…"
+    message = c.short(event.message)  # one truncation rule, the conditions' (conditions.MESSAGE_LIMIT)
     return {
         "metadata": {"generateName": f"{about['name']}.", "namespace": about["namespace"]},
         "involvedObject": dict(about),
