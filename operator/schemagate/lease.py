@@ -77,10 +77,11 @@ class Observed:
         return self.renew_time + timedelta(seconds=self.duration_seconds) < now
 
 
-Decision = Literal["create", "take", "renew", "held"]
+# What acquiring the Lease means as it is now (leader.Role is leader election's own, judged differently).
+Acquire = Literal["create", "take", "renew", "held"]
 
 
-def decide(current: Observed | None, me: str, now: datetime) -> Decision:
+def decide(current: Observed | None, me: str, now: datetime) -> Acquire:
     """Pure: what acquiring means for the Lease as it is now."""
     if current is None:
         return "create"

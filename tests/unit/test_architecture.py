@@ -79,3 +79,17 @@ def test_the_docs_name_every_layer():
     doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
     for name, prefixes in LAYERS:
         assert all(f"`{p}`" in doc for p in prefixes), f"docs/architecture.md does not name layer {name}"
+
+
+def test_no_two_types_share_a_name():
+    """One name for each idea: a class or type alias is defined once in the package."""
+    where: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(module)
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and node.targets[0].id[:1].isupper() and not node.targets[0].id.isupper() \
+                    and isinstance(node.value, (ast.Subscript, ast.BinOp)):
+                where.setdefault(node.targets[0].id, []).append(module)
+    assert {name: mods for name, mods in where.items() if len(mods) > 1} == {}

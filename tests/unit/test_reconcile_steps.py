@@ -150,7 +150,7 @@ def test_compose_an_unreadable_database_while_a_job_runs_as_reconciling():
 
 def test_compose_records_the_job_the_act_step_started():
     w, decision = _to_start()
-    d = reconcile.Decided({"currentJob": None, "lastJob": None, "history": None}, [], decision)
+    d = reconcile.RoundDecision({"currentJob": None, "lastJob": None, "history": None}, [], decision)
     new = reconcile.compose(w, d, Acted(created=True, current_job={"job": "app-g3-x", "outcome": "Running"}))
     assert new["currentJob"] == {"job": "app-g3-x", "outcome": "Running"} and new["phase"] == "Migrating"
 
@@ -177,9 +177,9 @@ def test_status_is_written_only_when_it_changed():
 def test_a_stalled_warning_is_added_only_when_no_warning_says_why():
     w = world.World(obj=_obj(), now="t")
     new = {"conditions": c.apply(None, c.stalled(reasons.LINT_FAILED, "findings"), 3)}
-    d = reconcile.Decided({}, [events.Event(events.NORMAL, reasons.LINT_FINDINGS, "x")])
+    d = reconcile.RoundDecision({}, [events.Event(events.NORMAL, reasons.LINT_FINDINGS, "x")])
     assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.LINT_FINDINGS, reasons.LINT_FAILED]
-    d = reconcile.Decided({}, [events.Event(events.WARNING, reasons.MIGRATION_FAILED, "x")])
+    d = reconcile.RoundDecision({}, [events.Event(events.WARNING, reasons.MIGRATION_FAILED, "x")])
     assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.MIGRATION_FAILED]
 
 

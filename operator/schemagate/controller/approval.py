@@ -20,7 +20,7 @@ from schemagate.controller.plan_lint import STATUS_LIMIT, Finding
 
 HASH_LENGTH = 12
 
-State = Literal["Approved", "Pending", "Stale"]
+ApprovalState = Literal["Approved", "Pending", "Stale"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def plan_hash(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:HASH_LENGTH]
 
 
-def state(mode: str, annotation: str | None, current: str, consumed: Iterable[str]) -> State:
+def state(mode: str, annotation: str | None, current: str, consumed: Iterable[str]) -> ApprovalState:
     """Approved when the annotation names this plan; Stale when it names a plan that never ran."""
     if mode != "Manual" or (annotation or "").strip() == current:
         return "Approved"
@@ -63,7 +63,7 @@ def state(mode: str, annotation: str | None, current: str, consumed: Iterable[st
 
 
 def summary(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile] | None, hash_: str,
-            *, findings: Sequence[Finding], approval: State | None) -> dict[str, Any]:
+            *, findings: Sequence[Finding], approval: ApprovalState | None) -> dict[str, Any]:
     """status.plan (camelCase, as the CRD stores it)."""
     down = direction(i, target) == "down"
     doc: dict[str, Any] = {

@@ -25,7 +25,7 @@ from schemagate.kube import Clients
 
 
 @dataclass
-class Decided:
+class RoundDecision:
     """The decide step's output: the status' record of runs after this round's Jobs, their Events, and what
     the plan and policy say to do (None when the read stopped before a plan could be made)."""
 
@@ -34,15 +34,15 @@ class Decided:
     decision: policy.Decision | None = None
 
 
-def decide(w: World) -> Decided:
+def decide(w: World) -> RoundDecision:
     """Record the Jobs' outcomes, then plan and apply the policy (lint, approval, drift)."""
     old = w.old
     if w.jobs is None:
-        return Decided({"currentJob": old.get("currentJob"), "lastJob": old.get("lastJob"),
+        return RoundDecision({"currentJob": old.get("currentJob"), "lastJob": old.get("lastJob"),
                         "history": old.get("history")})
     runs, evs = st.absorb_jobs(old, w.jobs, w.now)
     if w.stop is not None or w.database is None:
-        return Decided(runs, evs)
+        return RoundDecision(runs, evs)
     st.fill_version_after(runs, w.jobs, w.database)
     inputs = p.Inputs(
         name=w.name, namespace=w.namespace, generation=w.generation, target=w.target, migrations=w.migrations,
@@ -50,10 +50,10 @@ def decide(w: World) -> Decided:
         retry=w.retry, source_key=w.source_key, allow_downgrade=bool(w.spec and w.spec.allow_downgrade))
     assert w.spec is not None
     decision = policy.evaluate(inputs, p.plan(inputs), w.spec, w.annotations, old)
-    return Decided(runs, evs + decision.events, decision)
+    return RoundDecision(runs, evs + decision.events, decision)
 
 
-def compose(w: World, d: Decided, acted: Acted) -> dict[str, Any]:
+def compose(w: World, d: RoundDecision, acted: Acted) -> dict[str, Any]:
     """The new status (pure); status.rolloutGate is the gate step's."""
     stop = w.stop or acted.blocked
     runs = {**d.runs, "currentJob": acted.current_job} if acted.current_job is not None else d.runs
@@ -78,7 +78,7 @@ def gate(k: Clients, w: World, new: dict[str, Any], opts: Options) -> gate_recon
     return gate_reconcile.run(k, w.obj, new, w.database, opts.allowed_database_hosts)
 
 
-def to_post(w: World, d: Decided, acted: Acted, new: dict[str, Any]) -> list[events_mod.Event]:
+def to_post(w: World, d: RoundDecision, acted: Acted, new: dict[str, Any]) -> list[events_mod.Event]:
     """This round's Events on the SchemaMigration: outcomes, policy, the Job started, and a Warning when it
     became Stalled (unless a Warning already says why)."""
     evs = d.events + acted.events
