@@ -179,7 +179,7 @@ def cli_module():  # type: ignore[no-untyped-def]
 
 
 def test_interrupted_between_migrations_does_not_claim_nothing_ran() -> None:
-    from schemagate.migrate.command import _interrupted
+    from schemagate.migrate.command import interrupted as _interrupted
 
     r = RunResult("up", dburl.Target("h", 1, "d"), "goose_db_version", 0, 1)
     assert "before any migration" in _interrupted(r).message

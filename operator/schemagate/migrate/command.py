@@ -273,7 +273,7 @@ def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opt
 
 def _settle(res: runner.RunResult, e: BaseException, url: str) -> None:
     if isinstance(e, KeyboardInterrupt):
-        res.error = _interrupted(res)
+        res.error = interrupted(res)
         return
     assert isinstance(e, MigrateError)
     e.message = dburl.redact(e.message, url)
@@ -281,7 +281,8 @@ def _settle(res: runner.RunResult, e: BaseException, url: str) -> None:
     res.error = e
 
 
-def _interrupted(res: runner.RunResult) -> MigrateError:
+def interrupted(res: runner.RunResult) -> MigrateError:
+    """The Interrupted error of a run stopped by SIGTERM/SIGINT, saying how far it got."""
     step = res.in_progress
     if step is None and res.applied:  # between two files, or after the last one: nothing was cut short
         last = res.applied[-1]
