@@ -162,7 +162,8 @@ def database_state(db: Database) -> DbState:
 
     try:
         table = parse_table_name(db.table)
-        with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+        with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
+                             client_encoding="UTF8") as conn:  # as migrate.runner.connect, for SQL_ASCII
             tracking = read_tracking(conn, table)  # one query on a database schemagate migrated
             if not tracking.exists:
                 return DbState(0, frozenset())

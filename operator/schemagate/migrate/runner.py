@@ -79,9 +79,15 @@ class RunResult:
         return self.error is None
 
 
+# Migration files are UTF-8 and so are the names we read back. On a SQL_ASCII database the server's
+# default would make psycopg hand every text value over as bytes; any other encoding converts.
+CLIENT_ENCODING = "UTF8"
+
+
 def connect(url: str) -> psycopg.Connection:
     """Autocommit session (transactions are explicit); failures classified, password never shown."""
-    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate"}
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate",
+                              "client_encoding": CLIENT_ENCODING}
     if "connect_timeout" not in url and not os.environ.get("PGCONNECT_TIMEOUT"):
         kwargs["connect_timeout"] = 10  # libpq's default is to wait forever for an unreachable host
     try:
@@ -442,7 +448,8 @@ def reread_state(url: str, migrations: Sequence[Migration], t: store.TableName, 
     """versionAfter from a new connection, after the run's own one was lost (a restart takes seconds)."""
     for attempt in range(attempts):
         try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="schemagate") as conn:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="schemagate",
+                                 client_encoding=CLIENT_ENCODING) as conn:
                 _fill_state(result, migrations, store.read_state(conn, t), before=False)
                 return
         except psycopg.Error:
