@@ -178,7 +178,7 @@ class App:
             ok = c.get("status") == status and (reason is None or c.get("reason") == reason)
             return c if ok else None
 
-        return self._wait(name, f"{name}: {ctype}={status} {reason or ''}", probe, timeout)
+        return self.wait_for(name, f"{name}: {ctype}={status} {reason or ''}", probe, timeout)
 
     def wait_ready(self, version: int, name: str = "app", timeout: float = 90) -> dict[str, Any]:
         """Ready=True at `version`, CURRENT = TARGET, as `kubectl get smig` shows it."""
@@ -189,9 +189,9 @@ class App:
                   status.get("phase")) == ("True", "UpToDate", version, version, "Ready")
             return status if ok else None
 
-        return self._wait(name, f"{name}: Ready at version {version}", probe, timeout)
+        return self.wait_for(name, f"{name}: Ready at version {version}", probe, timeout)
 
-    def _wait(self, name: str, what: str, probe: Any, timeout: float) -> Any:
+    def wait_for(self, name: str, what: str, probe: Any, timeout: float) -> Any:
         """wait_until, printing the object's status and the operator's log when it times out."""
         try:
             return wait_until(what, probe, timeout=timeout)

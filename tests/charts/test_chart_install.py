@@ -92,16 +92,17 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
     kube.helm("install", "cs", str(CHARTS / "config-server"), "-n", app, *app_values,
               "--set", "image.repository=localhost/config-server")
 
-    [op_pod] = get_json(kube, "-n", ops, "get", "pods", "-l", "app.kubernetes.io/instance=sg")["items"]
-    op_name = op_pod["metadata"]["name"]
-    assert op_pod["spec"]["serviceAccountName"] == "sg-schemagate"
+    # The chart's two replicas: one leads, the other stands by; both run with the chart's token.
+    op_pods = get_json(kube, "-n", ops, "get", "pods", "-l", "app.kubernetes.io/instance=sg")["items"]
+    assert len(op_pods) == 2
+    assert {p["spec"]["serviceAccountName"] for p in op_pods} == {"sg-schemagate"}
 
     def operator_log() -> str:
-        return kube.logs(ops, op_name)
+        return "".join(kube.logs(ops, p["metadata"]["name"]) for p in op_pods)
 
     status = wait_ready(kube, app, operator_log)
     assert status["phase"] == "Ready"
-    # This operator pod, with the chart's token, created the Job (only the creator reports it started),
+    # The leader, with the chart's token, created the Job (only the creator reports it started),
     # and nothing it tried was refused (kopf and the controller log every 403 they meet).
     log = operator_log()
     assert f"{app}/{SMIG}: MigrationStarted" in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+import uuid
 
 from pathlib import Path
 
@@ -90,3 +91,21 @@ def test_verify_without_files_says_what_it_needs(capsys: pytest.CaptureFixture[s
 def test_verify_unreachable_database(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = verify(capsys, "--database-url", "postgresql://u:VerySecret9@127.0.0.1:1/x", "--min-version", "1")
     assert code == 1 and "ConnectionFailed" in err and "VerySecret9" not in err
+
+
+def test_migrate_and_verify_on_a_sql_ascii_database(postgres_server, capsys: pytest.CaptureFixture[str]) -> None:
+    """Old databases made with SQL_ASCII (no encoding at all): libpq then hands text over as bytes unless the
+    client says UTF8, and every name read back (tables, versions' checksums) would be compared as bytes."""
+    import psycopg
+
+    name = f"ascii_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" ENCODING \'SQL_ASCII\' TEMPLATE template0 LC_COLLATE \'C\' '
+                     f'LC_CTYPE \'C\'')
+    url = postgres_server.url(name)
+    assert sg(url, REPO / "migrations", "up").code == 0
+    assert sg(url, REPO / "migrations", "status").code == 0
+    capsys.readouterr()
+    code, out, err = verify(capsys, "--database-url", url, "--dir", str(REPO / "migrations"))
+    assert code == 0, err
+    assert "with all 10 required tables" in out

@@ -55,7 +55,10 @@ def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator
     app.kubectl("rollout", "status", "deployment/config-server", "--timeout=120s", timeout=150)
     assert len(app.jobs()) == 2  # v1's and v2's: the new leader adopted the running Job
     assert app.db_versions() == [1, 2]
-    history = app.status()["history"]
+    # Ready comes with the database's version, read as soon as the runner commits; the Job's record
+    # follows once the Job controller marks it complete.
+    history = app.wait_for("app", "v2's Job recorded", lambda: (h := app.status().get("history")) and len(h) == 2 and h,
+                        timeout=60)
     assert [r["outcome"] for r in history] == ["Succeeded", "Succeeded"]
     assert len(_events(app, "MigrationStarted")) == 2 and len(_events(app, "MigrationSucceeded")) == 2
     assert all(p["status"].get("conditions") and any(c["type"] == "Ready" and c["status"] == "True"

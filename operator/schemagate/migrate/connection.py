@@ -19,13 +19,17 @@ from schemagate.migrate import dburl
 from schemagate.migrate.errors import MigrateError
 
 DEFAULT_CONNECT_TIMEOUT = 10  # seconds; libpq's default is to wait forever for an unreachable host
+# Migration files are UTF-8 and so are the names read back. On a SQL_ASCII database the server's default
+# would make psycopg hand every text value over as bytes; any other encoding converts.
+CLIENT_ENCODING = "UTF8"
 
 
 def open_session(url: str, *, connect_timeout: int | None = None) -> psycopg.Connection[Any]:
     """An autocommit session (transactions are explicit), no server-side prepared statements (poolers),
     named `schemagate` in pg_stat_activity. `connect_timeout` None: the URL's or PGCONNECT_TIMEOUT if either
     says, else DEFAULT_CONNECT_TIMEOUT."""
-    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate"}
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "application_name": "schemagate",
+                              "client_encoding": CLIENT_ENCODING}
     if connect_timeout is not None:
         kwargs["connect_timeout"] = connect_timeout
     elif "connect_timeout" not in url and not os.environ.get("PGCONNECT_TIMEOUT"):
