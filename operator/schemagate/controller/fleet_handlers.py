@@ -8,57 +8,30 @@ into or out of a set's selector is seen at the next resync (--resync-seconds).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from kubernetes.client.rest import ApiException
 
 from schemagate.api import migrationset as set_api
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import gate
-from schemagate.controller.loop import Controller, Key
+from schemagate.controller import resync
+from schemagate.controller.loop import Controller, LeadingController
 
 log = logging.getLogger(__name__)
 
 MEMO_KEY = "fleet"
 
 
-def _lister(k: Any, namespaces: list[str]) -> Callable[[], list[Key]]:
-    def list_keys() -> list[Key]:
-        items: list[dict[str, Any]] = []
-        for ns in namespaces or [None]:
-            try:
-                found: Any = (k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, set_api.PLURAL)
-                              if ns else k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, set_api.PLURAL))
-            except ApiException as exc:
-                log.warning("resync: cannot list SchemaMigrationSets in %s (%s %s); the others go on",
-                            ns or "the cluster", exc.status, exc.reason)
-                continue
-            items += found["items"]
-        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
-    return list_keys
+def make_controller(k: Any, config: Any) -> LeadingController:
+    """The SchemaMigrationSets' own queue and resync; handlers.startup makes it and starts it with the
+    SchemaMigrations' once this replica leads."""
+    from schemagate.controller import fleet_reconcile
 
-
-@kopf.on.startup()
-async def fleet_startup(memo: kopf.Memo, **_: Any) -> None:
-    from schemagate import kube
-    from schemagate.controller import fleet_reconcile, handlers
-    from schemagate.controller.reconcile import Clients
-
-    k = Clients(kube.api_client())
-    config = handlers.CONFIG
-    controller = Controller(lambda ns, name: fleet_reconcile.reconcile(k, ns, name, config.options),
-                            _lister(k, list(config.namespaces)), config.resync_seconds)
-    memo[MEMO_KEY] = controller
-    controller.start()
-
-
-@kopf.on.cleanup()
-async def fleet_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    controller: Controller | None = memo.get(MEMO_KEY)
-    if controller is not None:
-        await controller.stop()
+    return LeadingController(lambda ns, name, _listed: fleet_reconcile.reconcile(k, ns, name, config.options),
+                             resync.lister(k.custom, list(config.namespaces), set_api.PLURAL),
+                             config.resync_seconds)
 
 
 def _trigger(memo: Any, namespace: str | None, name: str | None) -> None:

@@ -21,7 +21,8 @@ from schemagate.controller import fleet_handlers  # noqa: F401  (registers the S
 from schemagate.controller import gate_handlers  # noqa: F401  (registers the rollout gate's handlers)
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller import leader, metrics
-from schemagate.controller.loop import Controller, Key
+from schemagate.controller import resync
+from schemagate.controller.loop import Controller, LeadingController, Listed
 from schemagate.controller.reconcile import Clients, Options, reconcile
 
 log = logging.getLogger(__name__)
@@ -40,43 +41,12 @@ class Config:
 
     namespaces: list[str] = field(default_factory=list)
     resync_seconds: float = 30.0
+    full_resync_seconds: float = 600.0
     options: Options = field(default_factory=Options)
     election: Election | None = None  # None: act at once (one replica)
 
 
 CONFIG = Config()
-
-
-class LeadingController(Controller):
-    """Acts on triggers only once this replica leads. It is in kopf's memo from the start because kopf
-    gives each object a copy of the memo as it was when the object was first seen."""
-
-    acting = False
-
-    def trigger(self, namespace: str, name: str) -> None:
-        if self.acting:
-            super().trigger(namespace, name)
-
-
-def _lister(k: Clients, namespaces: list[str]) -> Callable[[], list[Key]]:
-    def list_keys() -> list[Key]:
-        items: list[dict[str, Any]] = []
-        if namespaces:
-            for ns in namespaces:
-                try:
-                    found: Any = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, api.PLURAL)
-                except ApiException as exc:
-                    # One namespace deleted (its Role with it) or not granted must not stop the resync of
-                    # the others.
-                    log.warning("resync: cannot list SchemaMigrations in namespace %s (%s %s); the others go on",
-                                ns, exc.status, exc.reason)
-                    continue
-                items += found["items"]
-        else:
-            found = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)
-            items = found["items"]
-        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
-    return list_keys
 
 
 @kopf.on.startup()
@@ -100,26 +70,47 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     k = Clients(api_client)
     options = CONFIG.options
 
-    def work(namespace: str, name: str) -> str | None:
+    resyncs = resync.Resyncs(CONFIG.full_resync_seconds, time.monotonic)
+    memo["resyncs"] = resyncs
+
+    def config_map_version(namespace: str, name: str, metadata_only: bool) -> resync.ConfigMapVersion:
+        return resync.read_config_map_version(k.core, namespace, name, metadata_only)
+
+    def work(namespace: str, name: str, listed: Listed | None) -> str | None:
+        key = (namespace, name)
+        fingerprint = None
+        if listed is not None:
+            try:
+                fingerprint = resyncs.fingerprint(key, listed, config_map_version)
+            except ApiException as e:  # a full reconcile says what is wrong with it
+                log.debug("resync of %s/%s: ConfigMap version unreadable (%s): full reconcile", *key, e.status)
+            if fingerprint is not None and resyncs.unchanged(key, listed, fingerprint):
+                metrics.RESYNCS_SETTLED.inc()
+                return None
         started, result = time.monotonic(), "error"
         try:
             with logs.about(namespace, name):
                 lease_name = reconcile(k, namespace, name, options)
             result = "ok"
+            if fingerprint is not None:
+                resyncs.record(key, fingerprint, started)
             return lease_name
         finally:
             metrics.RECONCILE_DURATION.labels(result).observe(time.monotonic() - started)
 
-    controller = LeadingController(work, _lister(k, list(CONFIG.namespaces)), CONFIG.resync_seconds)
+    controller = LeadingController(work, resync.lister(k.custom, list(CONFIG.namespaces)), CONFIG.resync_seconds)
     memo["controller"] = controller
+    memo[fleet_handlers.MEMO_KEY] = fleet_handlers.make_controller(k, CONFIG)
 
     def lead() -> None:
         # Until now this replica stood by: it watched (kopf's index stays warm) and served health and
         # metrics, and dropped every trigger. The first resync reconciles everything, so what happened
         # meanwhile is caught up at once.
-        controller.acting = True
         metrics.LEADER.set(1)
-        controller.start()
+        for each in (controller, memo.get(fleet_handlers.MEMO_KEY)):
+            if isinstance(each, LeadingController):
+                each.acting = True
+                each.start()
 
     election = CONFIG.election
     if election is None:
@@ -151,9 +142,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    controller: Controller | None = memo.get("controller")
-    if controller is not None:
-        await controller.stop()
+    for key in ("controller", fleet_handlers.MEMO_KEY):
+        controller: Controller | None = memo.get(key)
+        if controller is not None:
+            await controller.stop()
     elector: leader.Elector | None = memo.get("elector")
     if elector is not None:
         try:  # hand over now: the standby takes over within a retry period, not a lease duration
@@ -169,6 +161,9 @@ async def schemamigration_event(type: str, namespace: str | None, name: str, mem
         return
     if type == "DELETED":
         controller.forget(namespace, name)
+        resyncs: resync.Resyncs | None = memo.get("resyncs")
+        if resyncs is not None:
+            resyncs.forget((namespace, name))
         metrics.STATE.forget(namespace, name)
         return
     controller.trigger(namespace, name)
