@@ -4,7 +4,6 @@ of replicas of which the Lease's holder acts: controller/leader.py)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 
