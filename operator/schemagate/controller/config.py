@@ -42,6 +42,7 @@ class Config:
 
     namespaces: list[str] = field(default_factory=list)
     resync_seconds: float = 30.0
+    full_resync_seconds: float = 600.0  # a settled object's Secret and database (controller/resync.py)
     options: Options = field(default_factory=Options)
     election: Election | None = None  # None: act at once (one replica)
 

@@ -13,33 +13,23 @@ from typing import Any
 
 import kopf
 
-from schemagate import kube
 from schemagate.api import migrationset as set_api
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import config as config_mod
 from schemagate.controller import fleet_reconcile, gate, objects
-from schemagate.controller.loop import Controller
+from schemagate.controller.loop import Controller, LeadingController
+from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
 
 MEMO_KEY = "fleet"
 
 
-@kopf.on.startup()
-async def fleet_startup(memo: kopf.Memo, **_: Any) -> None:
-    k = kube.Clients(kube.api_client())
-    config = config_mod.CONFIG
-    controller = Controller(lambda ns, name: fleet_reconcile.reconcile(k, ns, name, config.options),
-                            objects.lister(k, list(config.namespaces), set_api.PLURAL), config.resync_seconds)
-    memo[MEMO_KEY] = controller
-    controller.start()
-
-
-@kopf.on.cleanup()
-async def fleet_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    controller: Controller | None = memo.get(MEMO_KEY)
-    if controller is not None:
-        await controller.stop()
+def make_controller(k: Clients, cfg: config_mod.Config) -> LeadingController:
+    """The SchemaMigrationSets' own queue and resync; handlers.startup makes it and starts it with the
+    SchemaMigrations' once this replica leads (both replicas would otherwise write the same objects)."""
+    return LeadingController(lambda ns, name, _listed: fleet_reconcile.reconcile(k, ns, name, cfg.options),
+                             objects.lister(k, list(cfg.namespaces), set_api.PLURAL), cfg.resync_seconds)
 
 
 def _trigger(memo: Any, namespace: str | None, name: str | None) -> None:

@@ -12,37 +12,28 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from schemagate import kube, logs
 from schemagate import lease as lease_mod
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import (
     config,
-    fleet_handlers,  # noqa: F401  (registers the SchemaMigrationSet's handlers)
+    fleet_handlers,
     gate_handlers,  # noqa: F401  (registers the rollout gate's handlers)
     leader,
     metrics,
     objects,
+    resync,
 )
 from schemagate.controller import jobs as jobs_mod
-from schemagate.controller.loop import Controller
+from schemagate.controller.loop import Controller, LeadingController, Listed
 from schemagate.controller.reconcile import reconcile
 from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
 
 
-
-
-class LeadingController(Controller):
-    """Acts on triggers only once this replica leads. It is in kopf's memo from the start because kopf
-    gives each object a copy of the memo as it was when the object was first seen."""
-
-    acting = False
-
-    def trigger(self, namespace: str, name: str) -> None:
-        if self.acting:
-            super().trigger(namespace, name)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
@@ -69,12 +60,30 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     k = Clients(api_client)
     options = config.CONFIG.options
 
-    def work(namespace: str, name: str) -> str | None:
+    resyncs = resync.Resyncs(config.CONFIG.full_resync_seconds, time.monotonic)
+    memo["resyncs"] = resyncs
+
+    def config_map_version(namespace: str, name: str, metadata_only: bool) -> resync.ConfigMapVersion:
+        return resync.read_config_map_version(k.core, namespace, name, metadata_only)
+
+    def work(namespace: str, name: str, listed: Listed | None) -> str | None:
+        key = (namespace, name)
+        fingerprint = None
+        if listed is not None:
+            try:
+                fingerprint = resyncs.fingerprint(key, listed, config_map_version)
+            except ApiException as e:  # a full reconcile says what is wrong with it
+                log.debug("resync of %s/%s: ConfigMap version unreadable (%s): full reconcile", *key, e.status)
+            if fingerprint is not None and resyncs.unchanged(key, listed, fingerprint):
+                metrics.RESYNCS_SETTLED.inc()
+                return None
         started, result = time.monotonic(), "error"
         try:
             with logs.about(namespace, name):
                 lease_name = reconcile(k, namespace, name, options)
             result = "ok"
+            if fingerprint is not None:
+                resyncs.record(key, fingerprint, started)
             return lease_name
         finally:
             metrics.RECONCILE_DURATION.labels(result).observe(time.monotonic() - started)
@@ -82,14 +91,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     controller = LeadingController(work, objects.lister(k, list(config.CONFIG.namespaces)),
                                    config.CONFIG.resync_seconds)
     memo["controller"] = controller
+    memo[fleet_handlers.MEMO_KEY] = fleet_handlers.make_controller(k, config.CONFIG)
 
     def lead() -> None:
         # Until now this replica stood by: it watched (kopf's index stays warm) and served health and
         # metrics, and dropped every trigger. The first resync reconciles everything, so what happened
         # meanwhile is caught up at once.
-        controller.acting = True
         metrics.LEADER.set(1)
-        controller.start()
+        for each in (controller, memo.get(fleet_handlers.MEMO_KEY)):
+            if isinstance(each, LeadingController):
+                each.acting = True
+                each.start()
 
     election = config.CONFIG.election
     if election is None:
@@ -119,9 +131,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    controller: Controller | None = memo.get("controller")
-    if controller is not None:
-        await controller.stop()
+    for key in ("controller", fleet_handlers.MEMO_KEY):
+        controller: Controller | None = memo.get(key)
+        if controller is not None:
+            await controller.stop()
     elector: leader.Elector | None = memo.get("elector")
     if elector is not None:
         try:  # hand over now: the standby takes over within a retry period, not a lease duration
@@ -137,6 +150,9 @@ async def schemamigration_event(type: str, namespace: str | None, name: str, mem
         return
     if type == "DELETED":
         controller.forget(namespace, name)
+        resyncs: resync.Resyncs | None = memo.get("resyncs")
+        if resyncs is not None:
+            resyncs.forget((namespace, name))
         metrics.STATE.forget(namespace, name)
         return
     controller.trigger(namespace, name)

@@ -2,35 +2,46 @@
 
 Watch events only say "look at this object again"; the reconcile reads the current state itself. The
 resync lists every SchemaMigration on an interval, so nothing waits for an event that was coalesced away
-(kopf may merge quick successive changes) or never came (ConfigMap and Secret edits are not watched).
+(kopf may merge quick successive changes) or never came (ConfigMap and Secret edits are not watched). A
+run from an event is always a full reconcile; a run from the resync gets the listed object, so the work
+can tell that a settled one has nothing new (controller/resync.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+Listed = Mapping[str, Any]  # a SchemaMigration as the resync listed it
+# (namespace, name, the listed object or None for an event) → the Lease it waits on, if any. Blocking.
+Work = Callable[[str, str, "Listed | None"], "str | None"]
 
 
 class Controller:
-    def __init__(self, work: Callable[[str, str], str | None], list_keys: Callable[[], list[Key]],
-                 resync_seconds: float, workers: int = 4):
+    def __init__(self, work: Work, list_objects: Callable[[], Sequence[Listed]], resync_seconds: float,
+                 workers: int = 4):
         self._work = work  # blocking; runs in a thread
-        self._list_keys = list_keys
+        self._list_objects = list_objects
         self._resync = resync_seconds
         self._slots = asyncio.Semaphore(workers)
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._dirty: set[Key] = set()
+        self._full: set[Key] = set()  # an event came: the next run is a full reconcile
+        self._listed: dict[Key, Listed] = {}  # the resync's view, for a run that no event asked for
         self._lease_of: dict[Key, str] = {}
         self._resync_task: asyncio.Task[None] | None = None
 
-    def trigger(self, namespace: str, name: str) -> None:
+    def trigger(self, namespace: str, name: str, listed: Listed | None = None) -> None:
         key = (namespace, name)
+        if listed is None:
+            self._full.add(key)
+        else:
+            self._listed[key] = listed
         if key in self._running:
             self._dirty.add(key)  # coalesce: one more run after the current one
             return
@@ -44,14 +55,19 @@ class Controller:
 
     def forget(self, namespace: str, name: str) -> None:
         self._lease_of.pop((namespace, name), None)
+        self._listed.pop((namespace, name), None)
 
     async def _run(self, key: Key) -> None:
         try:
             while True:
                 self._dirty.discard(key)
+                listed = self._listed.pop(key, None)
+                if key in self._full:
+                    self._full.discard(key)
+                    listed = None
                 async with self._slots:
                     try:
-                        lease_name = await asyncio.to_thread(self._work, *key)
+                        lease_name = await asyncio.to_thread(self._work, *key, listed)
                         if lease_name:
                             self._lease_of[key] = lease_name
                     except Exception:
@@ -64,9 +80,9 @@ class Controller:
     async def resync_forever(self) -> None:
         while True:
             try:
-                keys = await asyncio.to_thread(self._list_keys)
-                for key in keys:
-                    self.trigger(*key)
+                items = await asyncio.to_thread(self._list_objects)
+                for item in items:
+                    self.trigger(item["metadata"]["namespace"], item["metadata"]["name"], item)
             except Exception:
                 log.exception("listing SchemaMigrations for the resync failed")
             await asyncio.sleep(self._resync)
@@ -83,3 +99,14 @@ class Controller:
             if t is not self._resync_task:
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class LeadingController(Controller):
+    """Acts on triggers only once this replica leads (`acting`, set by the leader election). It exists from
+    the start because kopf gives each object a copy of the memo as it was when the object was first seen."""
+
+    acting = False
+
+    def trigger(self, namespace: str, name: str, listed: Listed | None = None) -> None:
+        if self.acting:
+            super().trigger(namespace, name, listed)

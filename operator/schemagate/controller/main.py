@@ -49,7 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "any (env SCHEMAGATE_ALLOWED_DATABASE_HOSTS, comma-separated)")
     parser.add_argument("--resync-seconds", type=float,
                         default=float(os.environ.get("SCHEMAGATE_RESYNC_SECONDS", "30")),
-                        help="re-check every SchemaMigration this often (env SCHEMAGATE_RESYNC_SECONDS)")
+                        help="re-check every SchemaMigration this often (env SCHEMAGATE_RESYNC_SECONDS); one "
+                             "at rest costs a ConfigMap version read, unless --full-resync-seconds is due")
+    parser.add_argument("--full-resync-seconds", type=float,
+                        default=float(os.environ.get("SCHEMAGATE_FULL_RESYNC_SECONDS", "600")),
+                        help="a SchemaMigration at rest (Ready, no Job, no pod held) whose object and ConfigMaps "
+                             "did not change has its Secret and database read again this often "
+                             "(env SCHEMAGATE_FULL_RESYNC_SECONDS; default %(default)s)")
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SCHEMAGATE_METRICS_PORT", "8081")),
                         metavar="PORT", help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics; 0: off "
                                              "(env SCHEMAGATE_METRICS_PORT; default %(default)s)")
@@ -109,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
                       allowed_database_hosts=tuple(args.allow_database_host),
                       act_namespaces=tuple(args.act_namespace) if not args.namespace else ())
     config.CONFIG = config.Config(namespaces=list(args.namespace), resync_seconds=args.resync_seconds,
-                                      options=options, election=election)
+                                  full_resync_seconds=args.full_resync_seconds, options=options,
+                                  election=election)
     try:
         kopf.run(standalone=True, namespaces=list(args.namespace), clusterwide=not args.namespace,
                  liveness_endpoint=args.liveness)

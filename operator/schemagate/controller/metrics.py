@@ -49,6 +49,9 @@ LEASE_WAIT = Histogram("schemagate_lease_wait_seconds",
                        "How long a SchemaMigration waited for its database's Lease before its Job was created "
                        "(0: it was free)", buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
                        registry=REGISTRY)
+RESYNCS_SETTLED = Counter("schemagate_resyncs_settled", "Resync passes over a SchemaMigration at rest that found "
+                          "nothing changed and so did not reconcile it (no Secret, Lease, Job or database read)",
+                          registry=REGISTRY)
 RECONCILE_DURATION = Histogram("schemagate_reconcile_duration_seconds", "Duration of one reconcile of one "
                                "SchemaMigration", ["result"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                registry=REGISTRY)

@@ -42,14 +42,14 @@ def get(k: Clients, plural: str, namespace: str, name: str) -> dict[str, Any] | 
     return found
 
 
-def lister(k: Clients, namespaces: list[str], plural: str = api.PLURAL) -> Callable[[], list[tuple[str, str]]]:
-    """For the resync: (namespace, name) of every object of `plural` in `namespaces` (empty: the cluster). One
-    namespace that cannot be listed (deleted, its Role gone) is skipped, not the resync of the others."""
-    def list_keys() -> list[tuple[str, str]]:
+def lister(k: Clients, namespaces: list[str], plural: str = api.PLURAL) -> Callable[[], list[dict[str, Any]]]:
+    """For the resync: every object of `plural` in `namespaces` (empty: the cluster), as listed. One namespace
+    that cannot be listed (deleted, its Role gone) is skipped, not the resync of the others."""
+    def list_objects() -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         if not namespaces:
             found: Any = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, plural)
-            items = found["items"]
+            items = list(found["items"])
         for ns in namespaces:
             try:
                 found = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, plural)
@@ -58,8 +58,8 @@ def lister(k: Clients, namespaces: list[str], plural: str = api.PLURAL) -> Calla
                             exc.status, exc.reason)
                 continue
             items += found["items"]
-        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
-    return list_keys
+        return items
+    return list_objects
 
 
 def strip_none(d: Any) -> Any:
