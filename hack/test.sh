@@ -33,5 +33,9 @@ KUBEBUILDER_ASSETS="$(hack/build-k8s.sh)"; export KUBEBUILDER_ASSETS
 step "Our image from Dockerfile, with buildah on a Debian bookworm made by debootstrap (cached by its inputs)"
 .venv/bin/python -m devenv.images schemagate >&2
 
+step "ruff and mypy --strict over operator/ (rules and reasons in pyproject.toml)"
+.venv/bin/python -m ruff check operator/
+.venv/bin/python -m mypy --strict operator/
+
 step "pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -101,7 +103,7 @@ def test_a_forgotten_object_is_reconciled_again() -> None:
 
 
 def test_read_config_map_version_whole_or_as_metadata_and_missing_as_a_version() -> None:
-    import json
+
 
     seen: list[dict[str, str]] = []
 
@@ -120,7 +122,7 @@ def test_read_config_map_version_whole_or_as_metadata_and_missing_as_a_version()
 
 
 def test_an_event_always_reconciles_in_full_even_when_a_resync_was_queued() -> None:
-    import time
+
 
     runs: list[tuple[str, Any]] = []
 
