@@ -1,4 +1,4 @@
-"""What the cluster benches (operator.py, fleet.py) share: kubectl and helm, the chart installed into a
+"""What the cluster benches (operator_scale.py, fleet.py) share: kubectl and helm, the chart installed into a
 namespace of its own, the leader pod's RSS and CPU read from /proc inside it, the apiserver requests the
 operator made (counted by a FlowSchema of its own), and PostgreSQL's session count.
 

@@ -1,4 +1,4 @@
-"""bench/operator.py and bench/fleet.py still work end to end on the session's cluster, at tiny sizes. Times
+"""bench/operator_scale.py and bench/fleet.py still work end to end on the session's cluster, at tiny sizes. Times
 are not asserted, only that each bench measured every object and reported what bench/README.md promises."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _bench(kube: Kube, script: str, out: Path, *args: str) -> dict[str, Any]:
 
 
 def test_operator_bench_times_every_object_and_the_idle_cost(kube: Kube, tmp_path: Path):
-    r = _bench(kube, "operator.py", tmp_path, "--namespaces", "2", "--per-namespace", "2", "--idle", "5",
+    r = _bench(kube, "operator_scale.py", tmp_path, "--namespaces", "2", "--per-namespace", "2", "--idle", "5",
                "--changes", "1")
     assert r["schemamigrations"] == 4
     assert r["rollout"]["apply_to_job_created_s"]["count"] == 4

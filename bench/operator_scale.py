@@ -3,7 +3,7 @@ database on one PostgreSQL server, created at once; then idle; then one of them 
 are idle.
 
     hack/cluster up && eval "$(hack/cluster env)"      # the dev cluster (docs/dev-cluster.md), as root
-    nice .venv/bin/python bench/operator.py [--namespaces 30] [--per-namespace 10] [--idle 120] [--changes 3]
+    nice .venv/bin/python bench/operator_scale.py [--namespaces 30] [--per-namespace 10] [--idle 120] [--changes 3]
 
 Not a test: it asserts nothing about time. On the running cluster ($KUBECONFIG) it starts its own
 throw-away PostgreSQL (devenv.postgres; pods reach it on the node's address), installs the schemagate chart
@@ -28,18 +28,13 @@ namespaces, FlowSchema, PostgreSQL) is removed on exit, whatever happened. It ne
 
 from __future__ import annotations
 
-import sys
-
-# This file is named as the issue asks, which is also the name of a standard-library module: drop its own
-# directory from the path before anything imports `operator`, and put it back at the end for clusterkit.
-_HERE = sys.path.pop(0)
-
 import argparse
 import datetime as dt
 import json
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -47,8 +42,7 @@ from typing import Any, Callable
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path[:0] = [str(REPO)]
-sys.path.append(_HERE)
+sys.path[:0] = [str(REPO), str(BENCH)]
 
 from clusterkit import apply, installed, percentile, sessions, wait  # noqa: E402
 from devenv.postgres import running_postgres  # noqa: E402
