@@ -179,6 +179,12 @@ def test_operator_probes_wait_for_the_operator_to_start(render: Render):
     assert "initialDelaySeconds" not in c["readinessProbe"] and "initialDelaySeconds" not in c["livenessProbe"]
 
 
+def test_the_operator_pod_gets_no_service_link_variables(render: Render):
+    """A release named schemagate has a Service schemagate-metrics: its docker-link variable
+    SCHEMAGATE_METRICS_PORT=tcp://IP:PORT would land in the operator's own configuration."""
+    assert pod_spec(render("schemagate", "watch.namespaces={app}"))["enableServiceLinks"] is False
+
+
 def test_the_release_namespace_is_watched_only_when_named(helm_bin: str):
     proc = helm_run(helm_bin, "template", "sg", str(CHARTS / "schemagate"), "-n", "ops", check=False)
     assert proc.returncode != 0

@@ -67,6 +67,8 @@ def test_pod_meets_restricted_pod_security():
         assert sc["readOnlyRootFilesystem"] is True
     for volume in pod["volumes"]:
         assert not {"hostPath"} & volume.keys()
+    # The runner's environment is the Job's own: no variable per Service of the team's namespace.
+    assert pod["enableServiceLinks"] is False
 
 
 def test_runner_command_holds_the_lease_and_writes_its_result_as_termination_message():

@@ -147,6 +147,9 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
         container["resources"] = job.resources.model_dump(by_alias=True, exclude_none=True)
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
+        # The runner's environment is what the Job spec says, not one variable per Service of the namespace
+        # (a Service named like a variable the runner or ENVSUB reads would set it).
+        "enableServiceLinks": False,
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
                             "seccompProfile": {"type": "RuntimeDefault"},
                             # the backup claim must be writable by the runner's group; OnRootMismatch

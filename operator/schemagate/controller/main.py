@@ -48,15 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a database host (exact, or *.suffix) the operator may dial; repeatable; none given: "
                              "any (env SCHEMAGATE_ALLOWED_DATABASE_HOSTS, comma-separated)")
     parser.add_argument("--resync-seconds", type=float,
-                        default=float(os.environ.get("SCHEMAGATE_RESYNC_SECONDS", "30")),
+                        default=os.environ.get("SCHEMAGATE_RESYNC_SECONDS", "30"),
                         help="re-check every SchemaMigration this often (env SCHEMAGATE_RESYNC_SECONDS); one "
                              "at rest costs a ConfigMap version read, unless --full-resync-seconds is due")
     parser.add_argument("--full-resync-seconds", type=float,
-                        default=float(os.environ.get("SCHEMAGATE_FULL_RESYNC_SECONDS", "600")),
+                        default=os.environ.get("SCHEMAGATE_FULL_RESYNC_SECONDS", "600"),
                         help="a SchemaMigration at rest (Ready, no Job, no pod held) whose object and ConfigMaps "
                              "did not change has its Secret and database read again this often "
                              "(env SCHEMAGATE_FULL_RESYNC_SECONDS; default %(default)s)")
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SCHEMAGATE_METRICS_PORT", "8081")),
+    # Defaults from the environment stay strings: argparse converts them only when the flag is not given, and
+    # says which flag is wrong (a Service named schemagate-metrics once put tcp://IP:PORT in this variable).
+    parser.add_argument("--metrics-port", type=int, default=os.environ.get("SCHEMAGATE_METRICS_PORT", "8081"),
                         metavar="PORT", help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics; 0: off "
                                              "(env SCHEMAGATE_METRICS_PORT; default %(default)s)")
     parser.add_argument("--log-format", choices=logs.FORMATS, default=os.environ.get("SCHEMAGATE_LOG_FORMAT", "text"),

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.controller.loop import Key
 
+
 @dataclass(frozen=True)
 class ConfigMapVersion:
     name: str
