@@ -94,6 +94,13 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
     except MigrateError as e:
         where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
+    if not loaded:
+        # The plan would say "the source holds no .sql file" without naming where it looked, or what it found.
+        keys = ", ".join(sorted(merged)[:10]) or "none"
+        listed = ", ".join(f"ConfigMap {namespace}/{n}" for n in names)
+        raise Blocked(reasons.NO_MIGRATION_FILES,
+                      f"{listed} hold{'s' if len(names) == 1 else ''} no goose migration file: a migration is a key "
+                      f"named <version>_<name>.sql (lower-case .sql); keys found: {keys}")
     return tuple(migration_file(m) for m in loaded)
 
 
@@ -146,6 +153,15 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
         raise Blocked(reasons.INVALID_DATABASE_URL,
                       f"Secret {namespace}/{ref.name} key {ref.key!r} is not a PostgreSQL URL (libpq cannot parse "
                       f"it; expected postgres://user:password@host:5432/dbname)") from None
+    for option in ("port", "connect_timeout"):
+        # libpq parses these only when it dials: the value would be refused then, and until then every
+        # message would name the default port (5432) the Secret does not hold. Not quoted: it is Secret text.
+        value = str(conninfo.get(option) or "")
+        if not all(part.strip().isdigit() for part in value.split(",") if part.strip()):  # empty: the default
+            raise Blocked(reasons.INVALID_DATABASE_URL,
+                          f"Secret {namespace}/{ref.name} key {ref.key!r} is not a usable PostgreSQL URL: its "
+                          f"{option} is not a number (expected postgres://user:password@host:5432/dbname); "
+                          f"nothing was dialled")
     refusal = allow.check_database(f"Secret {namespace}/{ref.name} key {ref.key!r}",
                                    {k: str(v) for k, v in conninfo.items()}, allowed_hosts)
     if refusal is not None:
@@ -173,7 +189,7 @@ def database_state(db: Database) -> DbState:
     except psycopg.Error as e:
         text = _redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, db.url)
         sqlstate = getattr(e, "sqlstate", None) or ""
-        if sqlstate.startswith("28") or "password authentication failed" in text or "authentication" in text:
+        if sqlstate.startswith("28") or "authentication" in text or "no password supplied" in text:
             raise Blocked(reasons.AUTHENTICATION_FAILED, f"cannot log in to database {db.where}: {text}") from None
         raise Blocked(reasons.CONNECTION_FAILED, f"cannot reach database {db.where}: {text}") from None
     latest = state.latest_rows()
