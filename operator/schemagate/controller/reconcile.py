@@ -173,6 +173,11 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
             raise observe.Blocked(c.INVALID_SPEC, _spec_error(e)) from None
         except ValueError as e:
             raise observe.Blocked(c.INVALID_SPEC, str(e)) from None
+        if len(name) > api.NAME_MAX:
+            # Created before the CRD refused it: listing its Jobs by label would fail every reconcile (400)
+            # and leave no status at all.
+            raise observe.Blocked(c.INVALID_SPEC, f"{api.NAME_RULE['message']}; {name!r} has {len(name)}: "
+                                                  f"re-create it under a shorter name; nothing was created")
         if opts.act_namespaces and namespace not in opts.act_namespaces:
             # Watched (status, Events) but not granted: say so, rather than a forbidden read of its ConfigMap.
             raise observe.Blocked(c.NAMESPACE_NOT_ALLOWED,
