@@ -14,7 +14,7 @@ Each row of a table is one bad input, and says where it is stopped and what the 
   version row for it, its transaction's objects absent).
 
 Then the input is fixed (the row's `fix`) and the object must become Ready at the expected version, the
-database holding each version once. Checking that for all 60 rows would double the file's run time, so it
+database holding each version once. Checking that for all 61 would double the file's run time, so it
 is checked for every MID_RUN row and for a representative subset of the others, each way a person fixes
 things at least once:
 
