@@ -165,6 +165,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     fields: dict[str, Any] = {}
     db_state: p.DbState | None = None  # what the rollout gate compares pods with, when read this round
     created = False
+    planned: dict[str, Any] | None = old.get("plan")  # status.plan: the last plan computed
     try:
         try:
             spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
@@ -225,6 +226,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         decision = policy.evaluate(inputs, p.plan(inputs), spec, meta.get("annotations") or {}, old)
         action = decision.action
         events += decision.events
+        planned = decision.plan  # kept when the Job cannot be created: its lint Events are posted once
         if isinstance(action, p.RunUp) and holder.holder_gone and holder.holder:
             # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
             if lease.free_from(lease._Api(k.coordination.api_client), namespace, lease_name, holder.holder):
@@ -253,13 +255,13 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
         fields["plan"] = old.get("plan")
     except observe.Blocked as b:
         phase, desired = st.blocked(b.reason, b.message)
-        fields["plan"] = old.get("plan")
+        fields["plan"] = planned
     new = st.compose(old, generation, phase, desired, fields, runs, lease_name)
     acting = not opts.act_namespaces or namespace in opts.act_namespaces
     gate = gate_reconcile.run(k, obj, new, db_state, opts.allowed_database_hosts) if acting else None
     new["rolloutGate"] = gate.status if gate else old.get("rolloutGate")
     stalled = st.stalled_event(old, new)
-    if stalled and not any(e.type == "Warning" for e in events):
+    if stalled and not any(e.type == "Warning" and e.reason == stalled.reason for e in events):
         events.append(stalled)
     if _strip_none(new) != _strip_none(old):
         k.custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
