@@ -106,3 +106,47 @@ def test_a_migration_file_kubectl_stored_as_binary_data_is_named_not_ignored():
     assert "file 00002_b.sql in ConfigMap team/app-migrations is not UTF-8 text" in err.value.message
     (only,) = observe.migration_files(FakeConfigMaps({"00001_a.sql": ok}), "team", ["app-migrations"])
     assert only.version == 1
+
+
+def test_a_configmap_without_any_migration_file_is_named_with_the_keys_it_holds():
+    # A key spelled .SQL is no migration to goose either; the message must say which ConfigMap was read
+    # and what was in it, not only "the source holds no .sql file".
+    core = FakeConfigMaps({"00001_users.SQL": "-- +goose Up\nSELECT 1;\n", "README.md": "notes"})
+    with pytest.raises(observe.Blocked) as err:
+        observe.migration_files(core, "team", ["app-migrations"])
+    assert err.value.reason == "NoMigrationFiles"
+    assert "ConfigMap team/app-migrations holds no goose migration file" in err.value.message
+    assert "keys found: 00001_users.SQL, README.md" in err.value.message
+
+
+@pytest.mark.parametrize("url, option", [
+    (b"postgres://u:s3cret@db.example:notaport/app", "port"),
+    (b"postgres://u:s3cret@db.example:6543/app?connect_timeout=soon", "connect_timeout"),
+])
+def test_a_url_whose_port_or_timeout_is_no_number_is_refused_before_dialling(url, option):
+    # libpq accepts these at parse time and fails only on connect; until then the port read as the default
+    # 5432, so every message named a port that is not in the Secret.
+    with pytest.raises(observe.Blocked) as err:
+        observe.database(FakeCore(url), "team", SPEC)
+    assert err.value.reason == "InvalidDatabaseURL"
+    assert f"Secret team/app-db key 'url' is not a usable PostgreSQL URL: its {option} is not a number" \
+        in err.value.message
+    assert "db.example:5432" not in err.value.message and "s3cret" not in err.value.message
+    for value in ("notaport", "soon"):
+        assert value not in err.value.message  # Secret text is never quoted
+
+
+def test_a_url_without_a_password_is_an_authentication_failure(monkeypatch):
+    import psycopg
+
+    def refuse(*_a, **_k):
+        raise psycopg.OperationalError('connection to server at "db.example", port 6543 failed: '
+                                       'fe_sendauth: no password supplied')
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    db = observe.database(FakeCore(b"postgres://nobody@db.example:6543/app"), "team", SPEC)
+    with pytest.raises(observe.Blocked) as err:
+        observe.database_state(db)
+    # As the runner classifies it (migrate/runner.connect): the fix is in the Secret's credentials.
+    assert err.value.reason == "AuthenticationFailed"
+    assert "cannot log in to database db.example:6543/app" in err.value.message

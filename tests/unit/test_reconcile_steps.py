@@ -174,13 +174,16 @@ def test_status_is_written_only_when_it_changed():
     assert custom.patches == [{"status": {"phase": "Migrating", "pending": 0}}]
 
 
-def test_a_stalled_warning_is_added_only_when_no_warning_says_why():
+def test_a_stalled_warning_is_added_only_when_no_warning_says_the_same():
     w = world.World(obj=_obj(), now="t")
-    new = {"conditions": c.apply(None, c.stalled(reasons.LINT_FAILED, "findings"), 3)}
+    new = {"conditions": c.apply(None, c.stalled(reasons.JOB_REJECTED, "refused"), 3)}
     d = reconcile.RoundDecision({}, [events.Event(events.NORMAL, reasons.LINT_FINDINGS, "x")])
-    assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.LINT_FINDINGS, reasons.LINT_FAILED]
-    d = reconcile.RoundDecision({}, [events.Event(events.WARNING, reasons.MIGRATION_FAILED, "x")])
-    assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.MIGRATION_FAILED]
+    assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.LINT_FINDINGS, reasons.JOB_REJECTED]
+    # A Warning of another reason (lint findings) does not say why the Job could not start.
+    d = reconcile.RoundDecision({}, [events.Event(events.WARNING, reasons.LINT_FINDINGS, "x")])
+    assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.LINT_FINDINGS, reasons.JOB_REJECTED]
+    d = reconcile.RoundDecision({}, [events.Event(events.WARNING, reasons.JOB_REJECTED, "x")])
+    assert [e.reason for e in reconcile.to_post(w, d, Acted(), new)] == [reasons.JOB_REJECTED]
 
 
 def test_one_truncation_rule_for_every_event():

@@ -138,9 +138,11 @@ def openapi_schema(resource: Resource = SCHEMA_MIGRATION) -> dict[str, Any]:
         for name in path:
             node = node["properties"][name]
         node["default"] = {}
+    root: dict[str, Any] = {"x-kubernetes-validations": [api.NAME_RULE]} if resource is SCHEMA_MIGRATION else {}
     return {
         "type": "object",
         "description": resource.description,
+        **root,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},

@@ -25,6 +25,12 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 DEFAULT_SECRET_KEY = "url"
 HISTORY_LIMIT = 10
+# The name is the value of the schemagate.io/migration label on its Jobs, and a label value has at most 63
+# characters: a longer name could never list or create its Jobs.
+NAME_MAX = 63
+NAME_RULE = {"rule": f"size(self.metadata.name) <= {NAME_MAX}",
+             "message": f"metadata.name must be at most {NAME_MAX} characters: it is the value of the "
+                        f"{GROUP}/migration label on the migration Jobs"}
 
 # Annotation whose every new value asks for one more Job for an unchanged plan (no hot retry loop).
 RETRY_ANNOTATION = f"{GROUP}/retry"

@@ -102,6 +102,13 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
     except MigrateError as e:
         where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
+    if not loaded:
+        # The plan would say "the source holds no .sql file" without naming where it looked, or what it found.
+        keys = ", ".join(sorted(merged)[:10]) or "none"
+        listed = ", ".join(f"ConfigMap {namespace}/{n}" for n in names)
+        raise Blocked(reasons.NO_MIGRATION_FILES,
+                      f"{listed} hold{'s' if len(names) == 1 else ''} no goose migration file: a migration is a key "
+                      f"named <version>_<name>.sql (lower-case .sql); keys found: {keys}")
     return tuple(migration_file(m) for m in loaded)
 
 
@@ -149,6 +156,15 @@ def database(core: client.CoreV1Api, namespace: str, spec: api.SchemaMigrationSp
         raise Blocked(reasons.INVALID_DATABASE_URL,
                       f"Secret {namespace}/{ref.name} key {ref.key!r} is not a PostgreSQL URL (libpq cannot parse "
                       f"it; expected postgres://user:password@host:5432/dbname)") from None
+    for option in ("port", "connect_timeout"):
+        # libpq parses these only when it dials: the value would be refused then, and until then every
+        # message would name the default port (5432) the Secret does not hold. Not quoted: it is Secret text.
+        value = str(conninfo.get(option) or "")
+        if not all(part.strip().isdigit() for part in value.split(",") if part.strip()):  # empty: the default
+            raise Blocked(reasons.INVALID_DATABASE_URL,
+                          f"Secret {namespace}/{ref.name} key {ref.key!r} is not a usable PostgreSQL URL: its "
+                          f"{option} is not a number (expected postgres://user:password@host:5432/dbname); "
+                          f"nothing was dialled")
     refusal = allow.check_database(f"Secret {namespace}/{ref.name} key {ref.key!r}",
                                    {k: str(v) for k, v in conninfo.items()}, allowed_hosts)
     if refusal is not None:

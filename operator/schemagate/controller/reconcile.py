@@ -63,7 +63,10 @@ def compose(w: World, d: RoundDecision, acted: Acted) -> dict[str, Any]:
         fields["plan"] = w.old.get("plan")
     elif stop is not None:
         phase, desired = st.blocked(stop.reason, stop.message)
-        fields["plan"] = w.old.get("plan")
+        # A plan made this round is kept when its Job could not be created, so its lint Events (posted
+        # when status.plan changes) are posted once, not at every resync.
+        fields["plan"] = d.decision.plan if acted.blocked is not None and d.decision is not None \
+            else w.old.get("plan")
     else:
         assert d.decision is not None and w.database is not None
         phase, desired, fields = policy.for_action(d.decision.action, w.database, w.old)
@@ -80,10 +83,11 @@ def gate(k: Clients, w: World, new: dict[str, Any], opts: Options) -> gate_recon
 
 def to_post(w: World, d: RoundDecision, acted: Acted, new: dict[str, Any]) -> list[events_mod.Event]:
     """This round's Events on the SchemaMigration: outcomes, policy, the Job started, and a Warning when it
-    became Stalled (unless a Warning already says why)."""
+    became Stalled (unless a Warning of the same reason already says it: a lint Warning does not hide a
+    JobRejected)."""
     evs = d.events + acted.events
     stalled = st.stalled_event(w.old, new)
-    if stalled and not any(e.type == events_mod.WARNING for e in evs):
+    if stalled and not any(e.type == events_mod.WARNING and e.reason == stalled.reason for e in evs):
         evs.append(stalled)
     return evs
 

@@ -85,11 +85,18 @@ def spec_of(obj: dict[str, Any]) -> tuple[api.SchemaMigrationSpec, int | None]:
     """The validated spec and its resolved target; Blocked(InvalidSpec) saying which field is wrong."""
     try:
         spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
-        return spec, spec.target()
+        target = spec.target()
     except ValidationError as e:
         raise observe.Blocked(reasons.INVALID_SPEC, objects.spec_error(e)) from None
     except ValueError as e:
         raise observe.Blocked(reasons.INVALID_SPEC, str(e)) from None
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if len(name) > api.NAME_MAX:
+        # Created before the CRD refused it: listing its Jobs by label would fail every reconcile (400)
+        # and leave no status at all.
+        raise observe.Blocked(reasons.INVALID_SPEC, f"{api.NAME_RULE['message']}; {name!r} has {len(name)}: "
+                                                    f"re-create it under a shorter name; nothing was created")
+    return spec, target
 
 
 def check_allowed(k: Clients, namespace: str, spec: api.SchemaMigrationSpec, opts: Options) -> None:
