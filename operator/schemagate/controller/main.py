@@ -93,8 +93,10 @@ def configure_logging(verbose: bool, fmt: str = "text") -> None:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from schemagate.controller import config
-    from schemagate.controller import handlers  # noqa: F401  registers every kopf handler: without it kopf runs none
+    from schemagate.controller import (
+        config,
+        handlers,  # noqa: F401  registers every kopf handler: without it kopf runs none
+    )
 
     configure_logging(args.verbose, args.log_format)
     parse_label(args.backup_claim_label)  # a bad flag stops the start, not every backup later
