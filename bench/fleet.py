@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         result["ready_seconds"] = round(time.monotonic() - started, 1)
         _, ticks_rollout, _ = op.sample()
         result["rollout_cpu_seconds"] = round((ticks_rollout - idle_ticks_before) / hz, 1)
-        children = json.loads(kubectl("-n", APP_NS, "get", "smig", "-l", "schemagate.io/set=cs", "-o", "json"))
+        def recorded() -> dict[str, Any] | None:
+            # Ready comes with the database's version; each Job's record follows once it is Complete.
+            found = json.loads(kubectl("-n", APP_NS, "get", "smig", "-l", "schemagate.io/set=cs", "-o", "json"))
+            return found if all((c.get("status") or {}).get("lastJob") for c in found["items"]) else None
+
+        children = wait("every child's Job recorded", recorded, 120, 1)
         durations = [c["status"]["lastJob"].get("durationSeconds") for c in children["items"]
                      if (c.get("status") or {}).get("lastJob")]
         durations = [d for d in durations if isinstance(d, (int, float))]

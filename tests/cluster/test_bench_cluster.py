@@ -34,7 +34,7 @@ def test_operator_bench_times_every_object_and_the_idle_cost(kube: Kube, tmp_pat
                "--changes", "1")
     assert r["schemamigrations"] == 4
     assert r["rollout"]["apply_to_job_created_s"]["count"] == 4
-    assert r["rollout"]["job_done_to_ready_s"]["count"] == 4
+    assert r["rollout"]["job_created_to_ready_s"]["count"] == 4
     assert r["rollout"]["api_requests"] > 0  # the bench's FlowSchema counts the operator's requests
     assert r["rollout"]["peak_rss_mib"] > 0 and r["idle"]["steady_rss_mib"] > 0
     assert {"cpu_percent_of_one_core", "api_requests_per_min", "db_sessions_per_min",
