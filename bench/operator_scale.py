@@ -67,8 +67,9 @@ class Clock:
         self.lock = threading.Lock()
         self.want: dict[tuple[str, str], int] = {}  # the version each object is waited at
         self.ready: dict[tuple[str, str], float] = {}
-        self.jobs: dict[str, tuple[tuple[str, str], float]] = {}  # Job → (owner, ADDED seen)
-        self.done: dict[str, float] = {}  # Job → Complete seen
+        # Jobs by (namespace, name): the same plan has the same Job name in every namespace.
+        self.jobs: dict[tuple[str, str], tuple[tuple[str, str], float]] = {}  # Job → (owner, ADDED seen)
+        self.done: dict[tuple[str, str], float] = {}  # Job → Complete seen
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._watch, args=(w,), daemon=True) for w in ("smig", "jobs")]
@@ -131,10 +132,11 @@ class Clock:
         owner = (meta["namespace"], (meta.get("labels") or {}).get(OWNER, ""))
         complete = any(c.get("type") == "Complete" and c.get("status") == "True"
                        for c in (obj.get("status") or {}).get("conditions") or [])
+        job = (meta["namespace"], meta["name"])
         with self.lock:
-            self.jobs.setdefault(meta["name"], (owner, now))
+            self.jobs.setdefault(job, (owner, now))
             if complete:
-                self.done.setdefault(meta["name"], now)
+                self.done.setdefault(job, now)
 
     def settled(self, keys: list[tuple[str, str]], applied: float) -> bool:
         """Every object has a Job created after `applied` that this machine saw complete: the database is
