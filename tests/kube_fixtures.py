@@ -236,3 +236,20 @@ def machine_to_itself() -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start a cluster of their own run after every test that uses the session's."""
     items.sort(key=lambda item: item.get_closest_marker("owns_machine") is not None)
+
+
+# Figures the e2e tests measure on the node (failover time, gate latency): for the issues' notes and the
+# docs, never asserted against a time. Printed at the end of the run, where captured output is not.
+MEASURED: list[str] = []
+
+
+def measured(line: str) -> None:
+    MEASURED.append(line)
+    print(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURED:
+        terminalreporter.section("measured on the node")
+        for line in MEASURED:
+            terminalreporter.write_line(line)

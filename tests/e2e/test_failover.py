@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from kube_fixtures import wait_until
+from kube_fixtures import measured, wait_until
 
 from test_rollout_gate import V1, deployment, pods
 
@@ -73,6 +73,6 @@ def test_failover_time_median_and_max_of_five(operator):
             p for p in operator.pods() if any(c["type"] == "Ready" and c["status"] == "True"
                                               for c in p["status"].get("conditions") or [])]) == 2, timeout=180)
         times.append(_failover(operator))
-    print(f"\n[failover] leader pod force-deleted → new Lease holder: median {statistics.median(times):.1f} s, "
+    measured(f"[failover] leader pod force-deleted → new Lease holder: median {statistics.median(times):.1f} s, "
           f"max {max(times):.1f} s, all {[round(t, 1) for t in times]}")
     assert max(times) <= LEASE_DURATION + RETRY_PERIOD + 5

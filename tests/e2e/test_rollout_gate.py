@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kube_fixtures import wait_until
+from kube_fixtures import measured, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -211,7 +211,7 @@ def deployment_events(app: Any, kind: str = "Deployment", name: str = "config-se
 
 def report(what: str, figures: dict[str, float | None]) -> None:
     shown = ", ".join(f"{k} {v:.2f} s" if v is not None else f"{k} n/a" for k, v in figures.items())
-    print(f"\n[gate latency] {what}: {shown}")
+    measured(f"[gate latency] {what}: {shown}")
 
 
 def report_latency(rec: Recorder) -> None:
