@@ -7,8 +7,12 @@ Runs against $KUBECONFIG (the dev cluster: hack/cluster up; eval "$(hack/cluster
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime as dt
 import json
+import os
+import sys
 import re
 import subprocess
 import time
@@ -149,3 +153,34 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def common_arguments(ap: argparse.ArgumentParser, idle: float = 120, timeout: float = 1800) -> None:
+    """The options both cluster benches take."""
+    ap.add_argument("--idle", type=float, default=idle, help="seconds of idle measurement")
+    ap.add_argument("--timeout", type=float, default=timeout, help="upper bound of the rollout")
+    ap.add_argument("--image", default="localhost/schemagate:dev")
+    ap.add_argument("--settle", type=float, default=30, help="seconds between Ready and the idle measurement")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON result goes")
+
+
+def kubeconfig_given() -> bool:
+    if os.environ.get("KUBECONFIG"):
+        return True
+    print("KUBECONFIG is not set: start the dev cluster (hack/cluster up; eval \"$(hack/cluster env)\")",
+          file=sys.stderr)
+    return False
+
+
+def config_server_migrations() -> tuple[dict[str, str], int]:
+    """migrations/ as ConfigMap data, and its newest version."""
+    files = {p.name: p.read_text() for p in sorted((REPO / "migrations").glob("*.sql"))}
+    return files, max(int(name.split("_")[0]) for name in files)
+
+
+def write_result(out: Path, prefix: str, result: dict[str, Any]) -> None:
+    print(json.dumps(result, indent=1))
+    path = out / f"{prefix}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}", file=sys.stderr)

@@ -23,7 +23,6 @@ namespaces, PostgreSQL) is removed on exit, whatever happened.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -37,7 +36,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from clusterkit import apply, installed, kubectl, wait  # noqa: E402
+from clusterkit import (common_arguments, config_server_migrations, kubeconfig_given, write_result,
+                        apply, installed, kubectl, wait)  # noqa: E402
 from devenv.postgres import running_postgres  # noqa: E402
 
 APP_NS, OPS_NS, RELEASE = "bench-fleet", "bench-fleet-ops", "bench"
@@ -49,19 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--databases", type=int, default=200)
     ap.add_argument("--max-parallel", type=int, default=10)
     ap.add_argument("--canary", type=int, default=0, help="strategy.canary.count")
-    ap.add_argument("--idle", type=float, default=120, help="seconds of idle CPU measurement")
-    ap.add_argument("--timeout", type=float, default=3600, help="upper bound of the rollout")
-    ap.add_argument("--image", default="localhost/schemagate:dev")
-    ap.add_argument("--settle", type=float, default=30, help="seconds between Ready and the idle measurement")
-    ap.add_argument("--out", type=Path, default=BENCH / "results", help="where the JSON result goes")
+    common_arguments(ap, idle=120, timeout=3600)
     args = ap.parse_args(argv)
-    if not os.environ.get("KUBECONFIG"):
-        print("KUBECONFIG is not set: start the dev cluster (hack/cluster up; eval \"$(hack/cluster env)\")",
-              file=sys.stderr)
+    if not kubeconfig_given():
         return 2
 
-    files = {p.name: p.read_text() for p in sorted((REPO / "migrations").glob("*.sql"))}
-    newest = max(int(name.split("_")[0]) for name in files)
+    files, newest = config_server_migrations()
     result: dict[str, Any] = {"databases": args.databases, "maxParallel": args.max_parallel, "canary": args.canary,
                               "migrations": len(files), "target": newest,
                               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
@@ -115,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         result["idle"] = {"seconds": args.idle, "cpu_percent": round(100 * (t1 - t0) / hz / args.idle, 2),
                           "rss_mib": round(max(rss0, rss1) / 1024, 1)}
 
-    print(json.dumps(result, indent=1))
-    out = args.out / f"fleet-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}", file=sys.stderr)
+    write_result(args.out, "fleet", result)
     return 0
 
 

@@ -30,8 +30,6 @@ namespaces, FlowSchema, PostgreSQL) is removed on exit, whatever happened. It ne
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -45,7 +43,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from clusterkit import apply, installed, percentile, sessions, wait  # noqa: E402
+from clusterkit import (common_arguments, config_server_migrations, kubeconfig_given, write_result,
+                        apply, installed, percentile, sessions, wait)  # noqa: E402
 from devenv.postgres import running_postgres  # noqa: E402
 
 OPS_NS, RELEASE = "bench-operator", "bench"
@@ -178,25 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--namespaces", type=int, default=30)
     ap.add_argument("--per-namespace", type=int, default=10)
-    ap.add_argument("--idle", type=float, default=120, help="seconds of idle measurement")
     ap.add_argument("--changes", type=int, default=3, help="single-object changes timed while the rest idle")
-    ap.add_argument("--timeout", type=float, default=1800, help="upper bound of the rollout")
-    ap.add_argument("--image", default="localhost/schemagate:dev")
-    ap.add_argument("--settle", type=float, default=30, help="seconds between Ready and the idle measurement")
-    ap.add_argument("--out", type=Path, default=BENCH / "results", help="where the JSON result goes")
+    ap.add_argument("--set", action="append", default=[], metavar="VALUE",
+                    help="a chart value, as helm --set takes it (repeatable); e.g. operator.fullResyncSeconds=0.001 "
+                         "reconciles every object in full at every resync, as before the settled-object skip")
+    common_arguments(ap, idle=120, timeout=1800)
     args = ap.parse_args(argv)
-    if not os.environ.get("KUBECONFIG"):
-        print("KUBECONFIG is not set: start the dev cluster (hack/cluster up; eval \"$(hack/cluster env)\")",
-              file=sys.stderr)
+    if not kubeconfig_given():
         return 2
 
-    files = {p.name: p.read_text() for p in sorted((REPO / "migrations").glob("*.sql"))}
-    newest = max(int(name.split("_")[0]) for name in files)
+    files, newest = config_server_migrations()
     namespaces = [f"bench-op-{n:02d}" for n in range(args.namespaces)]
     keys = [(ns, f"app-{m:02d}") for ns in namespaces for m in range(args.per_namespace)]
     result: dict[str, Any] = {"schemamigrations": len(keys), "namespaces": len(namespaces), "target": newest,
+                              "chart_values": args.set,
                               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
-    with running_postgres() as pg, installed(RELEASE, OPS_NS, namespaces, args.image) as op, \
+    with running_postgres() as pg, installed(RELEASE, OPS_NS, namespaces, args.image, sets=args.set) as op, \
             Clock(set(namespaces)) as clock:
         docs: list[dict[str, Any]] = []
         for ns in namespaces:
@@ -276,12 +272,33 @@ def main(argv: list[str] | None = None) -> int:
 
     result["apply_to_job_created_p50_s_median_of_changes"] = statistics.median(
         [c["apply_to_job_created_s"] for c in changes if c["apply_to_job_created_s"] is not None] or [0])
-    print(json.dumps(result, indent=1))
-    out = args.out / f"operator-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}", file=sys.stderr)
+    write_result(args.out, "operator", result)
+    print(table(result))
     return 0
+
+
+def table(r: dict[str, Any]) -> str:
+    """The figures bench/README.md reports, as a Markdown table."""
+    ro, idle = r["rollout"], r["idle"]
+    changes = r["one_change_among_idle"]
+
+    def span(f: dict[str, Any]) -> str:
+        return f"p50 {f['p50']} s, p95 {f['p95']} s, max {f['max']} s (n={f['count']})"
+
+    rows = [
+        (f"{r['schemamigrations']} SchemaMigrations in {r['namespaces']} namespaces all Ready",
+         f"{r['all_ready_seconds']} s"),
+        ("apply → Job created", span(ro["apply_to_job_created_s"])),
+        ("Job created → Ready", span(ro["job_created_to_ready_s"])),
+        ("leader RSS, peak / steady", f"{ro['peak_rss_mib']} / {idle['steady_rss_mib']} MiB"),
+        ("leader CPU during the rollout", f"{ro['leader_cpu_seconds']} s"),
+        ("idle: leader CPU", f"{idle['cpu_percent_of_one_core']} % of one core"),
+        ("idle: apiserver requests (both replicas)", f"{idle['api_requests_per_min']} /min"),
+        ("idle: database sessions", f"{idle['db_sessions_per_min']} /min"),
+        ("idle: reconciles", f"{idle['reconciles_per_min']} /min"),
+    ] + [(f"one change among the idle ({c['object']}): apply → Job created / → Ready",
+          f"{c['apply_to_job_created_s']} s / {c['apply_to_ready_s']} s") for c in changes]
+    return "\n".join(["| measure | figure |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)])
 
 
 if __name__ == "__main__":
