@@ -60,11 +60,16 @@ def test_demo_up_shows_ready_and_the_held_then_released_rollout_and_down_stops_i
         assert pods and all(p[1:4] == ["True", "True", "2"] for p in pods), released
         deploy = json.loads(kubectl("-n", "config-server", "get", "deployment", "config-server", "-o", "json"))
         assert deploy["status"].get("updatedReplicas") == deploy["status"].get("availableReplicas") == 2
-        # The operator is the chart's pod, a real container of our image on the node.
-        [op] = json.loads(kubectl("-n", "schemagate", "get", "pods", "-o", "json"))["items"]
-        assert op["status"]["phase"] == "Running" and op["spec"]["nodeName"] == "schemagate-node"
-        assert op["spec"]["containers"][0]["image"] == "localhost/schemagate:dev"
-        assert op["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+        # The operator is the chart's two pods (one leads, one stands by), real containers of our image on
+        # the node.
+        ops = json.loads(kubectl("-n", "schemagate", "get", "pods", "-o", "json"))["items"]
+        assert len(ops) == 2, [o["metadata"]["name"] for o in ops]
+        for op in ops:
+            assert op["status"]["phase"] == "Running" and op["spec"]["nodeName"] == "schemagate-node"
+            assert op["spec"]["containers"][0]["image"] == "localhost/schemagate:dev"
+            assert op["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+        leader = json.loads(kubectl("-n", "schemagate", "get", "lease", "schemagate-operator-leader", "-o", "json"))
+        assert leader["spec"]["holderIdentity"].rpartition("_")[0] in {o["metadata"]["name"] for o in ops}
         # It printed real pods: the node's name and pod addresses.
         assert "schemagate-node" in out and "10.244.0." in out
         # How to poke at it and how to tear it down.
