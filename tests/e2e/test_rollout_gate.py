@@ -306,7 +306,10 @@ def test_operator_down_keeps_new_pods_unready_and_the_rollout_resumes_when_it_is
             (pod,) = wait_until("the new pod's containers running", new_running)
             time.sleep(2)  # a chance for anything but the operator to open the gate
             pod = next(p for p in pods(app) if p["metadata"]["name"] == pod["metadata"]["name"])
-            assert condition(pod, GATE) == {} and condition(pod, "Ready")["status"] == "False"
+            # Held: no condition, or False if a replica being killed still decided it (a force-deleted pod's
+            # API object goes at once, its container a moment later); never True while the operator is down.
+            assert condition(pod, GATE).get("status") in (None, "False"), condition(pod, GATE)
+            assert condition(pod, "Ready")["status"] == "False"
             assert current_version(app) == 1
         finally:
             operator.start()
