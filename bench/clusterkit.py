@@ -17,6 +17,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,10 +63,10 @@ def wait(what: str, probe: Any, timeout: float, interval: float = 1.0) -> Any:
 
 
 class Operator:
-    """The chart installed as `release` in `namespace`, watching `watch`."""
+    """The chart installed as `release` in `namespace`."""
 
-    def __init__(self, release: str, namespace: str, watch: list[str], image: str, sets: list[str]):
-        self.release, self.namespace, self.watch, self.image, self.sets = release, namespace, watch, image, sets
+    def __init__(self, release: str, namespace: str):
+        self.release, self.namespace = release, namespace
 
     @property
     def service_account(self) -> str:
@@ -113,9 +114,10 @@ class Operator:
 
 
 @contextlib.contextmanager
-def installed(release: str, namespace: str, watch: list[str], image: str, sets: list[str] = ()) -> Iterator[Operator]:
+def installed(release: str, namespace: str, watch: list[str], image: str,
+              sets: Sequence[str] = ()) -> Iterator[Operator]:
     """The chart installed (namespaces created); everything removed on exit, whatever happened."""
-    op = Operator(release, namespace, list(watch), image, list(sets))
+    op = Operator(release, namespace)
     repository, _, tag = image.rpartition(":")
     for ns in watch:
         kubectl("create", "namespace", ns, check=False)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import threading
 import time
@@ -270,8 +269,6 @@ def main(argv: list[str] | None = None) -> int:
         result["one_change_among_idle"] = changes
         result["watch_errors"] = clock.errors[:5]
 
-    result["apply_to_job_created_p50_s_median_of_changes"] = statistics.median(
-        [c["apply_to_job_created_s"] for c in changes if c["apply_to_job_created_s"] is not None] or [0])
     write_result(args.out, "operator", result)
     print(table(result))
     return 0

@@ -113,9 +113,7 @@ def test_two_teams_cannot_make_the_operator_run_or_say_what_the_installer_did_no
     kube.kubectl("delete", "validatingadmissionpolicybinding", POLICY_BINDING)
     try:
         def admitted() -> bool:
-            if a.apply(a.schemamigration("image", job={"image": "evil.example/pwn:1"})).returncode == 0:
-                return True
-            return False
+            return a.apply(a.schemamigration("image", job={"image": "evil.example/pwn:1"})).returncode == 0
         wait_until("the apiserver no longer enforcing the policy", admitted, timeout=30)
         assert a.apply(a.schemamigration("account", job={"serviceAccountName": "default"})).returncode == 0
         for name, reason in [("image", "ImageNotAllowed"), ("account", "ServiceAccountNotAllowed")]:
