@@ -30,6 +30,8 @@ class MigrationFile:
     up: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
     down: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
     notes: rules.FileNotes = field(default=rules.FileNotes(), compare=False, repr=False)
+    # ENVSUB variables whose values the operator does not know (valueFrom, envFrom): not checked here
+    envsub_unchecked: tuple[str, ...] = field(default=(), compare=False)
 
 
 def migration_file(m: source.Migration) -> MigrationFile:
@@ -37,7 +39,7 @@ def migration_file(m: source.Migration) -> MigrationFile:
     return MigrationFile(m.version, m.file, m.sha256, m.parsed.has_down, not m.parsed.use_transaction,
                          tuple((st.line, st.sql) for st in m.parsed.up),
                          tuple((st.line, st.sql) for st in m.parsed.down),
-                         m.notes)
+                         m.notes, m.parsed.envsub_unchecked)
 
 
 @dataclass(frozen=True)

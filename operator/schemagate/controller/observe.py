@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -79,8 +79,10 @@ def _blocked(e: MigrateError, url: str) -> Blocked:
     return Blocked(e.reason, _redact(first, url))
 
 
-def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
-    """Merge the ConfigMaps, refuse clashing names, and validate every file with the engine's loader."""
+def migration_files(core: client.CoreV1Api, namespace: str, names: list[str],
+                    env: Mapping[str, str] | None = None) -> tuple[MigrationFile, ...]:
+    """Merge the ConfigMaps, refuse clashing names, and validate every file with the engine's loader;
+    ENVSUB reads `env` (the declared variables, `jobenv.plan_environment`; None: no variable at all)."""
     merged: dict[str, str] = {}
     origin: dict[str, str] = {}
     for name in names:
@@ -98,7 +100,7 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
             merged[key] = text
             origin[key] = name
     try:
-        loaded = load_files(merged, env={})
+        loaded = load_files(merged, env={} if env is None else env)
     except MigrateError as e:
         where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from schemagate.api import reasons, shared
-from schemagate.migrate import dburl, source
+from schemagate.migrate import dburl, envsub, source
 from schemagate.migrate.errors import MigrateError
 
 if TYPE_CHECKING:
@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--review", metavar="FILE",
                         help="plan: no database; FILE (- = stdin) is `kubectl get smig/NAME cm/... -o json`: print "
                              "the statements its status.plan.hash covers, recomputing the hash from the files")
+    parser.add_argument("--envsub-allow", action="append", default=[], metavar="NAME",
+                        help="ENVSUB may read NAME (repeatable; PREFIX* allows every name with that prefix); once "
+                             "any name is declared (here or in $SCHEMAGATE_ENVSUB_NAMES, comma-separated) a file "
+                             "referring to any other is refused. Without either, every variable but DATABASE_URL, "
+                             "PG* and SCHEMAGATE_* (as before)")
     parser.add_argument("--exclude", metavar="RULE,...", help="lint: writing rules not to check")
     parser.add_argument("-s", "--sequential", action="store_true", help="create: sequential version (00001)")
     parser.add_argument("--lease-name", help="hold this Kubernetes Lease while migrating")
@@ -219,7 +224,8 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         if backup_file and cmd not in runner.MUTATING:
             raise MigrateError(reasons.INVALID_ARGUMENTS, f"--backup-file: {cmd} does not change the database")
         expected = _expected_digest(args, target)
-        migrations = source.load_dir(args.dir)
+        env = envsub.from_process(os.environ, getattr(args, "envsub_allow", None) or ())
+        migrations = source.load_dir(args.dir, env)
         if not migrations:
             raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
         if expected is not None:  # before the lease, the backup and the connection: nothing is touched
