@@ -6,6 +6,7 @@ prefix), never as NAME: whoever writes a SchemaMigration may choose values for E
 process environment (PYTHONPATH, LD_PRELOAD, KUBERNETES_SERVICE_HOST, a proxy would change what runs with
 the Job's token). SCHEMAGATE_ENVSUB_NAMES lists what was declared, always, even empty: the runner reads
 ENVSUB from those names only, so a file that refers to another one is refused, naming it.
+SCHEMAGATE_ENVSUB_REDACT lists those whose values come from Secrets, which the runner masks in its messages.
 
 The operator never reads the Secrets and ConfigMaps they name (the kubelet does, for the pod): its plan
 checks the files with the literal values and records the others as unchecked (envsub.DeclaredEnv).
@@ -33,6 +34,11 @@ def container_env(job: api.JobSpec) -> tuple[list[dict[str, Any]], list[dict[str
     """(env, envFrom) of the runner container for the declared variables: references and the literal
     values the SchemaMigration holds, nothing the operator read."""
     env: list[dict[str, Any]] = [{"name": envsub.NAMES_VARIABLE, "value": ",".join(declared(job).entries())}]
+    secret = envsub.Declared(
+        frozenset(v.name for v in job.env or [] if v.value_from is not None and v.value_from.secret_key_ref),
+        tuple(dict.fromkeys(f.prefix for f in job.env_from or [] if f.secret_ref is not None)))
+    if secret.entries():
+        env.append({"name": envsub.REDACT_VARIABLE, "value": ",".join(secret.entries())})
     for var in job.env or []:
         entry: dict[str, Any] = {"name": envsub.VALUE_PREFIX + var.name}
         if var.value_from is not None:

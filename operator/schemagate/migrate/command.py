@@ -213,6 +213,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
     cmd = args.migrate_command
     table_name = args.table or shared.DEFAULT_TABLE
     res = runner.RunResult(command=cmd, database=dburl.describe(url), table=table_name)
+    hidden: list[str] = []  # ENVSUB values from Secrets: masked like the URL
     try:
         table = store.parse_table_name(table_name)
         target = _parse_version(args)
@@ -225,6 +226,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
             raise MigrateError(reasons.INVALID_ARGUMENTS, f"--backup-file: {cmd} does not change the database")
         expected = _expected_digest(args, target)
         env = envsub.from_process(os.environ, getattr(args, "envsub_allow", None) or ())
+        hidden = env.secret_values() if isinstance(env, envsub.DeclaredEnv) else []
         migrations = source.load_dir(args.dir, env)
         if not migrations:
             raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
@@ -242,13 +244,13 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
             try:
                 _connect_and_run(url, cmd, migrations, opts, res=res, target=target, backup_file=backup_file)
             except (KeyboardInterrupt, MigrateError) as e:
-                _settle(res, e, url)
+                _settle(res, e, url, hidden)
             if mutating and res.version_after is None and res.version_before is not None:
                 runner.reread_state(url, migrations, table, res)  # the run's connection died with the server
             if mutating:
                 report(res, final=True)  # onto the Lease before it is released
     except (KeyboardInterrupt, MigrateError) as e:
-        _settle(res, e, url)
+        _settle(res, e, url, hidden)
     return res
 
 
@@ -277,13 +279,19 @@ def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opt
         conn.close()
 
 
-def _settle(res: runner.RunResult, e: BaseException, url: str) -> None:
+def _settle(res: runner.RunResult, e: BaseException, url: str, hidden: list[str]) -> None:
     if isinstance(e, KeyboardInterrupt):
         res.error = interrupted(res)
         return
     assert isinstance(e, MigrateError)
-    e.message = dburl.redact(e.message, url)
-    e.details = [dburl.redact(d, url) for d in e.details]
+
+    def redact(text: str) -> str:
+        for value in hidden:
+            text = text.replace(value, dburl.REDACTED)
+        return dburl.redact(text, url)
+
+    e.message = redact(e.message)
+    e.details = [redact(d) for d in e.details]
     res.error = e
 
 

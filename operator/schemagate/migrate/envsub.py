@@ -129,6 +129,10 @@ _WITHHELD = re.compile(r"^(DATABASE_URL|PG[A-Z_]*|SCHEMAGATE_.*)$")
 
 NAMES_VARIABLE = "SCHEMAGATE_ENVSUB_NAMES"
 """The declared names, comma-separated; `PREFIX*` declares every name with that prefix (an envFrom)."""
+REDACT_VARIABLE = "SCHEMAGATE_ENVSUB_REDACT"
+"""Declared names (same form) whose values come from a Secret: masked in every message the runner writes
+(a statement failing on one quotes it: `invalid input syntax for type integer: "…"`)."""
+REDACT_MIN = 4  # shorter values would mask ordinary words of a message; too short to be a credential
 VALUE_PREFIX = "SCHEMAGATE_ENV_"
 """The migration Job passes a declared NAME's value as SCHEMAGATE_ENV_NAME, never as NAME itself: a
 SchemaMigration author then cannot set a variable the runner's process reads (PYTHONPATH, LD_PRELOAD,
@@ -197,15 +201,23 @@ class DeclaredEnv(Mapping[str, str]):
     from a Secret or ConfigMap). They read as "" and are recorded in `used_unknown`: the plan says it could
     not check the statements they make, rather than refusing them."""
 
-    def __init__(self, values: Mapping[str, str], declared: Declared, unknown: Declared = Declared()):
+    def __init__(self, values: Mapping[str, str], declared: Declared, unknown: Declared = Declared(),
+                 secret: Declared = Declared()):
         self.known = {k: v for k, v in values.items() if k in declared}
         self.declared = declared
         self.unknown = unknown
+        self.secret = secret
         self.used_unknown: set[str] = set()
 
     def fresh(self) -> DeclaredEnv:
         """The same environment with nothing recorded yet (one per parsed file)."""
-        return DeclaredEnv(self.known, self.declared, self.unknown)
+        return DeclaredEnv(self.known, self.declared, self.unknown, self.secret)
+
+    def secret_values(self) -> list[str]:
+        """The values from Secrets, longest first: what messages mask. Not a defence against a file written
+        to show one (`reverse('${PW}')`): only against quoting it by mistake."""
+        found = {v for k, v in self.known.items() if k in self.secret and len(v) >= REDACT_MIN}
+        return sorted(found, key=len, reverse=True)
 
     def __getitem__(self, name: str) -> str:
         if name not in self.declared:
@@ -235,6 +247,7 @@ def from_process(environ: Mapping[str, str], allow: Iterable[str] = ()) -> Mappi
     if NAMES_VARIABLE not in environ and not allow:
         return environment(environ)
     declared = Declared.parse([*environ.get(NAMES_VARIABLE, "").split(","), *allow])
+    secret = Declared.parse(environ.get(REDACT_VARIABLE, "").split(","))
     values: dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith(VALUE_PREFIX):
@@ -242,7 +255,7 @@ def from_process(environ: Mapping[str, str], allow: Iterable[str] = ()) -> Mappi
     for key, value in environ.items():
         if not key.startswith(VALUE_PREFIX) and key in declared:
             values.setdefault(key, value)
-    return DeclaredEnv(values, declared)
+    return DeclaredEnv(values, declared, secret=secret)
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
