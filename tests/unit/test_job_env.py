@@ -72,7 +72,8 @@ def test_an_env_from_prefix_that_could_make_a_runner_name_is_refused(prefix):
     ({"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
      "exactly one of secretKeyRef or configMapKeyRef"),  # fieldRef/resourceFieldRef are not offered
     ({"env": [{"name": "1A", "value": "x"}]}, "job.env.0.name"),  # ENVSUB could never read it
-    ({"envFrom": [{"configMapRef": {"name": "settings"}}]}, "job.envFrom.0.prefix"),  # the prefix is required
+    ({"envFrom": [{"configMapRef": {"name": "settings"}}]}, "job.envFrom.0.prefix"),
+    ({"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}, "spec.job.env names A more than once"),  # the prefix is required
     ({"envFrom": [{"prefix": "A_", "configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}]},
      "exactly one of configMapRef or secretRef"),
 ])

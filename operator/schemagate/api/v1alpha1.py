@@ -126,6 +126,8 @@ _CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
 # The runner's own names: the connection (DATABASE_URL, libpq's PG*) and its settings (SCHEMAGATE_*). The
 # runner never substitutes them whatever is declared; refusing them here says so where the name is written.
 RUNNER_OWNED = "DATABASE_URL, PG* and SCHEMAGATE_* belong to the runner (the connection and its settings)"
+PREFIX_REFUSED = ("a key could make DATABASE_URL or a PG* or SCHEMAGATE_* name, which belong to the runner "
+                  "(the connection and its settings); use another prefix")
 _OWNED_NAME = "!(self == 'DATABASE_URL' || self.startsWith('PG') || self.startsWith('SCHEMAGATE_'))"
 # A prefix from which a key could make an owned name ("P" + "GHOST", "DATABASE_" + "URL").
 _OWNED_PREFIX = ("!(self.startsWith('PG') || 'PG'.startsWith(self) || self.startsWith('SCHEMAGATE_') || "
@@ -172,8 +174,7 @@ class EnvVarSource(_Model):
 
 
 class EnvVar(_Model):
-    """A variable ENVSUB may substitute (`-- +goose ENVSUB ON`): a literal value or a Secret's or
-    ConfigMap's key."""
+    """A variable ENVSUB may substitute (-- +goose ENVSUB ON): a literal value or a Secret's or ConfigMap's key."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         _cel("!(has(self.value) && has(self.valueFrom))", "env: value and valueFrom are mutually exclusive"),
@@ -214,9 +215,10 @@ class ObjectRef(_Model):
 
 
 class EnvFromSource(_Model):
-    """Every key of a Secret or ConfigMap, each as PREFIX + key. The operator does not read the object, so
-    it cannot know the keys: what ENVSUB may read is every name starting with the prefix, which is why the
-    prefix is required."""
+    """Every key of a Secret or ConfigMap as a variable named prefix + key."""
+
+    # The operator never reads the object (the kubelet does), so it cannot know the keys: what is declared
+    # is every name starting with the prefix, which is why the prefix is required.
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         _cel("has(self.configMapRef) != has(self.secretRef)", "envFrom needs exactly one of configMapRef or secretRef"),
@@ -226,8 +228,7 @@ class EnvFromSource(_Model):
         "Prepended to every key; ENVSUB may read any name starting with it (${PREFIX_KEY}). Required, and "
         "none from which a key could make DATABASE_URL, PG* or SCHEMAGATE_*."),
         json_schema_extra={"x-kubernetes-validations": [
-            _cel(_OWNED_PREFIX, f"spec.job.envFrom[].prefix: a key could make a name that {RUNNER_OWNED}; "
-                                "use another prefix")]})]
+            _cel(_OWNED_PREFIX, f"spec.job.envFrom[].prefix: {PREFIX_REFUSED}")]})]
     config_map_ref: Annotated[ObjectRef | None, Field(description="A ConfigMap.")] = None
     secret_ref: Annotated[ObjectRef | None, Field(description="A Secret.")] = None
 
@@ -235,8 +236,7 @@ class EnvFromSource(_Model):
     @classmethod
     def _not_owned(cls, prefix: str) -> str:
         if owned_prefix(prefix):
-            raise ValueError(f"spec.job.envFrom[].prefix {prefix!r}: a key could make a name that {RUNNER_OWNED}; "
-                             "use another prefix")
+            raise ValueError(f"spec.job.envFrom[].prefix {prefix!r}: {PREFIX_REFUSED}")
         return prefix
 
     @model_validator(mode="after")
@@ -276,6 +276,15 @@ class JobSpec(_Model):
     env_from: Annotated[list[EnvFromSource] | None, Field(
         default=None, max_length=16,
         description="Secrets and ConfigMaps whose every key ENVSUB may substitute as PREFIX + key.")]
+
+    @model_validator(mode="after")
+    def _env_names_once(self) -> JobSpec:
+        # The CRD's list-map refuses it at admission; this says so for an object an older CRD let through.
+        names = [e.name for e in self.env or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"spec.job.env names {', '.join(twice)} more than once")
+        return self
 
 
 class LockSpec(_Model):
