@@ -276,3 +276,47 @@ def test_declared_parses_names_and_prefixes():
     assert d.names == frozenset({"A", "B"}) and d.prefixes == ("CFG_",)
     assert "CFG_TIER" in d and "A" in d and "C" not in d
     assert "PGHOST" not in envsub.Declared.parse(["PG*", "PGHOST"])
+
+
+# --- A declared Secret or key that does not exist: the pod cannot start -----------------------------------
+
+def test_a_pod_that_cannot_start_says_why_while_the_job_runs():
+    """Not optional, absent: the kubelet holds the pod in CreateContainerConfigError until the Job's
+    deadline; status says so meanwhile instead of a bare Migrating."""
+    from types import SimpleNamespace
+
+    from kubernetes import client
+
+    from schemagate.controller import status as st
+
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="app-g1-abc", owner_references=[client.V1OwnerReference(
+        api_version="schemagate.io/v1alpha1", kind="SchemaMigration", name="app", uid="u-1")]),
+        status=client.V1JobStatus(active=1, ready=0))
+    waiting = client.V1ContainerStateWaiting(reason="CreateContainerConfigError",
+                                             message='secret "app-role" not found')
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="app-g1-abc-xyz"), status=client.V1PodStatus(
+        container_statuses=[client.V1ContainerStatus(name="migrate", state=client.V1ContainerState(waiting=waiting),
+                                                     image="i", image_id="", ready=False, restart_count=0)]))
+
+    class Lister:
+        def __init__(self, items):
+            self.items = items
+
+        def list_namespaced_job(self, namespace, label_selector=""):
+            return SimpleNamespace(items=self.items)
+
+        def list_namespaced_pod(self, namespace, label_selector):
+            return SimpleNamespace(items=self.items)
+
+    (found,) = observe.jobs(Lister([job]), Lister([pod]), "team", "app", "u-1")
+    assert (found.state.phase, found.state.message) == ("Running", 'CreateContainerConfigError: secret "app-role" not found')
+    inputs = p.Inputs(name="app", namespace="team", generation=1, target=None,
+                      migrations=tuple(p.migration_file(m) for m in load_files({"00001_a.sql": envsub_file("SELECT 1;")},
+                                                                               {})),
+                      db=p.ObservedDatabase(0), jobs=(p.JobState("app-g1-abc", "Running", None, found.state.message),))
+    action = p.plan(inputs)
+    assert isinstance(action, p.WaitForJob) and action.waiting == found.state.message
+    phase, conds, _ = st.for_action(action, inputs.db)
+    assert phase == "Migrating"
+    (reconciling,) = [c for c in conds if c.type == "Reconciling"]
+    assert 'its pod cannot start: CreateContainerConfigError: secret "app-role" not found' in reconciling.message

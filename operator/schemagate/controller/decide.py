@@ -67,7 +67,9 @@ class JobState:
     name: str
     phase: Literal["Running", "Succeeded", "Failed"]
     result: dict[str, Any] | None = None
-    message: str | None = None  # termination message that was not our JSON (FallbackToLogsOnError)
+    # Finished: the termination message that was not our JSON (FallbackToLogsOnError). Running: why its pod
+    # cannot start, when the kubelet says so (a spec.job.env Secret or key that does not exist).
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class WaitForJob:
     job: str
     target: int | None
     pending: int | None
+    waiting: str | None = None  # why its pod cannot start (the kubelet's words), when it cannot
 
 
 @dataclass(frozen=True)
@@ -292,9 +295,9 @@ def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pendi
         # Another Job of ours (an older plan) still runs: let it finish rather than race it.
         other = next((j for j in i.jobs if j.phase == "Running"), None)
         if other is not None:
-            return WaitForJob(other.name, target, count)
+            return WaitForJob(other.name, target, count, other.message)
     if mine is not None and mine.phase == "Running":
-        return WaitForJob(name, target, count)
+        return WaitForJob(name, target, count, mine.message)
     if (mine is not None and mine.phase == "Succeeded") or (prior is not None and prior.outcome == "Succeeded"):
         if files is None:
             current = i.db.current
