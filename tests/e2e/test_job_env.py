@@ -121,3 +121,22 @@ def test_a_secret_value_in_a_failing_statement_is_masked(app):
     events = app.kubectl("get", "events", "-o", "json").stdout
     for text in (stalled["message"], last["message"], events, app.operator.logs()):
         assert PASSWORD not in text
+
+
+def test_a_missing_secret_says_why_the_pod_cannot_start_and_creating_it_lets_the_run_go_on(app):
+    app.secret(app.database_url)
+    app.migrations(FILES)
+    app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-settings"},
+               "data": {"TIER": "gold"}})
+    app.schemamigration(job={"env": ENV, "envFrom": ENV_FROM})  # Secret app-role does not exist yet
+
+    def stuck():
+        c = app.condition("Reconciling")
+        return c if "its pod cannot start: CreateContainerConfigError" in c.get("message", "") else None
+
+    cond = app.wait_for("app", "Migrating with the kubelet's reason", stuck, timeout=120)
+    assert 'secret "app-role" not found' in cond["message"], cond
+    app.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-role"},
+               "stringData": {"password": PASSWORD}})
+    app.wait_ready(2, timeout=180)  # the kubelet retried; the same Job ran
+    assert len(app.jobs()) == 1

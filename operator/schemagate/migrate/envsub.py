@@ -124,8 +124,9 @@ def _atoi(text: str, what: str) -> int:
 # Never substituted, whatever the environment holds: the connection itself. A migration author (someone
 # who may edit a ConfigMap) could otherwise write `${DATABASE_URL}` into a statement whose error message
 # then carries the password, in any disguise (`reverse('${DATABASE_URL}')`), past every redaction.
-# SCHEMAGATE_* are the runner's own (its declarations, the values below).
-_WITHHELD = re.compile(r"^(DATABASE_URL|PG[A-Z_]*|SCHEMAGATE_.*)$")
+# SCHEMAGATE_* are the runner's own (its declarations, the values below). Any PG prefix, as the CRD
+# refuses it: libpq reads PG + upper case only, but one rule is easier to state and to trust.
+_WITHHELD = re.compile(r"^(DATABASE_URL|PG.*|SCHEMAGATE_.*)$")
 
 NAMES_VARIABLE = "SCHEMAGATE_ENVSUB_NAMES"
 """The declared names, comma-separated; `PREFIX*` declares every name with that prefix (an envFrom)."""
@@ -155,7 +156,7 @@ class Undeclared(EnvsubError):
     def __init__(self, name: str):
         if withheld(name):
             why = (f"${name} is never substituted: DATABASE_URL, PG* and SCHEMAGATE_* belong to the runner "
-                   f"(the connection); use another name")
+                   f"(the connection and its settings); use another name")
         else:
             why = (f"${name} is not declared: declare it in the SchemaMigration's spec.job.env (or spec.job.envFrom "
                    f"with a prefix it starts with); running schemagate migrate yourself, --envsub-allow {name}")
@@ -185,9 +186,6 @@ class Declared:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and not withheld(name) and (
             name in self.names or any(name.startswith(p) for p in self.prefixes))
-
-    def __or__(self, other: Declared) -> Declared:
-        return Declared(self.names | other.names, tuple(dict.fromkeys((*self.prefixes, *other.prefixes))))
 
     def entries(self) -> list[str]:
         return [*sorted(self.names), *(f"{p}*" for p in self.prefixes)]
