@@ -384,8 +384,9 @@ STALLED = [
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\nCREATE TABLE orders (id int);\n  -- +goose Down\n"
                                    "DROP TABLE orders;\n")}),
-    Stalls("envsub-variable-not-set", "InvalidMigrations",
-           ("invalid migration 00002_orders.sql:3: variable substitution failed: $APP_PASSWORD: not set",),
+    Stalls("envsub-variable-not-declared", "InvalidMigrations",
+           ("invalid migration 00002_orders.sql:3: variable substitution failed: $APP_PASSWORD is not declared: "
+            "declare it in the SchemaMigration's spec.job.env",),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\n-- +goose ENVSUB ON\nCREATE ROLE app LOGIN PASSWORD "
                                    "'${APP_PASSWORD?}';\n-- +goose Down\nDROP ROLE app;\n")}),

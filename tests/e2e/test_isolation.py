@@ -3,7 +3,8 @@ namespace (as a platform team would grant them). Whatever they write, the operat
 installer did not allow and says nothing it read: each attempt fails, and no status, Event or operator log
 line carries a Secret's value.
 
-Not covered here yet: ENVSUB of DATABASE_URL (issue 17, item 4: variables the SchemaMigration declares).
+ENVSUB of DATABASE_URL (issue 17, item 4: only variables the SchemaMigration declares) is in
+tests/e2e/test_job_env.py.
 """
 
 from __future__ import annotations

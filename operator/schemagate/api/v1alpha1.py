@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from schemagate.api.shared import DEFAULT_TABLE, PG_DURATION
@@ -119,6 +119,133 @@ class Resources(_Model):
     requests: dict[str, _Quantity] | None = None
 
 
+# ENVSUB variables a SchemaMigration declares (spec.job.env, envFrom). The names ENVSUB reads: a letter,
+# then letters, digits and "_" (mfridman/interpolate's identifier, ASCII as environment names are).
+_ENV_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+_CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
+# The runner's own names: the connection (DATABASE_URL, libpq's PG*) and its settings (SCHEMAGATE_*). The
+# runner never substitutes them whatever is declared; refusing them here says so where the name is written.
+RUNNER_OWNED = "DATABASE_URL, PG* and SCHEMAGATE_* belong to the runner (the connection and its settings)"
+PREFIX_REFUSED = ("a key could make DATABASE_URL or a PG* or SCHEMAGATE_* name, which belong to the runner "
+                  "(the connection and its settings); use another prefix")
+_OWNED_NAME = "!(self == 'DATABASE_URL' || self.startsWith('PG') || self.startsWith('SCHEMAGATE_'))"
+# A prefix from which a key could make an owned name ("P" + "GHOST", "DATABASE_" + "URL").
+_OWNED_PREFIX = ("!(self.startsWith('PG') || 'PG'.startsWith(self) || self.startsWith('SCHEMAGATE_') || "
+                 "'SCHEMAGATE_'.startsWith(self) || 'DATABASE_URL'.startsWith(self))")
+
+
+def owned_name(name: str) -> bool:
+    """The Python side of _OWNED_NAME (the operator refuses what an older CRD let through)."""
+    return name == "DATABASE_URL" or name.startswith(("PG", "SCHEMAGATE_"))
+
+
+def owned_prefix(prefix: str) -> bool:
+    return (prefix.startswith(("PG", "SCHEMAGATE_")) or "PG".startswith(prefix)
+            or "SCHEMAGATE_".startswith(prefix) or "DATABASE_URL".startswith(prefix))
+
+
+class KeyRef(_Model):
+    """One key of a Secret or ConfigMap in the SchemaMigration's namespace (core/v1 *KeySelector)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN,
+                               description="Name of the Secret or ConfigMap.")]
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=_CONFIG_KEY, description="The key.")]
+    optional: Annotated[bool | None, Field(description="The Job starts without the variable when the object "
+                                                       "or key is absent (ENVSUB then reads it as unset).")] = None
+
+
+class EnvVarSource(_Model):
+    """Where a variable's value comes from: only a Secret's or a ConfigMap's key (the kubelet reads it; the
+    operator never does, and the Job spec holds only the reference)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("has(self.secretKeyRef) != has(self.configMapKeyRef)",
+             "valueFrom needs exactly one of secretKeyRef or configMapKeyRef"),
+    ]})
+
+    secret_key_ref: Annotated[KeyRef | None, Field(description="A key of a Secret.")] = None
+    config_map_key_ref: Annotated[KeyRef | None, Field(description="A key of a ConfigMap.")] = None
+
+    @model_validator(mode="after")
+    def _one(self) -> EnvVarSource:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError("valueFrom needs exactly one of secretKeyRef or configMapKeyRef")
+        return self
+
+
+class EnvVar(_Model):
+    """A variable ENVSUB may substitute (-- +goose ENVSUB ON): a literal value or a Secret's or ConfigMap's key."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("!(has(self.value) && has(self.valueFrom))", "env: value and valueFrom are mutually exclusive"),
+    ]})
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=_ENV_NAME, description=(
+        "Name ENVSUB reads (${NAME}). Not DATABASE_URL, PG* or SCHEMAGATE_*: they belong to the runner."),
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel(_OWNED_NAME, f"spec.job.env[].name: {RUNNER_OWNED}; use another name")]})]
+    value: Annotated[str | None, Field(max_length=32768, description=(
+        "The value as written; it is in the Job spec and the operator's plan checks the files with it. "
+        "Anything secret goes in valueFrom.secretKeyRef instead."))] = None
+    value_from: Annotated[EnvVarSource | None, Field(description=(
+        "A Secret's or ConfigMap's key; the operator's plan cannot check the statements it makes "
+        "(status.plan.migrations[].envsubUnchecked), the Job does."))] = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_owned(cls, name: str) -> str:
+        if owned_name(name):
+            raise ValueError(f"spec.job.env[].name {name!r}: {RUNNER_OWNED}; use another name")
+        return name
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> EnvVar:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError(f"env {self.name}: value and valueFrom are mutually exclusive")
+        return self
+
+
+class ObjectRef(_Model):
+    """A whole Secret or ConfigMap in the SchemaMigration's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN,
+                               description="Name of the Secret or ConfigMap.")]
+    optional: Annotated[bool | None, Field(description="The Job starts without these variables when the "
+                                                       "object is absent.")] = None
+
+
+class EnvFromSource(_Model):
+    """Every key of a Secret or ConfigMap as a variable named prefix + key."""
+
+    # The operator never reads the object (the kubelet does), so it cannot know the keys: what is declared
+    # is every name starting with the prefix, which is why the prefix is required.
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("has(self.configMapRef) != has(self.secretRef)", "envFrom needs exactly one of configMapRef or secretRef"),
+    ]})
+
+    prefix: Annotated[str, Field(min_length=1, max_length=64, pattern=_ENV_NAME, description=(
+        "Prepended to every key; ENVSUB may read any name starting with it (${PREFIX_KEY}). Required, and "
+        "none from which a key could make DATABASE_URL, PG* or SCHEMAGATE_*."),
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel(_OWNED_PREFIX, f"spec.job.envFrom[].prefix: {PREFIX_REFUSED}")]})]
+    config_map_ref: Annotated[ObjectRef | None, Field(description="A ConfigMap.")] = None
+    secret_ref: Annotated[ObjectRef | None, Field(description="A Secret.")] = None
+
+    @field_validator("prefix")
+    @classmethod
+    def _not_owned(cls, prefix: str) -> str:
+        if owned_prefix(prefix):
+            raise ValueError(f"spec.job.envFrom[].prefix {prefix!r}: {PREFIX_REFUSED}")
+        return prefix
+
+    @model_validator(mode="after")
+    def _one(self) -> EnvFromSource:
+        if (self.config_map_ref is None) == (self.secret_ref is None):
+            raise ValueError("envFrom needs exactly one of configMapRef or secretRef")
+        return self
+
+
 class JobSpec(_Model):
     """How the migration Job runs."""
 
@@ -140,6 +267,24 @@ class JobSpec(_Model):
         ge=0, description="Delete finished Jobs after this long; the outcome stays in status.")] = 86400
     tolerations: Annotated[list[Toleration] | None, Field(description="Tolerations of the migration pod.")] = None
     node_selector: Annotated[dict[str, str] | None, Field(description="nodeSelector of the migration pod.")] = None
+    env: Annotated[list[EnvVar] | None, Field(
+        default=None, max_length=64,
+        description="Variables ENVSUB may substitute, and only these: a file referring to any other is refused "
+                    "(InvalidMigrations). The Job passes each as SCHEMAGATE_ENV_<name> (never as the name itself, "
+                    "so none can change how the runner runs).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})]
+    env_from: Annotated[list[EnvFromSource] | None, Field(
+        default=None, max_length=16,
+        description="Secrets and ConfigMaps whose every key ENVSUB may substitute as PREFIX + key.")]
+
+    @model_validator(mode="after")
+    def _env_names_once(self) -> JobSpec:
+        # The CRD's list-map refuses it at admission; this says so for an object an older CRD let through.
+        names = [e.name for e in self.env or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"spec.job.env names {', '.join(twice)} more than once")
+        return self
 
 
 class LockSpec(_Model):
@@ -290,6 +435,10 @@ class PlannedMigration(_Model):
     file: str
     sha256: str
     statements: Annotated[int, Field(description="Statements in the direction that runs.")]
+    envsub_unchecked: Annotated[list[str] | None, Field(
+        default=None, description="ENVSUB variables of this file whose values come from a Secret or ConfigMap "
+                                  "(spec.job.env valueFrom, envFrom): the operator checked the file with them "
+                                  "empty and cannot check the statements they make; the Job does.")]
 
 
 class LintFinding(_Model):

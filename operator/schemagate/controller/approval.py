@@ -69,7 +69,8 @@ def summary(i: p.Inputs, target: int | None, planned: Sequence[p.MigrationFile] 
     doc: dict[str, Any] = {
         "hash": hash_, "direction": "down" if down else "up", "fromVersion": i.db.current, "toVersion": target,
         "migrations": None if planned is None else [
-            {"version": m.version, "file": m.name, "sha256": m.sha256, "statements": len(m.down if down else m.up)}
+            {"version": m.version, "file": m.name, "sha256": m.sha256, "statements": len(m.down if down else m.up),
+             **({"envsubUnchecked": list(m.envsub_unchecked)} if m.envsub_unchecked else {})}
             for m in planned],
         "lint": [f.to_status() for f in findings[:STATUS_LIMIT]] or None,
         "lintOmitted": len(findings) - STATUS_LIMIT if len(findings) > STATUS_LIMIT else None,

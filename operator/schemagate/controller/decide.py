@@ -30,6 +30,8 @@ class MigrationFile:
     up: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
     down: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
     notes: rules.FileNotes = field(default=rules.FileNotes(), compare=False, repr=False)
+    # ENVSUB variables whose values the operator does not know (valueFrom, envFrom): not checked here
+    envsub_unchecked: tuple[str, ...] = field(default=(), compare=False)
 
 
 def migration_file(m: source.Migration) -> MigrationFile:
@@ -37,7 +39,7 @@ def migration_file(m: source.Migration) -> MigrationFile:
     return MigrationFile(m.version, m.file, m.sha256, m.parsed.has_down, not m.parsed.use_transaction,
                          tuple((st.line, st.sql) for st in m.parsed.up),
                          tuple((st.line, st.sql) for st in m.parsed.down),
-                         m.notes)
+                         m.notes, m.parsed.envsub_unchecked)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ class JobState:
     name: str
     phase: Literal["Running", "Succeeded", "Failed"]
     result: dict[str, Any] | None = None
-    message: str | None = None  # termination message that was not our JSON (FallbackToLogsOnError)
+    # Finished: the termination message that was not our JSON (FallbackToLogsOnError). Running: why its pod
+    # cannot start, when the kubelet says so (a spec.job.env Secret or key that does not exist).
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class WaitForJob:
     job: str
     target: int | None
     pending: int | None
+    waiting: str | None = None  # why its pod cannot start (the kubelet's words), when it cannot
 
 
 @dataclass(frozen=True)
@@ -290,9 +295,9 @@ def _run(i: Inputs, target: int | None, files: list[MigrationFile] | None, pendi
         # Another Job of ours (an older plan) still runs: let it finish rather than race it.
         other = next((j for j in i.jobs if j.phase == "Running"), None)
         if other is not None:
-            return WaitForJob(other.name, target, count)
+            return WaitForJob(other.name, target, count, other.message)
     if mine is not None and mine.phase == "Running":
-        return WaitForJob(name, target, count)
+        return WaitForJob(name, target, count, mine.message)
     if (mine is not None and mine.phase == "Succeeded") or (prior is not None and prior.outcome == "Succeeded"):
         if files is None:
             current = i.db.current

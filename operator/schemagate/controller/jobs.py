@@ -1,6 +1,7 @@
 """Render the migration Job (pure): same image as the operator, restricted Pod Security, no secrets inline.
 
-The database URL reaches the container only as an env var from a secretKeyRef; migration files are
+The database URL reaches the container only as an env var from a secretKeyRef, and ENVSUB's variables
+(spec.job.env, envFrom) as references or the literal values the spec holds (`jobenv`); migration files are
 mounted read-only (a projected volume merges several ConfigMaps, whose key sets the loader has already
 checked for clashes). The runner writes its JSON result to the termination message, which the operator
 reads back from the pod's status.
@@ -14,6 +15,7 @@ from typing import Any
 
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import decide as p
+from schemagate.controller import jobenv
 from schemagate.migrate import source
 
 MIGRATIONS_DIR = "/migrations"
@@ -129,6 +131,7 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
         volumes.append({"name": "backup", "persistentVolumeClaim": {"claimName": spec.backup.claim_name}})
         mounts.append({"name": "backup", "mountPath": BACKUP_DIR})
     job = spec.job
+    declared_env, env_from = jobenv.container_env(job)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": job.image or req.default_image,
@@ -137,12 +140,15 @@ def render_job(obj: dict[str, Any], spec: api.SchemaMigrationSpec, req: JobReque
             {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {
                 "name": spec.database.secret_ref.name, "key": spec.database.secret_ref.key}}},
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            *declared_env,  # ENVSUB's, under SCHEMAGATE_ENV_*: never a name the runner's process reads
         ],
         "volumeMounts": mounts,
         "securityContext": _container_security(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if env_from:
+        container["envFrom"] = env_from
     if job.resources is not None:
         container["resources"] = job.resources.model_dump(by_alias=True, exclude_none=True)
     pod: dict[str, Any] = {

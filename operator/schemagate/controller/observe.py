@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -79,8 +79,10 @@ def _blocked(e: MigrateError, url: str) -> Blocked:
     return Blocked(e.reason, _redact(first, url))
 
 
-def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) -> tuple[MigrationFile, ...]:
-    """Merge the ConfigMaps, refuse clashing names, and validate every file with the engine's loader."""
+def migration_files(core: client.CoreV1Api, namespace: str, names: list[str],
+                    env: Mapping[str, str] | None = None) -> tuple[MigrationFile, ...]:
+    """Merge the ConfigMaps, refuse clashing names, and validate every file with the engine's loader;
+    ENVSUB reads `env` (the declared variables, `jobenv.plan_environment`; None: no variable at all)."""
     merged: dict[str, str] = {}
     origin: dict[str, str] = {}
     for name in names:
@@ -98,7 +100,7 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str]) ->
             merged[key] = text
             origin[key] = name
     try:
-        loaded = load_files(merged, env={})
+        loaded = load_files(merged, env={} if env is None else env)
     except MigrateError as e:
         where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
@@ -284,6 +286,25 @@ def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict
     return None, None
 
 
+# The kubelet's reasons for a container it cannot create: with spec.job.env, a Secret, ConfigMap or key that
+# does not exist. The pod waits (the kubelet retries) until the Job's deadline; status says why meanwhile.
+_CANNOT_START = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+
+
+def _waiting(core: client.CoreV1Api, namespace: str, job: str) -> str | None:
+    """Why the running Job's pod cannot start (its words name objects and keys, never values), or None."""
+    try:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+    except ApiException:
+        return None  # not a verdict: the Job's own outcome will say
+    for pod in pods:
+        for status in (pod.status and pod.status.container_statuses) or []:
+            waiting = status.state.waiting if status.state else None
+            if status.name == CONTAINER and waiting is not None and waiting.reason in _CANNOT_START:
+                return _redact(f"{waiting.reason}: {waiting.message or ''}".rstrip(": "))
+    return None
+
+
 def _nothing_recorded(name: str, created: str | None, started: str | None) -> bool:
     return False
 
@@ -304,6 +325,8 @@ def jobs(  # noqa: PLR0917  tests/unit/test_job_outcomes.py passes all seven by 
         status = job.status
         created, started = _ts(meta.creation_timestamp), _ts(status and status.start_time)
         result, message = (None, None)
+        if phase == "Running" and status is not None and not getattr(status, "ready", None):
+            message = _waiting(core, namespace, meta.name)
         if phase != "Running" and not recorded(meta.name, created, started):
             result, message = _termination(core, namespace, meta.name)
             if result is None and lease_run is not None and lease_run.get("holder") == f"{namespace}/{meta.name}":

@@ -145,8 +145,10 @@ def for_action(action: p.Action, db: p.ObservedDatabase) -> tuple[str, list[c.De
     fields = {"currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
     if isinstance(action, (p.StartJob, p.WaitForJob)):
         target = "the newest version" if action.target is None else f"version {action.target}"
+        stuck = (f"; its pod cannot start: {action.waiting} (the kubelet retries until "
+                 f"spec.job.activeDeadlineSeconds)" if isinstance(action, p.WaitForJob) and action.waiting else "")
         return "Migrating", c.reconciling(reasons.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
-                                                             f"to {target}"), fields
+                                                             f"to {target}{stuck}"), fields
     if isinstance(action, p.WaitForLease):
         return "Waiting", c.reconciling(reasons.WAITING_FOR_LEASE, f"waiting for the database's Lease, held by "
                                                                    f"{action.holder}"), \

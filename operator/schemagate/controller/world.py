@@ -16,7 +16,7 @@ from schemagate import lease
 from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import allow, objects, observe
+from schemagate.controller import allow, jobenv, objects, observe
 from schemagate.controller import decide as p
 from schemagate.controller import status as st
 from schemagate.controller.config import Options
@@ -136,7 +136,8 @@ def read(k: Clients, obj: dict[str, Any], opts: Options) -> World:
             raise unreadable
         assert w.db is not None
         if w.spec.source.config_maps:
-            w.migrations = observe.migration_files(k.core, w.namespace, list(w.spec.source.config_maps))
+            w.migrations = observe.migration_files(k.core, w.namespace, list(w.spec.source.config_maps),
+                                                   env=jobenv.plan_environment(w.spec.job))
         elif w.spec.source.image:
             w.source_key = f"{w.spec.source.image.image}|{w.spec.source.image.path}"
         try:

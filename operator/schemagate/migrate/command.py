@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from schemagate.api import reasons, shared
-from schemagate.migrate import dburl, source
+from schemagate.migrate import dburl, envsub, source
 from schemagate.migrate.errors import MigrateError
 
 if TYPE_CHECKING:
@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--review", metavar="FILE",
                         help="plan: no database; FILE (- = stdin) is `kubectl get smig/NAME cm/... -o json`: print "
                              "the statements its status.plan.hash covers, recomputing the hash from the files")
+    parser.add_argument("--envsub-allow", action="append", default=[], metavar="NAME",
+                        help="ENVSUB may read NAME (repeatable; PREFIX* allows every name with that prefix); once "
+                             "any name is declared (here or in $SCHEMAGATE_ENVSUB_NAMES, comma-separated) a file "
+                             "referring to any other is refused. Without either, every variable but DATABASE_URL, "
+                             "PG* and SCHEMAGATE_* (as before)")
     parser.add_argument("--exclude", metavar="RULE,...", help="lint: writing rules not to check")
     parser.add_argument("-s", "--sequential", action="store_true", help="create: sequential version (00001)")
     parser.add_argument("--lease-name", help="hold this Kubernetes Lease while migrating")
@@ -208,6 +213,7 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
     cmd = args.migrate_command
     table_name = args.table or shared.DEFAULT_TABLE
     res = runner.RunResult(command=cmd, database=dburl.describe(url), table=table_name)
+    hidden: list[str] = []  # ENVSUB values from Secrets: masked like the URL
     try:
         table = store.parse_table_name(table_name)
         target = _parse_version(args)
@@ -219,7 +225,9 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
         if backup_file and cmd not in runner.MUTATING:
             raise MigrateError(reasons.INVALID_ARGUMENTS, f"--backup-file: {cmd} does not change the database")
         expected = _expected_digest(args, target)
-        migrations = source.load_dir(args.dir)
+        env = envsub.from_process(os.environ, getattr(args, "envsub_allow", None) or ())
+        hidden = env.secret_values() if isinstance(env, envsub.DeclaredEnv) else []
+        migrations = source.load_dir(args.dir, env)
         if not migrations:
             raise MigrateError(reasons.NO_MIGRATION_FILES, f"no migration files found in {args.dir}")
         if expected is not None:  # before the lease, the backup and the connection: nothing is touched
@@ -236,13 +244,13 @@ def execute(args: argparse.Namespace, log: Callable[[str], None]) -> runner.RunR
             try:
                 _connect_and_run(url, cmd, migrations, opts, res=res, target=target, backup_file=backup_file)
             except (KeyboardInterrupt, MigrateError) as e:
-                _settle(res, e, url)
+                _settle(res, e, url, hidden)
             if mutating and res.version_after is None and res.version_before is not None:
                 runner.reread_state(url, migrations, table, res)  # the run's connection died with the server
             if mutating:
                 report(res, final=True)  # onto the Lease before it is released
     except (KeyboardInterrupt, MigrateError) as e:
-        _settle(res, e, url)
+        _settle(res, e, url, hidden)
     return res
 
 
@@ -271,13 +279,19 @@ def _connect_and_run(url: str, cmd: str, migrations: list[source.Migration], opt
         conn.close()
 
 
-def _settle(res: runner.RunResult, e: BaseException, url: str) -> None:
+def _settle(res: runner.RunResult, e: BaseException, url: str, hidden: list[str]) -> None:
     if isinstance(e, KeyboardInterrupt):
         res.error = interrupted(res)
         return
     assert isinstance(e, MigrateError)
-    e.message = dburl.redact(e.message, url)
-    e.details = [dburl.redact(d, url) for d in e.details]
+
+    def redact(text: str) -> str:
+        for value in hidden:
+            text = text.replace(value, dburl.REDACTED)
+        return dburl.redact(text, url)
+
+    e.message = redact(e.message)
+    e.details = [redact(d) for d in e.details]
     res.error = e
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from schemagate.migrate.envsub import EnvsubError, environment, interpolate
+from schemagate.migrate.envsub import DeclaredEnv, EnvsubError, from_process, interpolate
 
 SQL_MIGRATIONS_URL = "see https://github.com/pressly/goose#sql-migrations"
 
@@ -49,6 +49,9 @@ class ParsedMigration:
     use_transaction: bool
     envsub: bool  # some part of the file has `-- +goose ENVSUB ON`
     has_down: bool  # the file has a `-- +goose Down` section (goose runs an empty one as a no-op)
+    # ENVSUB variables whose values were not known while parsing (the operator's plan: from a Secret or a
+    # ConfigMap), read as "": the statements they make were not checked, the Job checks them.
+    envsub_unchecked: tuple[str, ...] = ()
 
 
 class _State(IntEnum):
@@ -243,11 +246,14 @@ def parse(text: str, filename: str, env: Mapping[str, str] | None = None) -> Par
     """Split a goose SQL file into its up and down statements, or raise MigrationParseError.
 
     Both directions are parsed, as goose's Provider does, so a file that is broken in either direction is
-    rejected before anything runs. `env` feeds ENVSUB (default: the process environment less DATABASE_URL and
-    PG*, `envsub.environment`).
+    rejected before anything runs. `env` feeds ENVSUB (default: the process environment as the runner reads
+    it, `envsub.from_process`: the declared names only once any are declared).
     """
-    env = environment(os.environ) if env is None else env
+    env = from_process(os.environ) if env is None else env
+    if isinstance(env, DeclaredEnv):
+        env = env.fresh()  # what this file used without a known value, not what an earlier file did
     lines = split_lines(text)
     up, use_tx, envsub, has_down = _parse_direction(lines, filename, True, env)
     down, _, _, _ = _parse_direction(lines, filename, False, env)
-    return ParsedMigration(tuple(up), tuple(down), use_tx, envsub, has_down)
+    unchecked = tuple(sorted(env.used_unknown)) if isinstance(env, DeclaredEnv) else ()
+    return ParsedMigration(tuple(up), tuple(down), use_tx, envsub, has_down, unchecked)

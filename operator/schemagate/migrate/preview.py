@@ -146,7 +146,8 @@ def to_text(pv: Preview) -> str:
         m = s.migration
         how = ("NO TRANSACTION: each statement commits on its own" if not m.parsed.use_transaction
                else "in one transaction with its version row")
-        envsub = "; ENVSUB: ${VAR} is replaced from the run's environment" if m.parsed.envsub else ""
+        envsub = ("; ENVSUB: ${VAR} is replaced from the variables the run declares (spec.job.env, --envsub-allow)"
+                  if m.parsed.envsub else "")
         out += ["", f"-- ==== version {m.version} {s.direction.upper()}: {m.file} (sha256 {m.sha256[:12]}…), "
                     f"{how}{envsub}"]
         for st in _statements(s):
