@@ -115,18 +115,9 @@ class _Api:
         self._client = self._api.api_client
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
+        from schemagate import kube
 
-        try:
-            resp: Any = self._api.read_namespaced_lease(name, namespace, _preload_content=False)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        import json
-
-        doc: dict[str, Any] = json.loads(resp.data)
-        return doc
+        return kube.read_json(self._api.read_namespaced_lease, name, namespace)
 
     def create(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -188,33 +179,21 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     return None
 
 
-def release(api: _Api, namespace: str, name: str, me: str, note: str | None = None) -> None:
+def release(api: _Api, namespace: str, name: str, holder: str, note: str | None = None) -> bool:
+    """Clear the Lease if `holder` still holds it, so the next taker has it at once instead of after its
+    duration; whether it was cleared. The holder itself at its end (with its last `note`), or the operator
+    for a holder known to be dead (its Job finished or deleted). Compare-and-swap: a taker that wrote
+    meanwhile wins, and a Lease taken over (a holder too slow renewing) is not the holder's to release."""
     from kubernetes.client.exceptions import ApiException
 
     obj = api.get(namespace, name)
-    if obj is None or Observed.from_spec(obj.get("spec")).holder != me:
-        return  # taken over (we were too slow renewing): not ours to release
+    if obj is None or Observed.from_spec(obj.get("spec")).holder != holder:
+        return False
     try:
         # client-go releases by clearing the holder; the object stays, its transition count with it.
         api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
                                      "renewTime": micro_time(_now())},
                     {RUN_ANNOTATION: note} if note is not None else None)
-    except ApiException as e:
-        if e.status != 409:
-            raise
-
-
-def free_from(api: _Api, namespace: str, name: str, gone: str) -> bool:
-    """Clear the Lease if `gone` (a holder known to be dead: its Job finished or deleted) still holds it, so
-    the next runner takes it at once instead of after its duration. Compare-and-swap: a live taker wins."""
-    from kubernetes.client.exceptions import ApiException
-
-    obj = api.get(namespace, name)
-    if obj is None or Observed.from_spec(obj.get("spec")).holder != gone:
-        return False
-    try:
-        api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
-                                     "renewTime": micro_time(_now())})
     except ApiException as e:
         if e.status == 409:
             return False

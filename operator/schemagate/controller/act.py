@@ -75,7 +75,7 @@ def act(k: Clients, w: World, decision: policy.Decision | None, opts: Options) -
     holder = w.lease.state
     # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
     if holder.holder_gone and holder.holder and \
-            lease.free_from(lease._Api(k.coordination.api_client), w.namespace, w.lease_name, holder.holder):
+            lease.release(lease._Api(k.coordination.api_client), w.namespace, w.lease_name, holder.holder):
         done.events.append(Event(NORMAL, reasons.LEASE_TAKEN_OVER, f"Lease {w.namespace}/{w.lease_name} was held "
                                                                    f"by {holder.holder}, whose Job is gone: freed"))
     try:

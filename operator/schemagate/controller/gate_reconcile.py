@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from schemagate import kube
 from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
@@ -104,9 +105,11 @@ def also_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], 
     return gate.gated_by(found.get("items") or [], besides=name)
 
 
-def _read(apps: client.AppsV1Api, kind: str, name: str, namespace: str) -> dict[str, Any]:
+def _read(k: Clients, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    """The gated Deployment or StatefulSet; None when there is none of that name."""
+    apps = client.AppsV1Api(k.core.api_client)
     read = apps.read_namespaced_deployment if kind == gate.DEPLOYMENT else apps.read_namespaced_stateful_set
-    return _json(read(name, namespace, _preload_content=False))
+    return kube.read_json(read, name, namespace)
 
 
 def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind: str, workload: dict[str, Any],
@@ -126,12 +129,8 @@ def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind:
     if not owner:
         return None
     if owner not in cache:
-        try:
-            cache[owner] = _json(read(owner, namespace, _preload_content=False))
-        except ApiException as e:
-            if e.status != 404:
-                raise  # forbidden or failing: the caller keeps the last entry and decides nothing (fail closed)
-            cache[owner] = None
+        # Forbidden or failing raises: the caller keeps the last entry and decides nothing (fail closed).
+        cache[owner] = kube.read_json(read, owner, namespace)
     found = cache[owner]
     if found is None:
         return None
@@ -164,14 +163,15 @@ def _pods(k: Clients, namespace: str, kind: str, workload: dict[str, Any]
 
 def _workload(k: Clients, namespace: str, kind: str, name: str, *, schema: gate.Schema, old: dict[str, Any] | None,
               others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Event]]]:
-    apps = client.AppsV1Api(k.core.api_client)
     try:
-        workload = _read(apps, kind, name, namespace)
+        workload = _read(k, kind, name, namespace)
     except ApiException as e:
-        if e.status in (403, 404):
-            what = "not found" if e.status == 404 else "not readable by the operator (forbidden)"
-            return gate.deployment_status(name, [], f"{kind} {namespace}/{name} {what}"), []
-        raise
+        if e.status != 403:
+            raise
+        return gate.deployment_status(name, [], f"{kind} {namespace}/{name} not readable by the operator "
+                                                f"(forbidden)"), []
+    if workload is None:
+        return gate.deployment_status(name, [], f"{kind} {namespace}/{name} not found"), []
     spec = workload.get("spec") or {}
     problem = gate.conflict_message(namespace, name, others, kind) if others else None
     if not problem and not gate.is_gated((spec.get("template") or {}).get("spec")):
@@ -200,13 +200,9 @@ def _workload(k: Clients, namespace: str, kind: str, name: str, *, schema: gate.
 def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, *, why: str
              ) -> list[tuple[dict[str, Any], Event]]:
     """Open the held pods of a workload that left the gate; a Warning Event on it says so."""
-    apps = client.AppsV1Api(k.core.api_client)
-    try:
-        workload = _read(apps, kind, name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return []  # gone, and its pods with it
-        raise
+    workload = _read(k, kind, name, namespace)
+    if workload is None:
+        return []  # gone, and its pods with it
     what = f"{kind} {namespace}/{name}"
     released = 0
     try:
