@@ -64,13 +64,7 @@ def parse_verb(argument: str | None, version: str | None) -> tuple[str, int | No
         return verb, None
     if version is None:
         raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan {verb} needs a VERSION")
-    try:
-        target = int(version)
-    except ValueError:
-        raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan {verb}: {version!r} is not a version number") from None
-    if target < 0:
-        raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan {verb}: version must not be negative")
-    return verb, target
+    return verb, source.version_argument(version, f"plan {verb}")
 
 
 def plan_steps(migrations: Sequence[source.Migration], state: plan.DbState, verb: str, target: int | None,
