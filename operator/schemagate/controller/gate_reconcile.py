@@ -217,6 +217,24 @@ def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, *
     return [(_ref(kind, namespace, name, workload), gate.released_event(what, migration, why, released))]
 
 
+def _release_all(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]], *,
+                 gating: dict[tuple[str, str], list[str]], why: str
+                 ) -> tuple[list[tuple[dict[str, Any], Event]], list[tuple[str, str]]]:
+    """`_release` each of `workloads` that no other object gates (their pods are its to decide): the Events,
+    and the workloads whose release failed (logged; the caller may keep their last status entry)."""
+    events: list[tuple[dict[str, Any], Event]] = []
+    failed: list[tuple[str, str]] = []
+    for kind, workload in workloads:
+        if gating.get((kind, workload)):
+            continue
+        try:
+            events += _release(k, namespace, name, kind, workload, why=why)
+        except Exception:
+            log.exception("rollout gate of %s/%s (%s): releasing %s %s failed", namespace, name, why, kind, workload)
+            failed.append((kind, workload))
+    return events, failed
+
+
 REMOVED = "removed from its spec.rolloutGate"
 DELETED = "the SchemaMigration was deleted"
 
@@ -272,14 +290,10 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
             entry, evs = old.get((kind, workload)) or gate.deployment_status(workload, []), []
         entries[kind].append(entry)
         events += evs
-    for kind, workload in removed:
-        if gating.get((kind, workload)):
-            continue  # another object gates it: its pods are its to decide
-        try:
-            events += _release(k, namespace, name, kind, workload, why=REMOVED)
-        except Exception:
-            log.exception("rollout gate of %s/%s: releasing %s %s failed", namespace, name, kind, workload)
-            entries[kind].append(old[(kind, workload)])
+    released, failed = _release_all(k, namespace, name, removed, gating=gating, why=REMOVED)
+    events += released
+    for kind, workload in failed:
+        entries[kind].append(old[(kind, workload)])
     if not workloads and not any(entries.values()):
         return Result(None, events)
     return Result(gate.status(entries), events)
@@ -298,21 +312,13 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
     workloads += [key for key in old_entries(obj) if key not in workloads]
     if not namespace or not name or not workloads:
         return Result(None)
-    events: list[tuple[dict[str, Any], Event]] = []
     try:
         others = also_gating(k, namespace, name)
     except ApiException as e:
         log.warning("rollout gate of deleted %s/%s: cannot list SchemaMigrations, nothing released: %s %s",
                     namespace, name, e.status, e.reason)
         return Result(None)
-    for kind, workload in workloads:
-        if others.get((kind, workload)):
-            continue
-        try:
-            events += _release(k, namespace, name, kind, workload, why=DELETED)
-        except Exception:
-            log.exception("rollout gate of deleted %s/%s: releasing %s %s failed", namespace, name, kind, workload)
-    return Result(None, events)
+    return Result(None, _release_all(k, namespace, name, workloads, gating=others, why=DELETED)[0])
 
 
 def post_events(k: Clients, result: Result | None) -> None:
