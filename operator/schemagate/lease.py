@@ -92,7 +92,7 @@ def decide(current: Observed | None, me: str, now: datetime) -> Acquire:
     return "held"
 
 
-def desired_spec(current: Observed | None, me: str, duration: int, now: datetime) -> dict[str, Any]:
+def desired_spec(current: Observed | None, me: str, *, duration: int, now: datetime) -> dict[str, Any]:
     taking = current is None or current.holder != me
     spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": duration, "renewTime": micro_time(now)}
     if taking:
@@ -165,10 +165,10 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
         return current
     try:
         if decision == "create":
-            api.create(namespace, name, desired_spec(None, me, duration, t))
+            api.create(namespace, name, desired_spec(None, me, duration=duration, now=t))
         else:
             assert obj is not None
-            api.replace(namespace, obj, desired_spec(current, me, duration, t),
+            api.replace(namespace, obj, desired_spec(current, me, duration=duration, now=t),
                         {RUN_ANNOTATION: note} if note is not None else None)
     except ApiException as e:
         if e.status in (401, 403):
@@ -179,7 +179,7 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     return None
 
 
-def release(api: _Api, namespace: str, name: str, holder: str, note: str | None = None) -> bool:
+def release(api: _Api, namespace: str, name: str, holder: str, *, note: str | None = None) -> bool:
     """Clear the Lease if `holder` still holds it, so the next taker has it at once instead of after its
     duration; whether it was cleared. The holder itself at its end (with its last `note`), or the operator
     for a holder known to be dead (its Job finished or deleted). Compare-and-swap: a taker that wrote
@@ -270,6 +270,6 @@ def held_lease(*, name: str, namespace: str, holder: str, duration_seconds: int,
     finally:
         renewer.stop()
         try:
-            release(api, namespace, name, holder, renewer.last_note)
+            release(api, namespace, name, holder, note=renewer.last_note)
         except Exception as e:  # noqa: BLE001  the Lease expires by itself; the run's own outcome matters more
             log.warning("releasing lease %s/%s failed: %s", namespace, name, e)

@@ -166,7 +166,7 @@ def no_squawk(steps, direction, exclude):
 
 def test_operator_shows_them_in_status_plan_and_one_event():
     i = _inputs()
-    d = policy.evaluate(i, p.plan(i), _spec(), {}, {}, linter=no_squawk)
+    d = policy.evaluate(i, p.plan(i), _spec(), annotations={}, old={}, linter=no_squawk)
     assert isinstance(d.action, p.StartJob)
     assert [(f["file"], f["line"], f["rule"]) for f in d.plan["lint"]] == [
         ("00001_no_down.sql", 2, "require-down"), ("00002_not_idempotent.sql", 3, "require-idempotent-ddl"),
@@ -178,12 +178,12 @@ def test_operator_shows_them_in_status_plan_and_one_event():
 
 def test_fail_on_blocks_on_them_and_exclude_lets_the_plan_through():
     i = _inputs()
-    blocked = policy.evaluate(i, p.plan(i), _spec(failOn="warning"), {}, {}, linter=no_squawk).action
+    blocked = policy.evaluate(i, p.plan(i), _spec(failOn="warning"), annotations={}, old={}, linter=no_squawk).action
     assert isinstance(blocked, p.Refuse) and blocked.reason == "LintFailed"
     assert "00001_no_down.sql:2: warning require-down" in blocked.message and "nothing was applied" in blocked.message
     given = []
-    allowed = policy.evaluate(i, p.plan(i), _spec(failOn="warning", exclude=list(rules.RULES)), {}, {},
-                              linter=lambda s, d, e: given.append(e) or []).action
+    allowed = policy.evaluate(i, p.plan(i), _spec(failOn="warning", exclude=list(rules.RULES)),
+                              annotations={}, old={}, linter=lambda s, d, e: given.append(e) or []).action
     assert isinstance(allowed, p.StartJob)
 
 
@@ -192,7 +192,7 @@ def test_they_are_reported_even_when_squawk_cannot_run():
         raise policy.lint_mod.LintUnavailable("squawk is not installed")
 
     i = _inputs()
-    d = policy.evaluate(i, p.plan(i), _spec(), {}, {}, linter=broken)
+    d = policy.evaluate(i, p.plan(i), _spec(), annotations={}, old={}, linter=broken)
     assert isinstance(d.action, p.StartJob) and len(d.plan["lint"]) == 3
     assert {e.reason for e in d.events} == {"LintFindings", "LintUnavailable"}
 

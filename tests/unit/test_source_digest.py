@@ -139,7 +139,7 @@ def test_the_created_job_carries_the_digest_of_the_planned_files():
     obj = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
     batch = _Batch()
     _create_job(SimpleNamespace(batch=batch), obj, _spec({"configMaps": ["m"]}), p.StartJob("app-g1-x", "x", 3, 3),
-                "l", None, Options(), None, as_planned(FILES), p.ObservedDatabase(0))
+                lease_name="l", retry=None, opts=Options(), files=as_planned(FILES), db=p.ObservedDatabase(0))
     (body,) = batch.bodies
     args = body["spec"]["template"]["spec"]["containers"][0]["command"]
     assert args[args.index("--expect-digest") + 1] == runner_digest(FILES, 3)

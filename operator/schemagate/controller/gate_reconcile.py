@@ -207,14 +207,15 @@ def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, *
     released = 0
     try:
         for pod, _ in _pods(k, namespace, kind, workload):
-            decision = gate.release(pod, what, migration, why)
+            decision = gate.release(pod, what, migration=migration, why=why)
             if decision is not None and _patch_pod(k.core, namespace, pod, decision):
                 released += 1
     except ValueError:
         return []  # a selector that selects nothing gated nothing
     if not released:
         return []
-    return [(_ref(kind, namespace, name, workload), gate.released_event(what, migration, why, released))]
+    return [(_ref(kind, namespace, name, workload), gate.released_event(what, migration=migration, why=why,
+                                                                                released=released))]
 
 
 def _release_all(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]], *,
@@ -254,14 +255,14 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: Obser
         spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
     except ValidationError:
         return None
-    return gate_workloads(k, namespace, name, named(spec.rollout_gate), old_entries(obj),
+    return gate_workloads(k, namespace, name, workloads=named(spec.rollout_gate), old=old_entries(obj),
                           others=lambda: also_gating(k, namespace, name),
                           schema=lambda: _schema(k, namespace, name, spec=spec, status=status, db_state=db_state,
                                                  allowed_hosts=allowed_hosts))
 
 
-def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]],
-                   old: dict[tuple[str, str], dict[str, Any]], *,
+def gate_workloads(k: Clients, namespace: str, name: str, *, workloads: list[tuple[str, str]],
+                   old: dict[tuple[str, str], dict[str, Any]],
                    others: Callable[[], dict[tuple[str, str], list[str]]],
                    schema: Callable[[], gate.Schema]) -> Result | None:
     """Decide every gated pod of `workloads` (what SchemaMigration or SchemaMigrationSet `name` gates), and

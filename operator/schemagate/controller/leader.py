@@ -92,8 +92,8 @@ def _now() -> datetime:
 class Elector:
     """Runs the election in the background; calls `on_started` once leading and `on_lost` if that ends."""
 
-    def __init__(self, api: Any, namespace: str, name: str, me: str, timing: Timing,
-                 *, on_started: Callable[[], None], on_lost: Callable[[], None],
+    def __init__(self, api: Any, namespace: str, name: str, *, me: str, timing: Timing,
+                 on_started: Callable[[], None], on_lost: Callable[[], None],
                  clock: Callable[[], datetime] = _now, monotonic: Callable[[], float] = time.monotonic):
         self._api = api  # schemagate.lease._Api: get / create / replace on plain dicts
         self.namespace, self.name, self.me, self.timing = namespace, name, me, timing
@@ -112,7 +112,8 @@ class Elector:
             self._seen = observe(self._seen, current, now)
             role = decide(current, self._seen, self.me, now, self.timing)
             if role != "standby":
-                spec = lease.desired_spec(current, self.me, max(1, round(self.timing.lease_duration)), now)
+                spec = lease.desired_spec(current, self.me, duration=max(1, round(self.timing.lease_duration)),
+                                          now=now)
                 if role == "create":
                     self._api.create(self.namespace, self.name, spec)
                 else:

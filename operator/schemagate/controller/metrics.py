@@ -146,7 +146,7 @@ class State:
         self.held: dict[tuple[str, str], tuple[Key, int, float]] = {}  # (ns, deployment) → owner, pods, since
         self.failed_reasons: dict[Key, set[str]] = {}
 
-    def record(self, namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any],
+    def record(self, namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any], *,
                started_job: bool) -> None:
         """After one reconcile: `new` is the status written (or kept), `started_job` whether it created one."""
         key, now = (namespace, name), self._clock()

@@ -101,7 +101,7 @@ class Resyncs:
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
-def read_config_map_version(core: Any, namespace: str, name: str, metadata_only: bool) -> ConfigMapVersion:
+def read_config_map_version(core: Any, namespace: str, name: str, *, metadata_only: bool) -> ConfigMapVersion:
     """A ConfigMap's version; missing is a version too. Other errors raise: the caller reconciles in full,
     which reports them. Metadata only keeps a large ConfigMap's content on the apiserver, but has no
     `immutable` (a top-level field): the caller asks for it once, whole."""
