@@ -12,7 +12,7 @@ from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import policy
 from schemagate.controller import decide as p
 from schemagate.migrate import lint, rules, source, sqlshape
-from tests.unit.conftest import plan_inputs
+from tests.unit.conftest import plan_inputs, smig_spec
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "writing_rules"
@@ -151,8 +151,7 @@ def test_cli_passes_the_project_and_refuses_bad_input(capsys, tmp_path):
 # --- the operator: status.plan, Events, failOn -------------------------------------------------------------
 
 def _spec(**lint_spec) -> SchemaMigrationSpec:
-    return SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
-                                               "source": {"configMaps": ["m"]}, "lint": lint_spec})
+    return smig_spec(lint=lint_spec)
 
 
 def _inputs() -> p.Inputs:
