@@ -77,19 +77,26 @@ class Observed:
         return self.renew_time + timedelta(seconds=self.duration_seconds) < now
 
 
-# What acquiring the Lease means as it is now (leader.Role is leader election's own, judged differently).
+# What acquiring the Lease means as it is now: held is someone else's live Lease (leader election calls it
+# standby, leader.Role).
 Acquire = Literal["create", "take", "renew", "held"]
 
 
-def decide(current: Observed | None, me: str, now: datetime) -> Acquire:
-    """Pure: what acquiring means for the Lease as it is now."""
+def acquiring(current: Observed | None, me: str, *, expired: bool) -> Literal["create", "take", "renew"] | None:
+    """Pure: what acquiring means for the Lease as it is now, its expiry judged by the caller (by renewTime
+    here, by how long the record stood still for leader election); None while someone else holds it."""
     if current is None:
         return "create"
     if current.holder == me:
         return "renew"
-    if current.expired(now):
+    if expired:
         return "take"
-    return "held"
+    return None
+
+
+def decide(current: Observed | None, me: str, now: datetime) -> Acquire:
+    """Pure: what acquiring means for the Lease as it is now, expired by its renewTime."""
+    return acquiring(current, me, expired=current is not None and current.expired(now)) or "held"
 
 
 def desired_spec(current: Observed | None, me: str, *, duration: int, now: datetime) -> dict[str, Any]:

@@ -67,17 +67,13 @@ def decide(current: lease.Observed | None, seen: Seen | None, me: str, now: date
     Expiry is judged by how long the record has stood still here, not by its renewTime (another node's
     clock); leaseDurationSeconds written by the holder wins over our own setting, as in client-go.
     """
-    if current is None:
-        return "create"
-    if current.holder == me:
-        return "renew"
-    if current.holder is None:
-        return "take"  # released by a leader that stopped cleanly
-    duration = current.duration_seconds if current.duration_seconds else timing.lease_duration
-    since = seen.since if seen is not None else now
-    if now - since > timedelta(seconds=duration):
-        return "take"
-    return "standby"
+    expired = False
+    if current is not None:
+        duration = current.duration_seconds if current.duration_seconds else timing.lease_duration
+        since = seen.since if seen is not None else now
+        # No holder: released by a leader that stopped cleanly.
+        expired = current.holder is None or now - since > timedelta(seconds=duration)
+    return lease.acquiring(current, me, expired=expired) or "standby"
 
 
 def must_step_down(last_renewed: float, now: float, timing: Timing) -> bool:
