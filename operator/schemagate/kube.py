@@ -3,10 +3,16 @@ pod, else ~/.kube/config."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _loaded = False
@@ -43,3 +49,25 @@ class Clients:
         self.batch = client.BatchV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+
+
+def unless_absent(read: Callable[[], T]) -> T | None:
+    """What `read()` returns, or None when the apiserver answers 404 (the object is not there); any other
+    error raises."""
+    try:
+        return read()
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def read_json(read: Callable[..., Any], name: str, namespace: str, **options: Any) -> dict[str, Any] | None:
+    """`read(name, namespace)` of a typed API (a read_namespaced_* method) as the apiserver's own JSON rather
+    than the client's models (exact strings such as a Lease's MicroTime, no conversion of a large object);
+    None when absent."""
+    resp = unless_absent(lambda: read(name, namespace, _preload_content=False, **options))
+    if resp is None:
+        return None
+    doc: dict[str, Any] = json.loads(resp.data)
+    return doc

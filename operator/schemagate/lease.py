@@ -77,22 +77,29 @@ class Observed:
         return self.renew_time + timedelta(seconds=self.duration_seconds) < now
 
 
-# What acquiring the Lease means as it is now (leader.Role is leader election's own, judged differently).
+# What acquiring the Lease means as it is now: held is someone else's live Lease (leader election calls it
+# standby, leader.Role).
 Acquire = Literal["create", "take", "renew", "held"]
 
 
-def decide(current: Observed | None, me: str, now: datetime) -> Acquire:
-    """Pure: what acquiring means for the Lease as it is now."""
+def acquiring(current: Observed | None, me: str, *, expired: bool) -> Literal["create", "take", "renew"] | None:
+    """Pure: what acquiring means for the Lease as it is now, its expiry judged by the caller (by renewTime
+    here, by how long the record stood still for leader election); None while someone else holds it."""
     if current is None:
         return "create"
     if current.holder == me:
         return "renew"
-    if current.expired(now):
+    if expired:
         return "take"
-    return "held"
+    return None
 
 
-def desired_spec(current: Observed | None, me: str, duration: int, now: datetime) -> dict[str, Any]:
+def decide(current: Observed | None, me: str, now: datetime) -> Acquire:
+    """Pure: what acquiring means for the Lease as it is now, expired by its renewTime."""
+    return acquiring(current, me, expired=current is not None and current.expired(now)) or "held"
+
+
+def desired_spec(current: Observed | None, me: str, *, duration: int, now: datetime) -> dict[str, Any]:
     taking = current is None or current.holder != me
     spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": duration, "renewTime": micro_time(now)}
     if taking:
@@ -115,18 +122,9 @@ class _Api:
         self._client = self._api.api_client
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
+        from schemagate import kube
 
-        try:
-            resp: Any = self._api.read_namespaced_lease(name, namespace, _preload_content=False)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        import json
-
-        doc: dict[str, Any] = json.loads(resp.data)
-        return doc
+        return kube.read_json(self._api.read_namespaced_lease, name, namespace)
 
     def create(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -174,10 +172,10 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
         return current
     try:
         if decision == "create":
-            api.create(namespace, name, desired_spec(None, me, duration, t))
+            api.create(namespace, name, desired_spec(None, me, duration=duration, now=t))
         else:
             assert obj is not None
-            api.replace(namespace, obj, desired_spec(current, me, duration, t),
+            api.replace(namespace, obj, desired_spec(current, me, duration=duration, now=t),
                         {RUN_ANNOTATION: note} if note is not None else None)
     except ApiException as e:
         if e.status in (401, 403):
@@ -188,33 +186,21 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     return None
 
 
-def release(api: _Api, namespace: str, name: str, me: str, note: str | None = None) -> None:
+def release(api: _Api, namespace: str, name: str, holder: str, *, note: str | None = None) -> bool:
+    """Clear the Lease if `holder` still holds it, so the next taker has it at once instead of after its
+    duration; whether it was cleared. The holder itself at its end (with its last `note`), or the operator
+    for a holder known to be dead (its Job finished or deleted). Compare-and-swap: a taker that wrote
+    meanwhile wins, and a Lease taken over (a holder too slow renewing) is not the holder's to release."""
     from kubernetes.client.exceptions import ApiException
 
     obj = api.get(namespace, name)
-    if obj is None or Observed.from_spec(obj.get("spec")).holder != me:
-        return  # taken over (we were too slow renewing): not ours to release
+    if obj is None or Observed.from_spec(obj.get("spec")).holder != holder:
+        return False
     try:
         # client-go releases by clearing the holder; the object stays, its transition count with it.
         api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
                                      "renewTime": micro_time(_now())},
                     {RUN_ANNOTATION: note} if note is not None else None)
-    except ApiException as e:
-        if e.status != 409:
-            raise
-
-
-def free_from(api: _Api, namespace: str, name: str, gone: str) -> bool:
-    """Clear the Lease if `gone` (a holder known to be dead: its Job finished or deleted) still holds it, so
-    the next runner takes it at once instead of after its duration. Compare-and-swap: a live taker wins."""
-    from kubernetes.client.exceptions import ApiException
-
-    obj = api.get(namespace, name)
-    if obj is None or Observed.from_spec(obj.get("spec")).holder != gone:
-        return False
-    try:
-        api.replace(namespace, obj, {"holderIdentity": None, "leaseDurationSeconds": 1,
-                                     "renewTime": micro_time(_now())})
     except ApiException as e:
         if e.status == 409:
             return False
@@ -291,6 +277,6 @@ def held_lease(*, name: str, namespace: str, holder: str, duration_seconds: int,
     finally:
         renewer.stop()
         try:
-            release(api, namespace, name, holder, renewer.last_note)
+            release(api, namespace, name, holder, note=renewer.last_note)
         except Exception as e:  # noqa: BLE001  the Lease expires by itself; the run's own outcome matters more
             log.warning("releasing lease %s/%s failed: %s", namespace, name, e)

@@ -11,14 +11,14 @@ import time
 import pytest
 
 from kube_fixtures import measured, wait_until
+from migration_files import ORDERS_AFTER_25S as SLOW_V2
+from migration_files import USERS as V1
 
-from test_rollout_gate import V1, deployment, pods
+from test_rollout_gate import deployment, pods, rolled_out_at_v1
 
 pytestmark = pytest.mark.e2e
 
 LEASE_DURATION, RETRY_PERIOD = 15, 2  # the chart's defaults
-SLOW_V2 = {"00002_orders.sql": "-- +goose Up\nSELECT pg_sleep(25);\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
-                               "-- +goose Down\nDROP TABLE orders;\n"}
 
 
 def _events(app, reason: str) -> list[dict]:
@@ -38,12 +38,7 @@ def _failover(operator) -> float:
 
 def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator):
     assert len(operator.pods()) == 2 and operator.leader() is not None
-    app.secret(app.database_url)
-    app.migrations(V1)
-    app.schemamigration(rolloutGate={"deployments": ["config-server"]})
-    app.wait_ready(1)
-    app.apply(deployment())
-    app.kubectl("rollout", "status", "deployment/config-server", "--timeout=60s")
+    rolled_out_at_v1(app)
     app.migrations({**V1, **SLOW_V2})
     app.apply(deployment(build="v2", required=2))
     wait_until("the v2 Job running", lambda: len(app.jobs()) == 2, timeout=60)

@@ -20,6 +20,9 @@ import pytest
 import yaml
 
 from kube_fixtures import wait_until
+# The sleep keeps each Job running long enough that the window (maxParallel) is visible in the timings.
+from migration_files import ORDERS_AFTER_2S as V2
+from migration_files import USERS as V1
 
 pytestmark = pytest.mark.e2e
 
@@ -27,11 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 GATE = "schemagate.io/schema-ready"
 REQUIRED = "schemagate.io/required-schema-version"
 LABEL = {"schemagate.io/e2e-fleet": "tenants"}
-V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
-                         "-- +goose Down\nDROP TABLE users;\n"}
-# The sleep keeps each Job running long enough that the window (maxParallel) is visible in the timings.
-V2 = {"00002_orders.sql": "-- +goose Up\nSELECT pg_sleep(2);\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
-                          "-- +goose Down\nDROP TABLE orders;\n"}
 TENANTS = [f"tenant-{k:02d}" for k in range(20)]
 BROKEN = "tenant-07"  # not a canary: its database already has a table orders, so 00002 fails there
 MAX_PARALLEL = 4

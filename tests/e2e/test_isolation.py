@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 
 from kube_fixtures import wait_until
+from migration_files import USERS as V1
 from operator_fixtures import RELEASE, App
 
 pytestmark = pytest.mark.e2e
 
-V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
-                         "-- +goose Down\nDROP TABLE users;\n"}
 TEAM_RULES = [{"apiGroups": ["schemagate.io"], "resources": ["schemamigrations"], "verbs": ["*"]},
               {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["*"]}]
 POLICY_BINDING = f"{RELEASE}-schemagate-schemamigrations"

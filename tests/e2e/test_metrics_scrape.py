@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from kube_fixtures import wait_until
+from migration_files import ORDERS_BROKEN as V2_BROKEN
+from migration_files import USERS as V1
 
-from test_rollout_gate import V1, V2_BROKEN, deployment
+from test_rollout_gate import deployment, rolled_out_at_v1
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +47,7 @@ def series(samples: dict[str, float], metric: str, **labels: str) -> float | Non
 
 def test_metrics_after_a_success_a_failure_and_a_held_rollout(app, operator):
     ns = app.namespace
-    app.secret(app.database_url)
-    app.migrations(V1)
-    app.schemamigration(rolloutGate={"deployments": ["config-server"]})
-    app.wait_ready(1)
-    app.apply(deployment())
-    app.kubectl("rollout", "status", "deployment/config-server", "--timeout=60s")
+    rolled_out_at_v1(app)
 
     def after_success():
         s = scrape(operator, leader_pod(operator))

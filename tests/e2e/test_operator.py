@@ -8,18 +8,14 @@ import time
 import pytest
 
 from kube_fixtures import wait_until
+from migration_files import ORDERS_BROKEN as V2_BROKEN
+from migration_files import ORDERS_OF_USERS as V2
+from migration_files import SLOW_FIRST as SLOW
+from migration_files import STATEMENT_BEFORE_UP
+from migration_files import USERS as V1
 from schemagate.lease import held_lease
 
 pytestmark = pytest.mark.e2e
-
-V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
-                         "-- +goose Down\nDROP TABLE users;\n"}
-V2 = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint "
-                          "REFERENCES users);\n-- +goose Down\nDROP TABLE orders;\n"}
-V2_BROKEN = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
-                                 "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE orders;\n"}
-SLOW = {"00001_slow.sql": "-- +goose Up\nSELECT pg_sleep(4);\nCREATE TABLE slow (id int);\n"
-                          "-- +goose Down\nDROP TABLE slow;\n"}
 
 
 def test_fresh_database_becomes_ready_and_kubectl_shows_it(app):
@@ -114,7 +110,7 @@ def test_retry_annotation_runs_the_same_plan_again(app):
 
 def test_invalid_migration_file_stalls_without_a_job(app):
     app.secret(app.database_url)
-    app.migrations({**V1, "00002_bad.sql": "CREATE TABLE x (id int);\n-- +goose Up\nSELECT 1;\n"})
+    app.migrations({**V1, **STATEMENT_BEFORE_UP})
     app.schemamigration()
     stalled = app.wait_condition("Stalled", "True", "InvalidMigrations")
     assert "00002_bad.sql" in stalled["message"] and ":1" in stalled["message"]

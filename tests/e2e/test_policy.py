@@ -15,20 +15,13 @@ import psycopg.conninfo
 import pytest
 
 from kube_fixtures import wait_until
+from migration_files import AUDIT_WITHOUT_DOWN as V3_NO_DOWN
+from migration_files import EMAIL_REQUIRED as V2_RISKY  # squawk: adding-required-field on line 3
+from migration_files import ORDERS as V2
+from migration_files import ORDERS_WITH_NOTE as V2_OTHER
+from migration_files import USERS as V1
 
 pytestmark = pytest.mark.e2e
-
-V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
-                         "-- +goose Down\nDROP TABLE users;\n"}
-V2 = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
-                          "-- +goose Down\nDROP TABLE orders;\n"}
-V2_OTHER = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY, note text);\n"
-                                "-- +goose Down\nDROP TABLE orders;\n"}
-V3_NO_DOWN = {"00003_audit.sql": "-- +goose Up\nCREATE TABLE audit (id bigint PRIMARY KEY);\n"}
-# squawk: adding-required-field (a warning) on line 3 of the file
-V2_RISKY = {"00002_email.sql": "-- +goose Up\n-- existing rows have no email\n"
-                               "ALTER TABLE users ADD COLUMN email text NOT NULL;\n"
-                               "-- +goose Down\nALTER TABLE users DROP COLUMN email;\n"}
 
 
 def _events(app, reason: str) -> list[str]:

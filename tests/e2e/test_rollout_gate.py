@@ -20,18 +20,14 @@ from typing import Any
 import pytest
 
 from kube_fixtures import measured, wait_until
+from migration_files import ORDERS_BROKEN as V2_BROKEN
+from migration_files import ORDERS_OF_USERS_AFTER_1S as V2
+from migration_files import USERS as V1
 
 pytestmark = pytest.mark.e2e
 
 GATE = "schemagate.io/schema-ready"
 REQUIRED = "schemagate.io/required-schema-version"
-V1 = {"00001_users.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY);\n"
-                         "-- +goose Down\nDROP TABLE users;\n"}
-# The short sleep keeps the Job visibly running while the new pod is decided, whatever the machine's speed.
-V2 = {"00002_orders.sql": "-- +goose Up\nSELECT pg_sleep(1);\nCREATE TABLE orders (id bigint PRIMARY KEY, user_id "
-                          "bigint REFERENCES users);\n-- +goose Down\nDROP TABLE orders;\n"}
-V2_BROKEN = {"00002_orders.sql": "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY);\n"
-                                 "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE orders;\n"}
 
 
 # Stands in for config-server's image (devenv.images.app_images, imported into the node); on another
@@ -184,14 +180,19 @@ def current_version(app: Any) -> int:
     return max(versions) if versions else 0
 
 
-def serving_v1(app: Any) -> None:
-    """config-server at schema v1 and Ready, its SchemaMigration gating it."""
+def rolled_out_at_v1(app: Any, replicas: int = 2) -> None:
+    """config-server (`replicas` pods) rolled out at schema v1, its SchemaMigration gating it."""
     app.secret(app.database_url)
     app.migrations(V1)
     app.schemamigration(rolloutGate={"deployments": ["config-server"]})
     app.wait_ready(1)
-    app.apply(deployment())
+    app.apply(deployment(replicas=replicas))
     app.kubectl("rollout", "status", "deployment/config-server", "--timeout=60s")
+
+
+def serving_v1(app: Any) -> None:
+    """config-server at schema v1 and Ready, its SchemaMigration gating it."""
+    rolled_out_at_v1(app)
     gated = wait_until("status.rolloutGate: 2 pods, none waiting",
                        lambda: (g := app.status().get("rolloutGate")) and g["deployments"][0].get("pods") == 2 and g)
     assert gated["waiting"] == 0 and gated["deployments"][0]["name"] == "config-server"
@@ -447,12 +448,7 @@ def _released(app: Any, pod_name: str, pods_of: Any) -> dict[str, Any]:
 def test_a_deployment_taken_out_of_the_gate_has_its_held_pod_released_with_a_warning(app):
     """One replica, so the released pod is the whole rollout: with more, the next new pod would be decided
     by nobody (the Event says to remove the readiness gate from the template)."""
-    app.secret(app.database_url)
-    app.migrations(V1)
-    app.schemamigration(rolloutGate={"deployments": ["config-server"]})
-    app.wait_ready(1)
-    app.apply(deployment(replicas=1))
-    app.kubectl("rollout", "status", "deployment/config-server", "--timeout=60s")
+    rolled_out_at_v1(app, replicas=1)
     app.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-migrations"},
                "data": {**V1, **V2_BROKEN}}, deployment(build="v2", required=2, replicas=1))
     app.wait_condition("Stalled", "True", "MigrationFailed")

@@ -1,8 +1,9 @@
-"""Builders shared by the unit tests of the pure decisions (decide, policy, approval, drift, lint): one
-`plan_inputs` in place of each module's own `inputs(**over)`, so a new field of Inputs is one edit.
+"""Builders shared by the unit tests: one `plan_inputs` (decide, policy, approval, drift, lint) in place of
+each module's own `inputs(**over)`, one `smig_spec` and one `job_request` (the Job's tests), so a new
+field of Inputs, of the spec or of JobRequest is one edit.
 
 Test modules import them (`from tests.unit.conftest import plan_inputs`); each keeps only what differs
-(its files, its database) as `functools.partial(plan_inputs, ...)`.
+(its files, its database, its Job's name) as `functools.partial(plan_inputs, ...)`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller.decide import Inputs, MigrationFile, ObservedDatabase
+from schemagate.controller.jobs import JobRequest
 
 
 def plan_inputs(**over: Any) -> Inputs:
@@ -29,3 +31,11 @@ def smig_spec(**over: Any) -> SchemaMigrationSpec:
     """A valid SchemaMigration spec (Secret db, ConfigMap m) with `over` (camelCase keys) on top."""
     return SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
                                                "source": {"configMaps": ["m"]}, **over})
+
+
+def job_request(**over: Any) -> JobRequest:
+    """The JobRequest of plan abcdef12 of SchemaMigration team/app at generation 1, target latest, Lease l,
+    runner schemagate:dev, with `over` on top."""
+    base = JobRequest(name="app-g1-abcdef12", plan="abcdef12", generation=1, target=None, lease_name="l",
+                      lease_holder="team/app-g1-abcdef12", default_image="schemagate:dev")
+    return dataclasses.replace(base, **over)

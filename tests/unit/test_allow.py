@@ -10,21 +10,19 @@ import pytest
 from kubernetes.client import V1ObjectMeta, V1PersistentVolumeClaim
 from kubernetes.client.exceptions import ApiException
 
-from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import allow
 from schemagate.controller.jobs import JobRequest, render_job
 from schemagate.controller.config import Options
 from schemagate.controller.reconcile import reconcile
 from schemagate.kube import Clients
+from tests.unit.conftest import job_request, smig_spec
 
 RUNNER = "ghcr.io/acme/schemagate@sha256:" + "a" * 64
 ALLOW = allow.Allowlist(job_image=RUNNER, job_service_account="schemagate-migration")
 OBJ = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
 
 
-def spec(**over: Any) -> SchemaMigrationSpec:
-    body = {"database": {"secretRef": {"name": "db"}}, "source": {"configMaps": ["m"]}, **over}
-    return SchemaMigrationSpec.model_validate(body)
+spec = smig_spec
 
 
 @pytest.mark.parametrize("over", [
@@ -88,9 +86,7 @@ def test_backup_claim_label_is_key_equals_value():
 
 
 def _request(**over: Any) -> JobRequest:
-    base = {"name": "app-g1-abcdef12", "plan": "abcdef12", "generation": 1, "target": None, "lease_name": "l",
-            "lease_holder": "team/app-g1-abcdef12", "default_image": RUNNER}
-    return JobRequest(**{**base, **over})
+    return job_request(**{"default_image": RUNNER, **over})
 
 
 def test_a_backup_claim_is_not_reowned_when_its_root_already_has_the_group():

@@ -20,7 +20,7 @@ inputs = functools.partial(plan_inputs, migrations=(F1, F2, F3), db=ObservedData
 
 
 def decide(i: Inputs, s: SchemaMigrationSpec, annotations=None, old=None, findings=()):
-    return policy.decide(i, plan(i), s, annotations or {}, old or {}, list(findings))
+    return policy.decide(i, plan(i), s, annotations=annotations or {}, old=old or {}, findings=list(findings))
 
 
 def test_automatic_runs_and_shows_the_plan():
@@ -96,9 +96,10 @@ def test_fail_on_error_lets_warnings_through():
 
 def test_lint_that_cannot_run_blocks_only_when_asked():
     i = inputs()
-    d = policy.decide(i, plan(i), spec(), {}, {}, None, "squawk is not installed")
+    d = policy.decide(i, plan(i), spec(), annotations={}, old={}, findings=None, lint_error="squawk is not installed")
     assert isinstance(d.action, StartJob) and [e.reason for e in d.events] == ["LintUnavailable"]
-    d = policy.decide(i, plan(i), spec(lint={"failOn": "error"}), {}, {}, None, "squawk is not installed")
+    d = policy.decide(i, plan(i), spec(lint={"failOn": "error"}), annotations={}, old={}, findings=None,
+                      lint_error="squawk is not installed")
     assert d.action.reason == "LintFailed"
 
 

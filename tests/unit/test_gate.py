@@ -288,12 +288,14 @@ def test_workload_of(metadata, workload):
 
 def test_release_opens_a_held_pod_and_says_no_schema_was_checked():
     for held in (pod(required="2"), pod(required="2", gate_status="False")):
-        decision = gate.release(held, "StatefulSet shop/db", "app", "removed from its spec.rolloutGate")
+        decision = gate.release(held, "StatefulSet shop/db", migration="app", why="removed from its spec.rolloutGate")
         assert decision is not None and (decision.status, decision.reason) == ("True", reasons.GATE_REMOVED)
         assert "StatefulSet shop/db is no longer gated by SchemaMigration app" in decision.message
         assert "without checking the schema" in decision.message
-    assert gate.release(pod(required="2", gate_status="True"), "StatefulSet shop/db", "app", "x") is None
-    event = gate.released_event("StatefulSet shop/db", "app", "the SchemaMigration was deleted", 2)
+    assert gate.release(pod(required="2", gate_status="True"), "StatefulSet shop/db", migration="app",
+                        why="x") is None
+    event = gate.released_event("StatefulSet shop/db", migration="app", why="the SchemaMigration was deleted",
+                                released=2)
     assert (event.type, event.reason) == ("Warning", reasons.ROLLOUT_GATE_REMOVED)
     assert "2 held pod(s)" in event.message and "deleted" in event.message
 

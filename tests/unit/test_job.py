@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
-from schemagate.api.v1alpha1 import SchemaMigrationSpec
-from schemagate.controller.jobs import JobRequest, render_job
+from schemagate.controller.jobs import render_job
+from tests.unit.conftest import job_request, smig_spec
 
 OBJ = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 3}}
 
 
-def spec(**over) -> SchemaMigrationSpec:
-    base = {"database": {"secretRef": {"name": "app-db"}}, "source": {"configMaps": ["m-a", "m-b"]}}
-    base.update(over)
-    return SchemaMigrationSpec.model_validate(base)
-
-
-def request(**over) -> JobRequest:
-    base = dict(name="app-g3-abcdef12", plan="abcdef12", generation=3, target=None,
-                lease_name="schemagate-db-0123456789abcdef", lease_holder="team/app-g3-abcdef12",
-                default_image="schemagate:dev")
-    base.update(over)
-    return JobRequest(**base)
+spec = functools.partial(smig_spec, database={"secretRef": {"name": "app-db"}},
+                         source={"configMaps": ["m-a", "m-b"]})
+request = functools.partial(job_request, name="app-g3-abcdef12", generation=3,
+                            lease_name="schemagate-db-0123456789abcdef", lease_holder="team/app-g3-abcdef12")
 
 
 def pod_of(job):

@@ -40,14 +40,17 @@ def test_an_invalid_job_is_stalled_naming_the_field():
     message = ('Job.batch "app-g1-abcdef12" is invalid: spec.template.spec.containers[0].resources.limits[cpu]: '
                'Invalid value: "1x": must match the regex')
     with pytest.raises(observe.Blocked) as err:
-        _create_job(SimpleNamespace(batch=Batch(_refused(422, message))), OBJ, SPEC, RUN, "l", None, Options())
+        _create_job(SimpleNamespace(batch=Batch(_refused(422, message))), OBJ, SPEC, RUN, lease_name="l", retry=None,
+                    opts=Options())
     assert err.value.reason == "JobRejected"
     assert "cannot create Job team/app-g1-abcdef12" in err.value.message and "limits[cpu]" in err.value.message
 
 
 def test_an_existing_job_is_reported_and_other_errors_propagate():
-    assert _create_job(SimpleNamespace(batch=Batch(ApiException(status=409))), OBJ, SPEC, RUN, "l", None,
-                       Options()) is False
+    assert _create_job(SimpleNamespace(batch=Batch(ApiException(status=409))), OBJ, SPEC, RUN, lease_name="l",
+                       retry=None, opts=Options()) is False
     with pytest.raises(ApiException):
-        _create_job(SimpleNamespace(batch=Batch(ApiException(status=500))), OBJ, SPEC, RUN, "l", None, Options())
-    assert _create_job(SimpleNamespace(batch=Batch(None)), OBJ, SPEC, RUN, "l", None, Options()) is True
+        _create_job(SimpleNamespace(batch=Batch(ApiException(status=500))), OBJ, SPEC, RUN, lease_name="l",
+                    retry=None, opts=Options())
+    assert _create_job(SimpleNamespace(batch=Batch(None)), OBJ, SPEC, RUN, lease_name="l", retry=None,
+                       opts=Options()) is True

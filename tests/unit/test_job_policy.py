@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from schemagate.api.v1alpha1 import SchemaMigrationSpec
-from schemagate.controller.jobs import JobRequest, render_job
+import functools
+
+from schemagate.controller.jobs import render_job
+from tests.unit.conftest import job_request, smig_spec
 
 OBJ = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 3}}
 
 
-def spec(**over) -> SchemaMigrationSpec:
-    base = {"database": {"secretRef": {"name": "app-db"}}, "source": {"configMaps": ["m"]}}
-    base.update(over)
-    return SchemaMigrationSpec.model_validate(base)
-
-
-def request(**over) -> JobRequest:
-    base = dict(name="app-g3-abcdef12", plan="abcdef12", generation=3, target=2, lease_name="lease",
-                lease_holder="team/app-g3-abcdef12", default_image="schemagate:dev")
-    base.update(over)
-    return JobRequest(**base)
+spec = functools.partial(smig_spec, database={"secretRef": {"name": "app-db"}})
+request = functools.partial(job_request, name="app-g3-abcdef12", generation=3, target=2, lease_name="lease",
+                            lease_holder="team/app-g3-abcdef12")
 
 
 def container(job):

@@ -89,7 +89,7 @@ class Clock:
 
 
 def elector(api, me, clock, events):
-    return Elector(api, "ops", leader.DEFAULT_LEASE_NAME, me, TIMING,
+    return Elector(api, "ops", leader.DEFAULT_LEASE_NAME, me=me, timing=TIMING,
                    on_started=lambda: events.append((me, "started")), on_lost=lambda: events.append((me, "lost")),
                    clock=clock.now, monotonic=clock.mono)
 

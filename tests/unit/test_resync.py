@@ -116,8 +116,8 @@ def test_read_config_map_version_whole_or_as_metadata_and_missing_as_a_version()
             return SimpleNamespace(data=json.dumps({"metadata": {"uid": "u", "resourceVersion": "7"},
                                                     "immutable": True}).encode())
 
-    assert resync.read_config_map_version(Core(), "ns", "m", False) == ConfigMapVersion("m", "u", "7", True)
-    assert resync.read_config_map_version(Core(), "ns", "gone", True) == ConfigMapVersion("gone", None, None)
+    assert resync.read_config_map_version(Core(), "ns", "m", metadata_only=False) == ConfigMapVersion("m", "u", "7", True)
+    assert resync.read_config_map_version(Core(), "ns", "gone", metadata_only=True) == ConfigMapVersion("gone", None, None)
     assert seen[0] == {} and "PartialObjectMetadata" in seen[1]["Accept"]
 
 

@@ -34,7 +34,7 @@ def awaiting(files=FILES, db=p.ObservedDatabase(1, frozenset({1})), target=None,
     spec = {**SPEC, "targetVersion": "latest" if target is None else target, "allowDowngrade": downgrade}
     i = p.Inputs(name="app", namespace="prod", generation=generation, target=target, migrations=migrations, db=db,
                  retry=retry, allow_downgrade=downgrade)
-    d = policy.decide(i, p.plan(i), SchemaMigrationSpec.model_validate(spec), {}, {}, [])
+    d = policy.decide(i, p.plan(i), SchemaMigrationSpec.model_validate(spec), annotations={}, old={}, findings=[])
     smig = {"apiVersion": "schemagate.io/v1alpha1", "kind": "SchemaMigration",
             "metadata": {"name": "app", "namespace": "prod", "generation": generation,
                          "annotations": {"schemagate.io/retry": retry}},

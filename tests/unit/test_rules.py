@@ -12,7 +12,7 @@ from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import policy
 from schemagate.controller import decide as p
 from schemagate.migrate import lint, rules, source, sqlshape
-from tests.unit.conftest import plan_inputs
+from tests.unit.conftest import plan_inputs, smig_spec
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "writing_rules"
@@ -151,8 +151,7 @@ def test_cli_passes_the_project_and_refuses_bad_input(capsys, tmp_path):
 # --- the operator: status.plan, Events, failOn -------------------------------------------------------------
 
 def _spec(**lint_spec) -> SchemaMigrationSpec:
-    return SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}},
-                                               "source": {"configMaps": ["m"]}, "lint": lint_spec})
+    return smig_spec(lint=lint_spec)
 
 
 def _inputs() -> p.Inputs:
@@ -166,7 +165,7 @@ def no_squawk(steps, direction, exclude):
 
 def test_operator_shows_them_in_status_plan_and_one_event():
     i = _inputs()
-    d = policy.evaluate(i, p.plan(i), _spec(), {}, {}, linter=no_squawk)
+    d = policy.evaluate(i, p.plan(i), _spec(), annotations={}, old={}, linter=no_squawk)
     assert isinstance(d.action, p.StartJob)
     assert [(f["file"], f["line"], f["rule"]) for f in d.plan["lint"]] == [
         ("00001_no_down.sql", 2, "require-down"), ("00002_not_idempotent.sql", 3, "require-idempotent-ddl"),
@@ -178,12 +177,12 @@ def test_operator_shows_them_in_status_plan_and_one_event():
 
 def test_fail_on_blocks_on_them_and_exclude_lets_the_plan_through():
     i = _inputs()
-    blocked = policy.evaluate(i, p.plan(i), _spec(failOn="warning"), {}, {}, linter=no_squawk).action
+    blocked = policy.evaluate(i, p.plan(i), _spec(failOn="warning"), annotations={}, old={}, linter=no_squawk).action
     assert isinstance(blocked, p.Refuse) and blocked.reason == "LintFailed"
     assert "00001_no_down.sql:2: warning require-down" in blocked.message and "nothing was applied" in blocked.message
     given = []
-    allowed = policy.evaluate(i, p.plan(i), _spec(failOn="warning", exclude=list(rules.RULES)), {}, {},
-                              linter=lambda s, d, e: given.append(e) or []).action
+    allowed = policy.evaluate(i, p.plan(i), _spec(failOn="warning", exclude=list(rules.RULES)),
+                              annotations={}, old={}, linter=lambda s, d, e: given.append(e) or []).action
     assert isinstance(allowed, p.StartJob)
 
 
@@ -192,7 +191,7 @@ def test_they_are_reported_even_when_squawk_cannot_run():
         raise policy.lint_mod.LintUnavailable("squawk is not installed")
 
     i = _inputs()
-    d = policy.evaluate(i, p.plan(i), _spec(), {}, {}, linter=broken)
+    d = policy.evaluate(i, p.plan(i), _spec(), annotations={}, old={}, linter=broken)
     assert isinstance(d.action, p.StartJob) and len(d.plan["lint"]) == 3
     assert {e.reason for e in d.events} == {"LintFindings", "LintUnavailable"}
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import decide as p
-from schemagate.controller.jobs import JobRequest, command, plan_digest
+from schemagate.controller.jobs import command, plan_digest
 from schemagate.migrate.source import digest_versions, files_digest, load_files
+from tests.unit.conftest import job_request, smig_spec
 
 V = "-- +goose Up\nCREATE TABLE t{n} (id int);\n-- +goose Down\nDROP TABLE t{n};\n"
 FILES = {f"0000{n}_t{n}.sql": V.format(n=n) for n in (1, 2, 3)}
@@ -92,13 +95,10 @@ def test_no_digest_without_files_or_for_accept_checksum():
 
 
 def _spec(source: dict) -> SchemaMigrationSpec:
-    return SchemaMigrationSpec.model_validate({"database": {"secretRef": {"name": "db"}}, "source": source})
+    return smig_spec(source=source)
 
 
-def _request(**over) -> JobRequest:
-    base = dict(name="app-g1-abcdef12", plan="abcdef12", generation=1, target=3, lease_name="l",
-                lease_holder="team/app-g1-abcdef12", default_image="schemagate:dev")
-    return JobRequest(**{**base, **over})
+_request = functools.partial(job_request, target=3)
 
 
 def test_job_args_carry_the_digest_for_configmap_sources():
@@ -139,7 +139,7 @@ def test_the_created_job_carries_the_digest_of_the_planned_files():
     obj = {"metadata": {"name": "app", "namespace": "team", "uid": "u-1", "generation": 1}}
     batch = _Batch()
     _create_job(SimpleNamespace(batch=batch), obj, _spec({"configMaps": ["m"]}), p.StartJob("app-g1-x", "x", 3, 3),
-                "l", None, Options(), None, as_planned(FILES), p.ObservedDatabase(0))
+                lease_name="l", retry=None, opts=Options(), files=as_planned(FILES), db=p.ObservedDatabase(0))
     (body,) = batch.bodies
     args = body["spec"]["template"]["spec"]["containers"][0]["command"]
     assert args[args.index("--expect-digest") + 1] == runner_digest(FILES, 3)

@@ -20,17 +20,13 @@ from schemagate.api.v1alpha1 import (
     DEFAULT_SECRET_KEY,
     GROUP,
     VERSION,
-    BackupSpec,
-    Condition,
-    JobSpec,
-    LintSpec,
-    LockSpec,
+    Conditions,
+    MigrationSettings,
     RolloutGateSpec,
     RolloutGateStatus,
     SourceSpec,
     _cel,
     _Model,
-    target_version_field,
 )
 
 KIND = "SchemaMigrationSet"
@@ -88,21 +84,6 @@ class DatabasesSpec(_Model):
                                 description="goose version table in every database.")] = DEFAULT_TABLE
 
 
-class MigrationTemplate(_Model):
-    """The per-database SchemaMigration settings (its spec without database and source)."""
-
-    target_version: Annotated[int | str, target_version_field("'latest' or a version number, for every database.")
-                              ] = "latest"
-    job: Annotated[JobSpec, Field(default_factory=JobSpec)]
-    lock: Annotated[LockSpec, Field(default_factory=LockSpec)]
-    approval: Annotated[Literal["Automatic", "Manual"], Field(
-        description="Per database, as SchemaMigration's spec.approval (each child awaits its own approval). "
-                    "The set's own gate after the canary is strategy.approval.")] = "Automatic"
-    allow_downgrade: bool = False
-    backup: BackupSpec | None = None
-    lint: Annotated[LintSpec, Field(default_factory=LintSpec)]
-
-
 class CanarySpec(_Model):
     """The databases that go first; the rest wait until every canary is Ready."""
 
@@ -131,7 +112,11 @@ class SchemaMigrationSetSpec(_Model):
 
     databases: DatabasesSpec
     source: SourceSpec
-    template: Annotated[MigrationTemplate, Field(default_factory=MigrationTemplate)]
+    template: Annotated[MigrationSettings, Field(
+        default_factory=MigrationSettings,
+        description="Each database's SchemaMigration spec, without database, source and rolloutGate (the set "
+                    "writes those). targetVersion and approval are per database: each child awaits its own "
+                    "approval; the set's own gate after the canary is strategy.approval.")]
     strategy: Annotated[StrategySpec, Field(default_factory=StrategySpec)]
     rollout_gate: Annotated[RolloutGateSpec | None, Field(
         description="Deployments whose new pods become Ready only when every database of the set is at the "
@@ -175,9 +160,7 @@ class SchemaMigrationSetStatus(_Model):
     failing_omitted: Annotated[int | None, Field(description="Failing databases beyond those listed.")] = None
     canaries: Annotated[list[str] | None, Field(default=None, description="The canary databases (Secrets).")]
     approval: SetApproval | None = None
-    conditions: Annotated[list[Condition] | None, Field(
-        default=None, description="Ready, Reconciling, Stalled (kstatus), each with reason and observedGeneration.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})]
+    conditions: Conditions
     rollout_gate: Annotated[RolloutGateStatus | None, Field(
         description="Gated Deployments (spec.rolloutGate) and their waiting pods.")] = None
 

@@ -363,11 +363,10 @@ def target_version_field(description: str) -> Any:
                  "targetVersion must be 'latest' or a non-negative version number")]})
 
 
-class SchemaMigrationSpec(_Model):
-    """Desired state: the database, the migrations, the version to reach."""
+class MigrationSettings(_Model):
+    """How one database is migrated: a SchemaMigration's spec without database, source and rolloutGate, which
+    is also a SchemaMigrationSet's spec.template (its children's specs are made of it)."""
 
-    database: DatabaseSpec
-    source: SourceSpec
     target_version: Annotated[int | str, target_version_field(
         "'latest' or a version number; the database is migrated up to it.")] = "latest"
     job: Annotated[JobSpec, Field(default_factory=JobSpec)]
@@ -380,8 +379,6 @@ class SchemaMigrationSpec(_Model):
                     "otherwise it is refused (DowngradeNotAllowed).")] = False
     backup: Annotated[BackupSpec | None, Field(description="pg_dump before applying (off when absent).")] = None
     lint: Annotated[LintSpec, Field(default_factory=LintSpec)]
-    rollout_gate: Annotated[RolloutGateSpec | None, Field(
-        description="Gate these Deployments' and StatefulSets' rollouts on the schema (off when absent).")] = None
 
     def target(self) -> int | None:
         """The numeric target, or None for latest. Raises ValueError for anything else."""
@@ -389,6 +386,15 @@ class SchemaMigrationSpec(_Model):
         if not _TARGET.match(text):
             raise ValueError(f"targetVersion {self.target_version!r} must be 'latest' or a version number")
         return None if text == "latest" else int(text)
+
+
+class SchemaMigrationSpec(MigrationSettings):
+    """Desired state: the database, the migrations, the version to reach."""
+
+    database: DatabaseSpec
+    source: SourceSpec
+    rollout_gate: Annotated[RolloutGateSpec | None, Field(
+        description="Gate these Deployments' and StatefulSets' rollouts on the schema (off when absent).")] = None
 
 
 class Condition(_Model):
@@ -400,6 +406,12 @@ class Condition(_Model):
     message: str = ""
     observed_generation: int | None = None
     last_transition_time: str
+
+
+Conditions = Annotated[list[Condition] | None, Field(
+    default=None, description="Ready, Reconciling, Stalled (kstatus), each with reason and observedGeneration.",
+    json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})]
+"""status.conditions of both kinds."""
 
 
 class RunRecord(_Model):
@@ -504,9 +516,7 @@ class SchemaMigrationStatus(_Model):
     target_version: Annotated[int | None, Field(description="Version to reach ('latest' resolved).")] = None
     pending: Annotated[int | None, Field(description="Migrations not yet applied up to the target.")] = None
     observed_generation: Annotated[int | None, Field(description="metadata.generation this status describes.")] = None
-    conditions: Annotated[list[Condition] | None, Field(
-        default=None, description="Ready, Reconciling, Stalled (kstatus), each with reason and observedGeneration.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})]
+    conditions: Conditions
     lease_holder: Annotated[str | None, Field(description="Holder of the database's Lease while waiting.")] = None
     lease_name: Annotated[str | None, Field(description="The database's Lease (named after host, port, "
                                                         "database and table).")] = None

@@ -30,10 +30,9 @@ class Acted:
     blocked: observe.Blocked | None = None  # the apiserver refused, or the Job's name is taken
 
 
-def create_job(  # noqa: PLR0917  tests/unit/test_job_create.py and test_source_digest.py pass all by position
-        k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.StartJob, lease_name: str,
-        retry: str | None, opts: Options, backup_file: str | None = None,
-        files: tuple[p.MigrationFile, ...] | None = None, db: p.ObservedDatabase | None = None) -> bool:
+def create_job(k: Clients, obj: dict[str, Any], spec: api.SchemaMigrationSpec, action: p.StartJob, *,
+               lease_name: str, retry: str | None, opts: Options, backup_file: str | None = None,
+               files: tuple[p.MigrationFile, ...] | None = None, db: p.ObservedDatabase | None = None) -> bool:
     """Create the plan's Job; False when it already exists (created before a restart: adopt it)."""
     meta = obj["metadata"]
     digest, rollback = jobs_mod.plan_digest(files, action.command, action.target, db or p.ObservedDatabase(0))
@@ -75,11 +74,11 @@ def act(k: Clients, w: World, decision: policy.Decision | None, opts: Options) -
     holder = w.lease.state
     # Its Job is finished or deleted: free the Lease now rather than make our runner wait its duration.
     if holder.holder_gone and holder.holder and \
-            lease.free_from(lease._Api(k.coordination.api_client), w.namespace, w.lease_name, holder.holder):
+            lease.release(lease._Api(k.coordination.api_client), w.namespace, w.lease_name, holder.holder):
         done.events.append(Event(NORMAL, reasons.LEASE_TAKEN_OVER, f"Lease {w.namespace}/{w.lease_name} was held "
                                                                    f"by {holder.holder}, whose Job is gone: freed"))
     try:
-        done.created = create_job(k, w.obj, w.spec, action, w.lease_name, w.retry, opts,
+        done.created = create_job(k, w.obj, w.spec, action, lease_name=w.lease_name, retry=w.retry, opts=opts,
                                   backup_file=decision.backup_file, files=w.migrations, db=w.database)
         if not done.created and action.job not in {i.state.name for i in w.jobs or []}:
             # Our own Job would have been listed above (and planned as WaitForJob): this one belongs to

@@ -87,7 +87,8 @@ def _gate(k: Clients, namespace: str, name: str, *, spec: set_api.SchemaMigratio
             progress=str(ready.get("message") or "") or None if ready.get("status") != c.TRUE else None,
             unavailable=unknown)
     workloads = gate_reconcile.named(spec.rollout_gate)
-    return gate_reconcile.gate_workloads(k, namespace, name, workloads, gate_reconcile.old_entries({"status": old}),
+    return gate_reconcile.gate_workloads(k, namespace, name, workloads=workloads,
+                                         old=gate_reconcile.old_entries({"status": old}),
                                          others=lambda: _others_gating(k, namespace, name), schema=schema)
 
 

@@ -232,7 +232,7 @@ def decide(pod: Mapping[str, Any], schema: Schema, template: Mapping[str, str]) 
     return PodDecision("False", reasons.WAITING_FOR_MIGRATION, _short(f"{needs} ({where}{progress})"), required)
 
 
-def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> PodDecision | None:
+def release(pod: Mapping[str, Any], workload: str, *, migration: str, why: str) -> PodDecision | None:
     """The condition for a held pod whose workload left the gate (`why`: how), or None when it is open.
     True, with its own reason, so that `kubectl get pod` and the Event tell that no schema was checked."""
     existing = condition(pod)
@@ -243,7 +243,7 @@ def release(pod: Mapping[str, Any], workload: str, migration: str, why: str) -> 
         f"without checking the schema"), None)
 
 
-def released_event(workload: str, migration: str, why: str, released: int) -> Event:
+def released_event(workload: str, *, migration: str, why: str, released: int) -> Event:
     return Event("Warning", reasons.ROLLOUT_GATE_REMOVED, _short(
         f"{workload} is no longer gated by SchemaMigration {migration} ({why}): the readiness gate of "
         f"{released} held pod(s) was opened without checking the schema. Pods created from now on are decided "

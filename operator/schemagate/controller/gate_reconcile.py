@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from schemagate import kube
 from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
@@ -104,9 +105,11 @@ def also_gating(k: Clients, namespace: str, name: str) -> dict[tuple[str, str], 
     return gate.gated_by(found.get("items") or [], besides=name)
 
 
-def _read(apps: client.AppsV1Api, kind: str, name: str, namespace: str) -> dict[str, Any]:
+def _read(k: Clients, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    """The gated Deployment or StatefulSet; None when there is none of that name."""
+    apps = client.AppsV1Api(k.core.api_client)
     read = apps.read_namespaced_deployment if kind == gate.DEPLOYMENT else apps.read_namespaced_stateful_set
-    return _json(read(name, namespace, _preload_content=False))
+    return kube.read_json(read, name, namespace)
 
 
 def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind: str, workload: dict[str, Any],
@@ -126,12 +129,8 @@ def _template(apps: client.AppsV1Api, namespace: str, pod: dict[str, Any], kind:
     if not owner:
         return None
     if owner not in cache:
-        try:
-            cache[owner] = _json(read(owner, namespace, _preload_content=False))
-        except ApiException as e:
-            if e.status != 404:
-                raise  # forbidden or failing: the caller keeps the last entry and decides nothing (fail closed)
-            cache[owner] = None
+        # Forbidden or failing raises: the caller keeps the last entry and decides nothing (fail closed).
+        cache[owner] = kube.read_json(read, owner, namespace)
     found = cache[owner]
     if found is None:
         return None
@@ -164,14 +163,15 @@ def _pods(k: Clients, namespace: str, kind: str, workload: dict[str, Any]
 
 def _workload(k: Clients, namespace: str, kind: str, name: str, *, schema: gate.Schema, old: dict[str, Any] | None,
               others: list[str]) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Event]]]:
-    apps = client.AppsV1Api(k.core.api_client)
     try:
-        workload = _read(apps, kind, name, namespace)
+        workload = _read(k, kind, name, namespace)
     except ApiException as e:
-        if e.status in (403, 404):
-            what = "not found" if e.status == 404 else "not readable by the operator (forbidden)"
-            return gate.deployment_status(name, [], f"{kind} {namespace}/{name} {what}"), []
-        raise
+        if e.status != 403:
+            raise
+        return gate.deployment_status(name, [], f"{kind} {namespace}/{name} not readable by the operator "
+                                                f"(forbidden)"), []
+    if workload is None:
+        return gate.deployment_status(name, [], f"{kind} {namespace}/{name} not found"), []
     spec = workload.get("spec") or {}
     problem = gate.conflict_message(namespace, name, others, kind) if others else None
     if not problem and not gate.is_gated((spec.get("template") or {}).get("spec")):
@@ -200,25 +200,40 @@ def _workload(k: Clients, namespace: str, kind: str, name: str, *, schema: gate.
 def _release(k: Clients, namespace: str, migration: str, kind: str, name: str, *, why: str
              ) -> list[tuple[dict[str, Any], Event]]:
     """Open the held pods of a workload that left the gate; a Warning Event on it says so."""
-    apps = client.AppsV1Api(k.core.api_client)
-    try:
-        workload = _read(apps, kind, name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return []  # gone, and its pods with it
-        raise
+    workload = _read(k, kind, name, namespace)
+    if workload is None:
+        return []  # gone, and its pods with it
     what = f"{kind} {namespace}/{name}"
     released = 0
     try:
         for pod, _ in _pods(k, namespace, kind, workload):
-            decision = gate.release(pod, what, migration, why)
+            decision = gate.release(pod, what, migration=migration, why=why)
             if decision is not None and _patch_pod(k.core, namespace, pod, decision):
                 released += 1
     except ValueError:
         return []  # a selector that selects nothing gated nothing
     if not released:
         return []
-    return [(_ref(kind, namespace, name, workload), gate.released_event(what, migration, why, released))]
+    return [(_ref(kind, namespace, name, workload), gate.released_event(what, migration=migration, why=why,
+                                                                                released=released))]
+
+
+def _release_all(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]], *,
+                 gating: dict[tuple[str, str], list[str]], why: str
+                 ) -> tuple[list[tuple[dict[str, Any], Event]], list[tuple[str, str]]]:
+    """`_release` each of `workloads` that no other object gates (their pods are its to decide): the Events,
+    and the workloads whose release failed (logged; the caller may keep their last status entry)."""
+    events: list[tuple[dict[str, Any], Event]] = []
+    failed: list[tuple[str, str]] = []
+    for kind, workload in workloads:
+        if gating.get((kind, workload)):
+            continue
+        try:
+            events += _release(k, namespace, name, kind, workload, why=why)
+        except Exception:
+            log.exception("rollout gate of %s/%s (%s): releasing %s %s failed", namespace, name, why, kind, workload)
+            failed.append((kind, workload))
+    return events, failed
 
 
 REMOVED = "removed from its spec.rolloutGate"
@@ -240,14 +255,14 @@ def run(k: Clients, obj: dict[str, Any], status: dict[str, Any], db_state: Obser
         spec = api.SchemaMigrationSpec.model_validate(obj.get("spec") or {})
     except ValidationError:
         return None
-    return gate_workloads(k, namespace, name, named(spec.rollout_gate), old_entries(obj),
+    return gate_workloads(k, namespace, name, workloads=named(spec.rollout_gate), old=old_entries(obj),
                           others=lambda: also_gating(k, namespace, name),
                           schema=lambda: _schema(k, namespace, name, spec=spec, status=status, db_state=db_state,
                                                  allowed_hosts=allowed_hosts))
 
 
-def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[str, str]],
-                   old: dict[tuple[str, str], dict[str, Any]], *,
+def gate_workloads(k: Clients, namespace: str, name: str, *, workloads: list[tuple[str, str]],
+                   old: dict[tuple[str, str], dict[str, Any]],
                    others: Callable[[], dict[tuple[str, str], list[str]]],
                    schema: Callable[[], gate.Schema]) -> Result | None:
     """Decide every gated pod of `workloads` (what SchemaMigration or SchemaMigrationSet `name` gates), and
@@ -276,14 +291,10 @@ def gate_workloads(k: Clients, namespace: str, name: str, workloads: list[tuple[
             entry, evs = old.get((kind, workload)) or gate.deployment_status(workload, []), []
         entries[kind].append(entry)
         events += evs
-    for kind, workload in removed:
-        if gating.get((kind, workload)):
-            continue  # another object gates it: its pods are its to decide
-        try:
-            events += _release(k, namespace, name, kind, workload, why=REMOVED)
-        except Exception:
-            log.exception("rollout gate of %s/%s: releasing %s %s failed", namespace, name, kind, workload)
-            entries[kind].append(old[(kind, workload)])
+    released, failed = _release_all(k, namespace, name, removed, gating=gating, why=REMOVED)
+    events += released
+    for kind, workload in failed:
+        entries[kind].append(old[(kind, workload)])
     if not workloads and not any(entries.values()):
         return Result(None, events)
     return Result(gate.status(entries), events)
@@ -302,21 +313,13 @@ def release_deleted(k: Clients, obj: dict[str, Any]) -> Result:
     workloads += [key for key in old_entries(obj) if key not in workloads]
     if not namespace or not name or not workloads:
         return Result(None)
-    events: list[tuple[dict[str, Any], Event]] = []
     try:
         others = also_gating(k, namespace, name)
     except ApiException as e:
         log.warning("rollout gate of deleted %s/%s: cannot list SchemaMigrations, nothing released: %s %s",
                     namespace, name, e.status, e.reason)
         return Result(None)
-    for kind, workload in workloads:
-        if others.get((kind, workload)):
-            continue
-        try:
-            events += _release(k, namespace, name, kind, workload, why=DELETED)
-        except Exception:
-            log.exception("rollout gate of deleted %s/%s: releasing %s %s failed", namespace, name, kind, workload)
-    return Result(None, events)
+    return Result(None, _release_all(k, namespace, name, workloads, gating=others, why=DELETED)[0])
 
 
 def post_events(k: Clients, result: Result | None) -> None:

@@ -64,7 +64,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["resyncs"] = resyncs
 
     def config_map_version(namespace: str, name: str, metadata_only: bool) -> resync.ConfigMapVersion:
-        return resync.read_config_map_version(k.core, namespace, name, metadata_only)
+        return resync.read_config_map_version(k.core, namespace, name, metadata_only=metadata_only)
 
     def work(namespace: str, name: str, listed: Listed | None) -> str | None:
         key = (namespace, name)
@@ -117,8 +117,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         logging.shutdown()
         os._exit(1)
 
-    elector = leader.Elector(lease_mod._Api(api_client), election.namespace, election.lease, identity,
-                             election.timing, on_started=lambda: _call_soon(loop, lead), on_lost=lost)
+    elector = leader.Elector(lease_mod._Api(api_client), election.namespace, election.lease, me=identity,
+                             timing=election.timing, on_started=lambda: _call_soon(loop, lead), on_lost=lost)
     memo["elector"] = elector
     memo["election_task"] = loop.create_task(elector.run(), name="leader election")
     metrics.LEADER.set(0)

@@ -67,17 +67,13 @@ def decide(current: lease.Observed | None, seen: Seen | None, me: str, now: date
     Expiry is judged by how long the record has stood still here, not by its renewTime (another node's
     clock); leaseDurationSeconds written by the holder wins over our own setting, as in client-go.
     """
-    if current is None:
-        return "create"
-    if current.holder == me:
-        return "renew"
-    if current.holder is None:
-        return "take"  # released by a leader that stopped cleanly
-    duration = current.duration_seconds if current.duration_seconds else timing.lease_duration
-    since = seen.since if seen is not None else now
-    if now - since > timedelta(seconds=duration):
-        return "take"
-    return "standby"
+    expired = False
+    if current is not None:
+        duration = current.duration_seconds if current.duration_seconds else timing.lease_duration
+        since = seen.since if seen is not None else now
+        # No holder: released by a leader that stopped cleanly.
+        expired = current.holder is None or now - since > timedelta(seconds=duration)
+    return lease.acquiring(current, me, expired=expired) or "standby"
 
 
 def must_step_down(last_renewed: float, now: float, timing: Timing) -> bool:
@@ -92,8 +88,8 @@ def _now() -> datetime:
 class Elector:
     """Runs the election in the background; calls `on_started` once leading and `on_lost` if that ends."""
 
-    def __init__(self, api: Any, namespace: str, name: str, me: str, timing: Timing,
-                 *, on_started: Callable[[], None], on_lost: Callable[[], None],
+    def __init__(self, api: Any, namespace: str, name: str, *, me: str, timing: Timing,
+                 on_started: Callable[[], None], on_lost: Callable[[], None],
                  clock: Callable[[], datetime] = _now, monotonic: Callable[[], float] = time.monotonic):
         self._api = api  # schemagate.lease._Api: get / create / replace on plain dicts
         self.namespace, self.name, self.me, self.timing = namespace, name, me, timing
@@ -112,7 +108,8 @@ class Elector:
             self._seen = observe(self._seen, current, now)
             role = decide(current, self._seen, self.me, now, self.timing)
             if role != "standby":
-                spec = lease.desired_spec(current, self.me, max(1, round(self.timing.lease_duration)), now)
+                spec = lease.desired_spec(current, self.me, duration=max(1, round(self.timing.lease_duration)),
+                                          now=now)
                 if role == "create":
                     self._api.create(self.namespace, self.name, spec)
                 else:

@@ -12,8 +12,11 @@ from schemagate.controller import leader
 from schemagate.controller.allow import DEFAULT_BACKUP_CLAIM_LABEL, parse_label
 
 
-def _env_list(name: str) -> list[str]:
-    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+def _list_flag(parser: argparse.ArgumentParser, flag: str, *, env: str, metavar: str, help: str) -> None:
+    """A repeatable flag whose default is the comma-separated list in environment variable `env`."""
+    default = [v.strip() for v in os.environ.get(env, "").split(",") if v.strip()]
+    parser.add_argument(flag, action="append", default=default, metavar=metavar,
+                        help=f"{help} (repeatable; env {env}, comma-separated)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,32 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
                        help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
-    parser.add_argument("--act-namespace", action="append", default=_env_list("SCHEMAGATE_ACT_NAMESPACES"),
-                        metavar="NS", help="with --all-namespaces: act (create Jobs, read Secrets, gate pods) only "
-                                           "here, report NamespaceNotAllowed elsewhere (repeatable; env "
-                                           "SCHEMAGATE_ACT_NAMESPACES, comma-separated)")
+    _list_flag(parser, "--act-namespace", env="SCHEMAGATE_ACT_NAMESPACES", metavar="NS",
+               help="with --all-namespaces: act (create Jobs, read Secrets, gate pods) only here, report "
+                    "NamespaceNotAllowed elsewhere")
     parser.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--job-image", default=os.environ.get("SCHEMAGATE_JOB_IMAGE", "schemagate:dev"),
                         help="runner image for migration Jobs without spec.job.image (env SCHEMAGATE_JOB_IMAGE)")
-    parser.add_argument("--allow-image", action="append", default=_env_list("SCHEMAGATE_ALLOWED_IMAGES"),
-                        metavar="REF", help="an image (exact reference) spec.job.image or spec.source.image may "
-                                            "name besides --job-image (repeatable; env SCHEMAGATE_ALLOWED_IMAGES, "
-                                            "comma-separated)")
+    _list_flag(parser, "--allow-image", env="SCHEMAGATE_ALLOWED_IMAGES", metavar="REF",
+               help="an image (exact reference) spec.job.image or spec.source.image may name besides --job-image")
     parser.add_argument("--job-service-account", default=os.environ.get("SCHEMAGATE_JOB_SERVICE_ACCOUNT") or None,
                         metavar="NAME", help="ServiceAccount of Jobs whose spec names none, always allowed "
                                              "(env SCHEMAGATE_JOB_SERVICE_ACCOUNT; unset: the namespace's default)")
-    parser.add_argument("--allow-service-account", action="append",
-                        default=_env_list("SCHEMAGATE_ALLOWED_SERVICE_ACCOUNTS"), metavar="NAME",
-                        help="another ServiceAccount spec.job.serviceAccountName may name (repeatable; env "
-                             "SCHEMAGATE_ALLOWED_SERVICE_ACCOUNTS, comma-separated)")
+    _list_flag(parser, "--allow-service-account", env="SCHEMAGATE_ALLOWED_SERVICE_ACCOUNTS", metavar="NAME",
+               help="another ServiceAccount spec.job.serviceAccountName may name")
     parser.add_argument("--backup-claim-label", metavar="KEY=VALUE",
                         default=os.environ.get("SCHEMAGATE_BACKUP_CLAIM_LABEL") or DEFAULT_BACKUP_CLAIM_LABEL,
                         help="label a PersistentVolumeClaim needs to be a backup target (env "
                              "SCHEMAGATE_BACKUP_CLAIM_LABEL; default %(default)s)")
-    parser.add_argument("--allow-database-host", action="append",
-                        default=_env_list("SCHEMAGATE_ALLOWED_DATABASE_HOSTS"), metavar="HOST",
-                        help="a database host (exact, or *.suffix) the operator may dial; repeatable; none given: "
-                             "any (env SCHEMAGATE_ALLOWED_DATABASE_HOSTS, comma-separated)")
+    _list_flag(parser, "--allow-database-host", env="SCHEMAGATE_ALLOWED_DATABASE_HOSTS", metavar="HOST",
+               help="a database host (exact, or *.suffix) the operator may dial; none given: any")
     parser.add_argument("--resync-seconds", type=float,
                         default=os.environ.get("SCHEMAGATE_RESYNC_SECONDS", "30"),
                         help="re-check every SchemaMigration this often (env SCHEMAGATE_RESYNC_SECONDS); one "

@@ -103,6 +103,25 @@ class Snapshot:
                    None if is_ready else _epoch(ready.get("lastTransitionTime")), max(times) if times else None)
 
 
+# The per-SchemaMigration gauges, in the order they are served: name, help, and the value a Snapshot gives
+# (None: no sample for that SchemaMigration).
+MIGRATION_GAUGES: tuple[tuple[str, str, Callable[[Snapshot], float | None]], ...] = (
+    ("schemagate_migration_current_version", "The database's current schema version", lambda s: s.current),
+    ("schemagate_migration_target_version", "The version the SchemaMigration brings the database to",
+     lambda s: s.target),
+    ("schemagate_migration_pending", "Migrations still to apply", lambda s: s.pending),
+    ("schemagate_migration_ready", "1 when the database is at its target", lambda s: int(s.ready)),
+    ("schemagate_migration_stalled", "1 when it cannot progress until someone changes something",
+     lambda s: int(s.stalled)),
+    ("schemagate_migration_awaiting_approval", "1 while a plan waits for a person's approval",
+     lambda s: int(s.awaiting_approval)),
+    ("schemagate_migration_not_ready_since_timestamp_seconds", "Since when Ready has not been True (absent while "
+     "Ready)", lambda s: s.not_ready_since),
+    ("schemagate_migration_last_success_timestamp_seconds", "When the newest successful Job finished",
+     lambda s: s.last_success),
+)
+
+
 def finished_runs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Pure: runs recorded in status.history by this reconcile (absorb_jobs records each exactly once)."""
     before = {r.get("job") for r in old.get("history") or [] if isinstance(r, dict)}
@@ -127,7 +146,7 @@ class State:
         self.held: dict[tuple[str, str], tuple[Key, int, float]] = {}  # (ns, deployment) → owner, pods, since
         self.failed_reasons: dict[Key, set[str]] = {}
 
-    def record(self, namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any],
+    def record(self, namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any], *,
                started_job: bool) -> None:
         """After one reconcile: `new` is the status written (or kept), `started_job` whether it created one."""
         key, now = (namespace, name), self._clock()
@@ -190,32 +209,13 @@ class State:
         with self._lock:
             migrations = dict(self.migrations)
             held = dict(self.held)
-        labels = ["namespace", "name"]
-        families = {
-            "current_version": GaugeMetricFamily("schemagate_migration_current_version",
-                                                 "The database's current schema version", labels=labels),
-            "target_version": GaugeMetricFamily("schemagate_migration_target_version",
-                                                "The version the SchemaMigration brings the database to",
-                                                labels=labels),
-            "pending": GaugeMetricFamily("schemagate_migration_pending", "Migrations still to apply", labels=labels),
-            "ready": GaugeMetricFamily("schemagate_migration_ready", "1 when the database is at its target",
-                                       labels=labels),
-            "stalled": GaugeMetricFamily("schemagate_migration_stalled",
-                                         "1 when it cannot progress until someone changes something", labels=labels),
-            "awaiting": GaugeMetricFamily("schemagate_migration_awaiting_approval",
-                                          "1 while a plan waits for a person's approval", labels=labels),
-            "not_ready": GaugeMetricFamily("schemagate_migration_not_ready_since_timestamp_seconds",
-                                           "Since when Ready has not been True (absent while Ready)", labels=labels),
-            "success": GaugeMetricFamily("schemagate_migration_last_success_timestamp_seconds",
-                                         "When the newest successful Job finished", labels=labels),
-        }
+        families = [(GaugeMetricFamily(metric, text, labels=["namespace", "name"]), value)
+                    for metric, text, value in MIGRATION_GAUGES]
         for (ns, name), s in sorted(migrations.items()):
-            values = {"current_version": s.current, "target_version": s.target, "pending": s.pending,
-                      "ready": int(s.ready), "stalled": int(s.stalled), "awaiting": int(s.awaiting_approval),
-                      "not_ready": s.not_ready_since, "success": s.last_success}
-            for field, value in values.items():
-                if value is not None:
-                    families[field].add_metric([ns, name], float(value))
+            for family, value in families:
+                sample = value(s)
+                if sample is not None:
+                    family.add_metric([ns, name], float(sample))
         pods = GaugeMetricFamily("schemagate_rollout_gate_held_pods",
                                  "Pods of a gated Deployment the rollout gate holds back",
                                  labels=["namespace", "deployment"])
@@ -225,7 +225,7 @@ class State:
         for (ns, deployment), (_, count, since) in sorted(held.items()):
             pods.add_metric([ns, deployment], float(count))
             oldest.add_metric([ns, deployment], max(0.0, now - since))
-        yield from families.values()
+        yield from (family for family, _ in families)
         yield pods
         yield oldest
 

@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ValidationError
 
+from schemagate import kube
 from schemagate.api import migrationset as set_api
 from schemagate.api import typed
 from schemagate.api import v1alpha1 as api
@@ -30,13 +31,9 @@ STATUS_MODELS: dict[str, type[BaseModel]] = {api.PLURAL: api.SchemaMigrationStat
 def get(k: Clients, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object; None when it is gone or being deleted (foreground or orphan cascade, someone's finalizer):
     the apiserver bumps the generation as it marks it, which would otherwise read as a spec change."""
-    try:
-        obj: Any = k.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, plural, name)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+    obj: Any = kube.unless_absent(
+        lambda: k.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, plural, name))
+    if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return None
     found: dict[str, Any] = obj
     return found

@@ -47,9 +47,8 @@ def _lint_event(findings: Sequence[lint_mod.Finding], hash_: str) -> Event:
     return Event("Warning", reasons.LINT_FINDINGS, f"plan {hash_}: {len(findings)} lint finding(s): {listed}{more}")
 
 
-def decide(  # noqa: PLR0917  tests/unit/test_approval.py and test_review.py pass six by position
-        i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
-        old: Mapping[str, Any], findings: Sequence[lint_mod.Finding] | None, lint_error: str | None = None
+def decide(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, *, annotations: Mapping[str, str],
+           old: Mapping[str, Any], findings: Sequence[lint_mod.Finding] | None, lint_error: str | None = None
            ) -> Decision:
     """Pure: the action that may run now, status.plan, and the Events worth telling.
 
@@ -101,8 +100,8 @@ def decide(  # noqa: PLR0917  tests/unit/test_approval.py and test_review.py pas
     return Decision(action, shown, events, approved, backup_file)
 
 
-def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annotations: Mapping[str, str],
-             old: Mapping[str, Any], *, linter: Linter = lint_mod.lint) -> Decision:
+def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, *, annotations: Mapping[str, str],
+             old: Mapping[str, Any], linter: Linter = lint_mod.lint) -> Decision:
     findings: list[lint_mod.Finding] | None = None
     error: str | None = None
     if isinstance(action, (p.StartJob, p.WaitForLease)) and getattr(action, "command", "up") != "accept-checksum":
@@ -116,7 +115,7 @@ def evaluate(i: p.Inputs, action: p.Action, spec: api.SchemaMigrationSpec, annot
                 error = str(e)
             order = {m.name: k for k, m in enumerate(planned)}  # as they would run, each file's in line order
             findings.sort(key=lambda f: (order.get(f.file, 0), f.line or 0))
-    return decide(i, action, spec, annotations, old, findings, error)
+    return decide(i, action, spec, annotations=annotations, old=old, findings=findings, lint_error=error)
 
 
 def for_action(action: Decided, db: p.ObservedDatabase, old: Mapping[str, Any]

@@ -49,7 +49,7 @@ def decide(w: World) -> RoundDecision:
         db=w.database, lease=w.lease.state, jobs=tuple(i.state for i in w.jobs), runs=st.prior_runs(runs),
         retry=w.retry, source_key=w.source_key, allow_downgrade=bool(w.spec and w.spec.allow_downgrade))
     assert w.spec is not None
-    decision = policy.evaluate(inputs, p.plan(inputs), w.spec, w.annotations, old)
+    decision = policy.evaluate(inputs, p.plan(inputs), w.spec, annotations=w.annotations, old=old)
     return RoundDecision(runs, evs + decision.events, decision)
 
 
@@ -106,5 +106,5 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> str | Non
     objects.write_status(k, api.PLURAL, obj, new)
     events_mod.post(k, events_mod.involved(api.API_VERSION, api.KIND, w.meta), to_post(w, d, acted, new))
     gate_reconcile.post_events(k, gated)
-    metrics.STATE.record(namespace, name, w.old, new, acted.created)
+    metrics.STATE.record(namespace, name, w.old, new, started_job=acted.created)
     return w.lease_name

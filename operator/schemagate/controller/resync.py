@@ -12,13 +12,11 @@ chart packs them) instead of a Secret, Lease, Job list, ConfigMap and database s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
+from schemagate import kube
 from schemagate.controller.loop import Key
 
 
@@ -103,17 +101,13 @@ class Resyncs:
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
-def read_config_map_version(core: Any, namespace: str, name: str, metadata_only: bool) -> ConfigMapVersion:
+def read_config_map_version(core: Any, namespace: str, name: str, *, metadata_only: bool) -> ConfigMapVersion:
     """A ConfigMap's version; missing is a version too. Other errors raise: the caller reconciles in full,
     which reports them. Metadata only keeps a large ConfigMap's content on the apiserver, but has no
     `immutable` (a top-level field): the caller asks for it once, whole."""
     headers = {"Accept": METADATA_ONLY} if metadata_only else {}
-    try:
-        resp = core.read_namespaced_config_map(name, namespace, _preload_content=False, _headers=headers)
-    except ApiException as e:
-        if e.status == 404:
-            return ConfigMapVersion(name, None, None)
-        raise
-    doc = json.loads(resp.data)
+    doc = kube.read_json(core.read_namespaced_config_map, name, namespace, _headers=headers)
+    if doc is None:
+        return ConfigMapVersion(name, None, None)
     meta = doc.get("metadata") or {}
     return ConfigMapVersion(name, meta.get("uid"), meta.get("resourceVersion"), bool(doc.get("immutable")))

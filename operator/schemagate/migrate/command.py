@@ -140,13 +140,7 @@ def _parse_version(args: argparse.Namespace) -> int | None:
     if cmd in NEEDS_VERSION:
         if args.argument is None:
             raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd} needs a VERSION argument")
-        try:
-            v = int(args.argument)
-        except ValueError:
-            raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd}: {args.argument!r} is not a version number") from None
-        if v < 0:
-            raise MigrateError(reasons.INVALID_ARGUMENTS, f"{cmd}: version must not be negative")
-        return v
+        return source.version_argument(args.argument, cmd)
     if cmd == "create":
         if not args.argument:
             raise MigrateError(reasons.INVALID_ARGUMENTS, "create needs a NAME argument")

@@ -64,16 +64,10 @@ def parse_verb(argument: str | None, version: str | None) -> tuple[str, int | No
         return verb, None
     if version is None:
         raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan {verb} needs a VERSION")
-    try:
-        target = int(version)
-    except ValueError:
-        raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan {verb}: {version!r} is not a version number") from None
-    if target < 0:
-        raise MigrateError(reasons.INVALID_ARGUMENTS, f"plan {verb}: version must not be negative")
-    return verb, target
+    return verb, source.version_argument(version, f"plan {verb}")
 
 
-def plan_steps(migrations: Sequence[source.Migration], state: plan.DbState, verb: str, target: int | None,
+def plan_steps(migrations: Sequence[source.Migration], state: plan.DbState, verb: str, target: int | None, *,
                allow_missing: bool = False) -> list[plan.Step]:
     """Pure: the steps `verb` would run, as the runner plans them."""
     if verb == "up":
@@ -108,7 +102,7 @@ def digest(migrations: Sequence[source.Migration], verb: str, target: int | None
 
 def preview(migrations: Sequence[source.Migration], state: plan.DbState, verb: str, target: int | None,
             *, allow_missing: bool = False, title: str = "") -> Preview:
-    steps = plan_steps(migrations, state, verb, target, allow_missing)
+    steps = plan_steps(migrations, state, verb, target, allow_missing=allow_missing)
     return Preview(verb, tuple(steps), state.current_version, version_after(state, steps),
                    digest(migrations, verb, target, steps), title=title)
 

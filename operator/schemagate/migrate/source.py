@@ -53,6 +53,18 @@ def version_of(name: str) -> int:
     return n
 
 
+def version_argument(text: str, who: str) -> int:
+    """A VERSION given on the command line (up-to, down-to, accept-checksum, plan up-to ...): a number, not
+    negative; else InvalidArguments, its message starting with `who` (the verb)."""
+    try:
+        version = int(text)
+    except ValueError:
+        raise MigrateError(reasons.INVALID_ARGUMENTS, f"{who}: {text!r} is not a version number") from None
+    if version < 0:
+        raise MigrateError(reasons.INVALID_ARGUMENTS, f"{who}: version must not be negative")
+    return version
+
+
 def _invalid(problems: list[tuple[str, int | None, str]]) -> MigrateError:
     """One error for all bad files: the first in the structured fields, every one in `details`."""
     file, line, message = problems[0]
