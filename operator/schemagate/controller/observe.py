@@ -95,14 +95,15 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str],
                           f"binaryData): save it as UTF-8 and re-create the ConfigMap")
         for key, text in (cm.data or {}).items():
             if key in merged:
-                raise Blocked(reasons.INVALID_MIGRATIONS,
-                              f"file {key} is in both ConfigMap {origin[key]} and ConfigMap {name}")
+                raise Blocked(reasons.INVALID_MIGRATIONS, f"file {key} is in both ConfigMap {namespace}/{origin[key]} "
+                                                          f"and ConfigMap {namespace}/{name}")
             merged[key] = text
             origin[key] = name
     try:
         loaded = load_files(merged, env={} if env is None else env)
     except MigrateError as e:
-        where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
+        # The engine's message names the file and line; where that file is, only the operator knows.
+        where = f" (ConfigMap {namespace}/{origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
     if not loaded:
         # The plan would say "the source holds no .sql file" without naming where it looked, or what it found.
