@@ -255,7 +255,8 @@ REFUSED = [
     Refused("approval-typo", ('spec.approval: Unsupported value: "Auto"',), {"approval": "Auto"}),
     Refused("lint-fail-on-typo", ('spec.lint.failOn: Unsupported value: "warn"',), {"lint": {"failOn": "warn"}}),
     Refused("rollout-gate-empty", ("rolloutGate names at least one Deployment or StatefulSet",), {"rolloutGate": {}}),
-    # The chart's ValidatingAdmissionPolicy (the installer allowed localhost/app-migrations:v2 only).
+    # The chart's ValidatingAdmissionPolicy (the installer allowed localhost/app-migrations:v2 and the never-built
+    # image of tests/operator_fixtures.py only).
     Refused("source-image-not-allowed", ("spec.source.image.image docker.io/library/busybox:1.36 is not an allowed "
                                          "image",),
             {"source": {"configMaps": DROP, "image": {"image": "docker.io/library/busybox:1.36"}}}, fix=True),
