@@ -29,7 +29,10 @@ LEADER_LEASE = "schemagate-operator-leader"
 # so the session's application namespaces are made up front and each test takes a fresh one.
 POOL = [f"e2e-app-{i:02d}" for i in range(80)]
 # What the tests' SchemaMigrations name besides the defaults, allowed as an admin would in the chart.
-ALLOWED_IMAGES = ["localhost/app-migrations:v2"]
+# NEVER_BUILT_IMAGE is allowed and never built or imported: a Job naming it cannot get its image
+# (tests/e2e/test_pod_cannot_start.py).
+NEVER_BUILT_IMAGE = "localhost/schemagate-never-built:e2e"
+ALLOWED_IMAGES = ["localhost/app-migrations:v2", NEVER_BUILT_IMAGE]
 ALLOWED_SERVICE_ACCOUNTS = ["config-server-migrator"]
 
 class Operator:

@@ -255,7 +255,8 @@ REFUSED = [
     Refused("approval-typo", ('spec.approval: Unsupported value: "Auto"',), {"approval": "Auto"}),
     Refused("lint-fail-on-typo", ('spec.lint.failOn: Unsupported value: "warn"',), {"lint": {"failOn": "warn"}}),
     Refused("rollout-gate-empty", ("rolloutGate names at least one Deployment or StatefulSet",), {"rolloutGate": {}}),
-    # The chart's ValidatingAdmissionPolicy (the installer allowed localhost/app-migrations:v2 only).
+    # The chart's ValidatingAdmissionPolicy (the installer allowed localhost/app-migrations:v2 and the never-built
+    # image of tests/operator_fixtures.py only).
     Refused("source-image-not-allowed", ("spec.source.image.image docker.io/library/busybox:1.36 is not an allowed "
                                          "image",),
             {"source": {"configMaps": DROP, "image": {"image": "docker.io/library/busybox:1.36"}}}, fix=True),
@@ -346,62 +347,64 @@ STALLED = [
     # Migration files (the engine's parser, run by the operator on the ConfigMap before any Job).
     Stalls("only-a-down-section", "InvalidMigrations",
            ("invalid migration 00001_users.sql:2: '-- +goose Down' before any '-- +goose Up' annotation",
-            "(ConfigMap {cm})"),
+            "(ConfigMap {ns}/{cm})"),
            _file("00001_users.sql", "-- users\n-- +goose Down\nDROP TABLE users;\n"), fix=Fix(files=GOOD)),
     Stalls("no-annotation-at-all", "InvalidMigrations",
-           ("invalid migration 00001_users.sql:2: no '-- +goose Up' annotation", "(ConfigMap {cm})"),
+           ("invalid migration 00001_users.sql:2: no '-- +goose Up' annotation", "(ConfigMap {ns}/{cm})"),
            _file("00001_users.sql", "-- users table, to do\n-- (nothing here yet)\n")),
     Stalls("statement-begin-unclosed", "InvalidMigrations",
            ("invalid migration 00002_orders.sql:2: failed to parse migration: missing '-- +goose StatementEnd'",
-            "(ConfigMap {cm})"),
+            "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION one() RETURNS int AS "
                                    "$$ SELECT 1 $$ LANGUAGE sql;\n")}),
     Stalls("down-inside-statement-begin", "InvalidMigrations",
            ("invalid migration 00002_orders.sql:4: '-- +goose Down' inside the '-- +goose StatementBegin' block "
-            "opened on line 2", "(ConfigMap {cm})"),
+            "opened on line 2", "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION one() RETURNS int AS "
                                    "$$ SELECT 1 $$ LANGUAGE sql;\n-- +goose Down\nDROP FUNCTION one;\n")}),
     Stalls("missing-semicolon", "InvalidMigrations",
            ("invalid migration 00002_orders.sql:2:", "unexpected unfinished SQL query",
-            "CREATE TABLE orders (id bigint PRIMARY KEY)", "missing semicolon?", "(ConfigMap {cm})"),
+            "CREATE TABLE orders (id bigint PRIMARY KEY)", "missing semicolon?", "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\nCREATE TABLE orders (id bigint PRIMARY KEY)\n"
                                    "-- +goose Down\nDROP TABLE orders;\n")}),
     Stalls("annotation-typo", "InvalidMigrations",
            ('invalid migration 00002_orders.sql:2: failed to parse annotation line "-- +goose NO TRANSACTIONS"',
-            "not supported"),
+            "not supported", "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\n-- +goose NO TRANSACTIONS\nCREATE TABLE orders (id int);\n")}),
     Stalls("two-up-annotations", "InvalidMigrations",
-           ("invalid migration 00002_orders.sql:3: duplicate '-- +goose Up' annotations",),
+           ("invalid migration 00002_orders.sql:3: duplicate '-- +goose Up' annotations", "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\nCREATE TABLE orders (id int);\n-- +goose Up\nSELECT 1;\n")}),
     Stalls("indented-annotation", "InvalidMigrations",
            ('invalid migration 00002_orders.sql:3: failed to parse annotation line "  -- +goose Down"',
-            "leading whitespace"),
+            "leading whitespace", "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\nCREATE TABLE orders (id int);\n  -- +goose Down\n"
                                    "DROP TABLE orders;\n")}),
     Stalls("envsub-variable-not-declared", "InvalidMigrations",
            ("invalid migration 00002_orders.sql:3: variable substitution failed: $APP_PASSWORD is not declared: "
-            "declare it in the SchemaMigration's spec.job.env",),
+            "declare it in the SchemaMigration's spec.job.env", "(ConfigMap {ns}/{cm})"),
            {**_file("00001_users.sql", USERS), **_file(
                "00002_orders.sql", "-- +goose Up\n-- +goose ENVSUB ON\nCREATE ROLE app LOGIN PASSWORD "
                                    "'${APP_PASSWORD?}';\n-- +goose Down\nDROP ROLE app;\n")}),
     # File names and versions.
     Stalls("duplicate-version", "InvalidMigrations",
            ("invalid migration 00002_orders_v2.sql: found duplicate migration version 2: existing "
-            "00002_orders.sql, current 00002_orders_v2.sql", "(ConfigMap {cm})"),
+            "00002_orders.sql, current 00002_orders_v2.sql", "(ConfigMap {ns}/{cm})"),
            {**GOOD, "00002_orders_v2.sql": AUDIT}),
     Stalls("version-zero", "InvalidMigrations",
-           ("invalid migration 00000_init.sql:", "migration version must be greater than zero"),
+           ("invalid migration 00000_init.sql:", "migration version must be greater than zero",
+            "(ConfigMap {ns}/{cm})"),
            {**GOOD, "00000_init.sql": AUDIT}),
     Stalls("version-not-a-number", "InvalidMigrations",
-           ("invalid migration v3_audit.sql:", 'parsing "v3": invalid syntax'), {**GOOD, "v3_audit.sql": AUDIT}),
+           ("invalid migration v3_audit.sql:", 'parsing "v3": invalid syntax', "(ConfigMap {ns}/{cm})"),
+           {**GOOD, "v3_audit.sql": AUDIT}),
     Stalls("go-migration", "InvalidMigrations",
-           ("invalid migration 00003_backfill.go: Go migrations are not supported",),
+           ("invalid migration 00003_backfill.go: Go migrations are not supported", "(ConfigMap {ns}/{cm})"),
            {**GOOD, "00003_backfill.go": "package migrations\n"}),
     Stalls("upper-case-extension", "NoMigrationFiles",
            ("ConfigMap {ns}/{cm} holds no goose migration file", "keys found: 00001_users.SQL, 00002_orders.SQL"),

@@ -242,7 +242,7 @@ def test_the_plan_refuses_an_undeclared_variable_naming_the_configmap():
     b = info.value
     assert b.reason == reasons.INVALID_MIGRATIONS
     assert "invalid migration 00001_a.sql:3" in b.message and "$APP_PASSWORD is not declared" in b.message
-    assert "spec.job.env" in b.message and "(ConfigMap m)" in b.message
+    assert "spec.job.env" in b.message and "(ConfigMap team/m)" in b.message
 
 
 def test_through_the_reconcile_a_secret_value_is_unchecked_not_refused(monkeypatch):

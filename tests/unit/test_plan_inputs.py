@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,42 @@ def test_a_url_without_a_password_is_an_authentication_failure(monkeypatch):
     # As the runner classifies it (migrate/runner.connect): the fix is in the Secret's credentials.
     assert err.value.reason == "AuthenticationFailed"
     assert "cannot log in to database db.example:6543/app" in err.value.message
+
+
+# --- Parser and plan messages name the ConfigMap by namespace/name, the file and the line ----------------
+
+class NamedConfigMaps:
+    def __init__(self, by_name: dict[str, dict[str, str]]):
+        self.by_name = by_name
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
+        from kubernetes.client import V1ConfigMap, V1ObjectMeta
+
+        return V1ConfigMap(metadata=V1ObjectMeta(name=name, namespace=namespace), data=self.by_name[name])
+
+
+GOOD = "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"00001_a.sql": GOOD, "00002_b.sql": "-- +goose Up\nSELECT 1\n"},
+     "invalid migration 00002_b.sql:2: failed to parse migration: state"),
+    ({"00001_a.sql": "-- notes\n-- +goose Down\nSELECT 1;\n"},
+     "invalid migration 00001_a.sql:2: '-- +goose Down' before any '-- +goose Up' annotation"),
+    ({"00000_a.sql": GOOD}, "invalid migration 00000_a.sql: "),
+    ({"00003_c.go": "package migrations\n"}, "invalid migration 00003_c.go: Go migrations are not supported"),
+])
+def test_a_bad_file_names_its_configmap_by_namespace_and_name_with_file_and_line(files, words):
+    with pytest.raises(observe.Blocked) as err:
+        observe.migration_files(NamedConfigMaps({"first": {"00009_z.sql": GOOD}, "app-migrations": files}), "team",
+                                ["first", "app-migrations"])
+    assert err.value.reason == "InvalidMigrations"
+    assert words in err.value.message, err.value.message
+    assert err.value.message.endswith("(ConfigMap team/app-migrations)"), err.value.message
+
+
+def test_a_file_in_two_configmaps_names_both_by_namespace_and_name():
+    with pytest.raises(observe.Blocked) as err:
+        observe.migration_files(NamedConfigMaps({"a": {"00001_x.sql": GOOD}, "b": {"00001_x.sql": GOOD}}), "team",
+                                ["a", "b"])
+    assert err.value.message == "file 00001_x.sql is in both ConfigMap team/a and ConfigMap team/b"

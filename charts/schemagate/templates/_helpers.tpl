@@ -123,6 +123,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get]
+# Why a migration Job has no pod: the Job controller's FailedCreate Events on it (a ServiceAccount that does
+# not exist, a quota, Pod Security), listed by field selector only while the Job has no pod.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list]
 {{- if eq .Values.rbac.secrets "namespace" }}
 # get only: the operator reads the Secret a SchemaMigration names, and cannot enumerate Secrets.
 - apiGroups: [""]

@@ -161,6 +161,10 @@ MIGRATION_STARTED = "MigrationStarted"
 """Normal, on the SchemaMigration: its Job was created."""
 MIGRATION_SUCCEEDED = "MigrationSucceeded"
 """Normal, on the SchemaMigration: its Job migrated the database."""
+POD_CANNOT_START = "PodCannotStart"
+"""Warning, on the SchemaMigration: its running Job's pod cannot start (an image that cannot be pulled, a
+Secret or ServiceAccount that does not exist, a quota, no node fits), once per Job and cause; it stays
+Reconciling Migrating, since the kubelet or the Job controller retries until the Job's deadline."""
 LEASE_TAKEN_OVER = "LeaseTakenOver"
 """Normal, on the SchemaMigration: the Lease's holder was a Job that is gone, so it was freed."""
 LINT_FINDINGS = "LintFindings"

@@ -68,7 +68,9 @@ class JobState:
     phase: Literal["Running", "Succeeded", "Failed"]
     result: dict[str, Any] | None = None
     # Finished: the termination message that was not our JSON (FallbackToLogsOnError). Running: why its pod
-    # cannot start, when the kubelet says so (a spec.job.env Secret or key that does not exist).
+    # cannot start, when the kubelet, the scheduler or the Job controller says so (a spec.job.env Secret or
+    # key that does not exist, an image it cannot pull, no node that fits, a ServiceAccount that does not
+    # exist): "Reason: their words".
     message: str | None = None
 
 
@@ -119,7 +121,7 @@ class WaitForJob:
     job: str
     target: int | None
     pending: int | None
-    waiting: str | None = None  # why its pod cannot start (the kubelet's words), when it cannot
+    waiting: str | None = None  # why its pod cannot start (JobState.message), when it cannot
 
 
 @dataclass(frozen=True)

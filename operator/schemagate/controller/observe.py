@@ -95,14 +95,15 @@ def migration_files(core: client.CoreV1Api, namespace: str, names: list[str],
                           f"binaryData): save it as UTF-8 and re-create the ConfigMap")
         for key, text in (cm.data or {}).items():
             if key in merged:
-                raise Blocked(reasons.INVALID_MIGRATIONS,
-                              f"file {key} is in both ConfigMap {origin[key]} and ConfigMap {name}")
+                raise Blocked(reasons.INVALID_MIGRATIONS, f"file {key} is in both ConfigMap {namespace}/{origin[key]} "
+                                                          f"and ConfigMap {namespace}/{name}")
             merged[key] = text
             origin[key] = name
     try:
         loaded = load_files(merged, env={} if env is None else env)
     except MigrateError as e:
-        where = f" (ConfigMap {origin[e.file]})" if e.file in origin else ""
+        # The engine's message names the file and line; where that file is, only the operator knows.
+        where = f" (ConfigMap {namespace}/{origin[e.file]})" if e.file in origin else ""
         raise Blocked(e.reason, f"{e.message}{where}") from None
     if not loaded:
         # The plan would say "the source holds no .sql file" without naming where it looked, or what it found.
@@ -286,23 +287,84 @@ def _termination(core: client.CoreV1Api, namespace: str, job: str) -> tuple[dict
     return None, None
 
 
-# The kubelet's reasons for a container it cannot create: with spec.job.env, a Secret, ConfigMap or key that
-# does not exist. The pod waits (the kubelet retries) until the Job's deadline; status says why meanwhile.
-_CANNOT_START = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+# Why a Job's pod cannot start, in the words of whoever keeps retrying it: the kubelet (a container it
+# cannot create, e.g. a spec.job.env Secret or key that does not exist; an image it cannot pull, or that is
+# not on the node), the scheduler (no node fits) or the Job controller (the pod refused at creation: a
+# ServiceAccount that does not exist, a ResourceQuota, Pod Security admission). None of them gives up, so
+# the Job stays active until spec.job.activeDeadlineSeconds; status says why meanwhile.
+_CANNOT_START = frozenset({
+    "CreateContainerConfigError", "CreateContainerError",  # the kubelet cannot create the container
+    "ErrImagePull", "ImagePullBackOff", "ImageInspectError",  # the image cannot be pulled or read
+    "InvalidImageName", "ErrImageNeverPull",  # no such reference; not on the node under imagePullPolicy Never
+})
+UNSCHEDULABLE = "Unschedulable"  # PodScheduled=False: no node fits the pod (nodeSelector, tolerations, resources)
+FAILED_CREATE = "FailedCreate"  # the Job controller's Warning Event on the Job: the apiserver refused the pod
+_FINISHED_POD = frozenset({"Succeeded", "Failed"})
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
-def _waiting(core: client.CoreV1Api, namespace: str, job: str) -> str | None:
-    """Why the running Job's pod cannot start (its words name objects and keys, never values), or None."""
+def _pod_cannot_start(pod: client.V1Pod) -> str | None:
+    """Why this pod's containers cannot start ("Reason: the kubelet's or scheduler's words"), or None."""
+    status = pod.status
+    if status is None:
+        return None
+    for cs in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting is not None and waiting.reason in _CANNOT_START:
+            which = "" if cs.name == CONTAINER else f" (container {cs.name})"  # the init container of an image source
+            return f"{waiting.reason}{which}: {waiting.message or ''}".rstrip(": ")
+    for cond in status.conditions or []:
+        if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == UNSCHEDULABLE:
+            return f"{UNSCHEDULABLE}: {cond.message or ''}".rstrip(": ")
+    return None
+
+
+def _when(event: client.CoreV1Event) -> datetime:
+    series = event.series.last_observed_time if event.series is not None else None
+    created = event.metadata.creation_timestamp if event.metadata is not None else None
+    stamps = [t for t in (event.last_timestamp, series, event.event_time, created) if isinstance(t, datetime)]
+    return max(stamps, default=_EPOCH)
+
+
+def _failed_create(core: client.CoreV1Api, namespace: str, job: str, uid: str | None,
+                   after: datetime | None) -> str | None:
+    """The newest FailedCreate Event the Job controller recorded on `job` after `after` (the newest pod it
+    did create: an older refusal is history), as "FailedCreate: <the apiserver's words>"; None without one."""
+    selector = f"involvedObject.kind=Job,involvedObject.name={job},reason={FAILED_CREATE}"
+    if uid:
+        selector += f",involvedObject.uid={uid}"  # not a same-named Job's
+    try:
+        events = core.list_namespaced_event(namespace, field_selector=selector).items
+    except ApiException as e:  # forbidden (a chart without list on events): not a verdict
+        log.debug("cannot list the Events of Job %s/%s: %s", namespace, job, e.reason)
+        return None
+    recent = [e for e in events if e.message and (after is None or _when(e) > after)]
+    if not recent:
+        return None
+    newest = max(recent, key=_when)
+    return f"{FAILED_CREATE}: {str(newest.message).strip()}"
+
+
+def _waiting(core: client.CoreV1Api, namespace: str, job: str, uid: str | None = None) -> str | None:
+    """Why the running Job's pod cannot start (the words name objects and keys, never values), or None.
+
+    One pod list; the Job's Events are listed only when it has no pod that is pending or running (the Job
+    controller could not create one)."""
     try:
         pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
     except ApiException:
         return None  # not a verdict: the Job's own outcome will say
-    for pod in pods:
-        for status in (pod.status and pod.status.container_statuses) or []:
-            waiting = status.state.waiting if status.state else None
-            if status.name == CONTAINER and waiting is not None and waiting.reason in _CANNOT_START:
-                return _redact(f"{waiting.reason}: {waiting.message or ''}".rstrip(": "))
-    return None
+    live = [pod for pod in pods if (pod.status and pod.status.phase) not in _FINISHED_POD]
+    for pod in live:
+        why = _pod_cannot_start(pod)
+        if why is not None:
+            return _redact(why)
+    if live:
+        return None
+    created = [pod.metadata.creation_timestamp for pod in pods
+               if pod.metadata is not None and isinstance(pod.metadata.creation_timestamp, datetime)]
+    why = _failed_create(core, namespace, job, uid, max(created, default=None))
+    return None if why is None else _redact(why)
 
 
 def _nothing_recorded(name: str, created: str | None, started: str | None) -> bool:
@@ -326,7 +388,7 @@ def jobs(  # noqa: PLR0917  tests/unit/test_job_outcomes.py passes all seven by 
         created, started = _ts(meta.creation_timestamp), _ts(status and status.start_time)
         result, message = (None, None)
         if phase == "Running" and status is not None and not getattr(status, "ready", None):
-            message = _waiting(core, namespace, meta.name)
+            message = _waiting(core, namespace, meta.name, meta.uid)
         if phase != "Running" and not recorded(meta.name, created, started):
             result, message = _termination(core, namespace, meta.name)
             if result is None and lease_run is not None and lease_run.get("holder") == f"{namespace}/{meta.name}":

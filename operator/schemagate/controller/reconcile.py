@@ -82,13 +82,16 @@ def gate(k: Clients, w: World, new: dict[str, Any], opts: Options) -> gate_recon
 
 
 def to_post(w: World, d: RoundDecision, acted: Acted, new: dict[str, Any]) -> list[events_mod.Event]:
-    """This round's Events on the SchemaMigration: outcomes, policy, the Job started, and a Warning when it
+    """This round's Events on the SchemaMigration: outcomes, policy, the Job started, a Warning when it
     became Stalled (unless a Warning of the same reason already says it: a lint Warning does not hide a
-    JobRejected)."""
+    JobRejected), and one when its Job's pod cannot start (once per cause)."""
     evs = d.events + acted.events
     stalled = st.stalled_event(w.old, new)
     if stalled and not any(e.type == events_mod.WARNING and e.reason == stalled.reason for e in evs):
         evs.append(stalled)
+    stuck = st.cannot_start_event(w.old, new)
+    if stuck is not None:
+        evs.append(stuck)
     return evs
 
 

@@ -63,7 +63,7 @@ def merge_config_maps(names: list[str], cms: list[dict[str, Any]], namespace: st
             raise _bad(f"file {binary[0]} in ConfigMap {namespace}/{n} is not UTF-8 text (it is under binaryData)")
         for key, text in (cm.get("data") or {}).items():
             if key in merged:
-                raise _bad(f"file {key} is in both ConfigMap {origin[key]} and ConfigMap {n}")
+                raise _bad(f"file {key} is in both ConfigMap {namespace}/{origin[key]} and ConfigMap {namespace}/{n}")
             merged[key], origin[key] = text, n
     return merged
 

@@ -6,6 +6,7 @@ time it is seen, so TTL deletion loses nothing and each outcome yields exactly o
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -106,6 +107,10 @@ def absorb_jobs(old: dict[str, Any], infos: list[JobInfo], now: str) -> tuple[di
             continue
         base = current if current and current.get("job") == name else None
         record = finished_record(base, info, now)
+        held = cannot_start(old.get("conditions"), name)
+        if held is not None and record["outcome"] == "Failed" and not info.state.result:
+            # Stopped by its deadline (or deleted) while it could not start: the pod is gone, status said why.
+            record["message"] = f"{record['message']}; when last seen, its pod could not start: {held[1]}"
         history.append(record)
         absorbed.add(name)
         if last is None or _record_order(record) > _record_order(last):
@@ -131,6 +136,46 @@ def prior_runs(runs: dict[str, Any]) -> tuple[p.PriorRun, ...]:
                  for r in records if r.get("job"))
 
 
+# How the Reconciling message says that a running Job's pod cannot start (observe._waiting's words); read
+# back by `cannot_start`, so the Warning is posted once per cause and a Job that reaches its deadline meanwhile
+# says what held it. The kubelet, the scheduler and the Job controller keep retrying: not Stalled.
+CANNOT_START = "; its pod cannot start: "
+RETRIED = " (retried until spec.job.activeDeadlineSeconds)"
+_MIGRATING_JOB = re.compile(r"Job (\S+) is migrating ")
+# The kubelet alternates these while it backs off from pulling one image: one cause, one Warning.
+_SAME_CAUSE = {"ImagePullBackOff": "ErrImagePull"}
+
+
+def cannot_start(conditions: list[dict[str, Any]] | None, job: str | None = None) -> tuple[str, str] | None:
+    """(Job, cause) when the Reconciling condition says a Job's pod cannot start (that of `job`, if given)."""
+    cond = c.get(conditions, c.RECONCILING)
+    if not cond or cond.get("status") != c.TRUE or cond.get("reason") != reasons.MIGRATING:
+        return None
+    head, found, cause = str(cond.get("message") or "").partition(CANNOT_START)
+    named = _MIGRATING_JOB.match(head)
+    if not found or named is None or (job is not None and named.group(1) != job):
+        return None
+    return named.group(1), cause.removesuffix(RETRIED)
+
+
+def _kind(cause: str) -> str:
+    word = re.match(r"[A-Za-z]*", cause)
+    first = word.group(0) if word else ""
+    return _SAME_CAUSE.get(first, first)
+
+
+def cannot_start_event(old: dict[str, Any], new: dict[str, Any]) -> Event | None:
+    """A Warning when a Job's pod cannot start, once per Job and kind of cause (the kubelet's or the Job
+    controller's reason), not at every resync while it stays so."""
+    after = cannot_start(new.get("conditions"))
+    if after is None:
+        return None
+    before = cannot_start(old.get("conditions"), after[0])
+    if before is not None and _kind(before[1]) == _kind(after[1]):
+        return None
+    return Event("Warning", reasons.POD_CANNOT_START, f"Job {after[0]}: its pod cannot start: {after[1]}")
+
+
 def for_action(action: p.Action, db: p.ObservedDatabase) -> tuple[str, list[c.Desired], dict[str, Any]]:
     """(phase, conditions, extra status fields) for a plan's action."""
     if isinstance(action, p.UpToDate) and action.ahead:
@@ -145,8 +190,8 @@ def for_action(action: p.Action, db: p.ObservedDatabase) -> tuple[str, list[c.De
     fields = {"currentVersion": db.current, "targetVersion": action.target, "pending": action.pending}
     if isinstance(action, (p.StartJob, p.WaitForJob)):
         target = "the newest version" if action.target is None else f"version {action.target}"
-        stuck = (f"; its pod cannot start: {action.waiting} (the kubelet retries until "
-                 f"spec.job.activeDeadlineSeconds)" if isinstance(action, p.WaitForJob) and action.waiting else "")
+        stuck = (f"{CANNOT_START}{action.waiting}{RETRIED}" if isinstance(action, p.WaitForJob) and action.waiting
+                 else "")
         return "Migrating", c.reconciling(reasons.MIGRATING, f"Job {action.job} is migrating from version {db.current} "
                                                              f"to {target}{stuck}"), fields
     if isinstance(action, p.WaitForLease):
