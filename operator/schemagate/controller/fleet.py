@@ -29,6 +29,7 @@ from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
+from schemagate.controller import mergepatch
 
 NAME_MAX = 63  # a child's name is the value of its Jobs' schemagate.io/migration label
 HASH_LENGTH = 12
@@ -180,15 +181,6 @@ def _failure(d: _Db) -> dict[str, Any]:
             "message": (str(ready.get("message") or "")[:300]) or None}
 
 
-def _merge(old: Any, new: Any) -> Any:
-    """A JSON merge patch from `old` to `new` (keys `new` lacks become null)."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return new
-    out = {k: _merge(old.get(k), v) for k, v in new.items()}
-    out.update({k: None for k in old if k not in new})
-    return out
-
-
 def _list(names: Sequence[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -270,7 +262,8 @@ def decide(i: ObservedSet) -> Outcome:
             create.append({"apiVersion": api.API_VERSION, "kind": api.KIND,
                            "metadata": {"name": name, "namespace": i.namespace, **metadata}, "spec": spec})
         else:
-            update.append((name, {"metadata": metadata, "spec": _merge(db.child.get("spec") or {}, spec)}))
+            patch = mergepatch.replacing(db.child.get("spec") or {}, spec)  # a field the set dropped goes as null
+            update.append((name, {"metadata": metadata, "spec": patch}))
     for d in adopt - {r.name for r in release}:
         update.append((child_name(i.name, d), {"metadata": {"labels": {set_api.SET_LABEL: label},
                                                             "ownerReferences": [owner_reference(i)]}}))

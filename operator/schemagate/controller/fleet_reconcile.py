@@ -18,7 +18,7 @@ from schemagate.api import conditions as c
 from schemagate.api import migrationset as set_api
 from schemagate.api import reasons
 from schemagate.api import v1alpha1 as api
-from schemagate.controller import events, fleet, gate, gate_reconcile, objects
+from schemagate.controller import events, fleet, gate, gate_reconcile, mergepatch, objects
 from schemagate.controller import status as st
 from schemagate.controller.config import Options
 from schemagate.controller.gate import label_selector
@@ -152,7 +152,7 @@ def reconcile(k: Clients, namespace: str, name: str, opts: Options) -> None:
         new = {"phase": "Failed" if b.reason != reasons.NAMESPACE_NOT_ALLOWED else old.get("phase"),
                "observedGeneration": generation,
                "conditions": c.apply(old.get("conditions"), c.stalled(b.reason, b.message), generation)}
-    new = st.replacing(old, new)  # cleared fields go out as null in the merge patch
+    new = mergepatch.replacing(old, new)  # cleared fields go out as null in the merge patch
     objects.write_status(k, set_api.PLURAL, obj, new)
     event = st.stalled_event(old, new)
     if event:

@@ -14,6 +14,7 @@ from schemagate.api import conditions as c
 from schemagate.api import reasons
 from schemagate.api.v1alpha1 import HISTORY_LIMIT
 from schemagate.controller import decide as p
+from schemagate.controller import mergepatch
 from schemagate.controller.events import Event
 from schemagate.controller.observe import JobInfo
 
@@ -238,20 +239,7 @@ def compose(  # noqa: PLR0917  tests/unit/test_job_outcomes.py passes seven by p
         **runs,
     }
     status.update(fields)
-    return {k: replacing(old.get(k), v) for k, v in status.items()}
-
-
-def replacing(old: Any, new: Any) -> Any:
-    """`new` with every key `old` had and `new` lacks set to null, in nested objects too.
-
-    The status goes out as a JSON merge patch, which merges objects key by key: without this, a new
-    lastJob would keep the previous run's versionAfter, applied count or backup file when it has none.
-    """
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return new
-    out = {k: replacing(old.get(k), v) for k, v in new.items()}
-    out.update({k: None for k in old if k not in new})
-    return out
+    return {k: mergepatch.replacing(old.get(k), v) for k, v in status.items()}
 
 
 def stalled_event(old: dict[str, Any], new: dict[str, Any]) -> Event | None:
