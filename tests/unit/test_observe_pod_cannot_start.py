@@ -4,7 +4,7 @@ One path for every cause: observe._waiting reads it (the kubelet's container wai
 PodScheduled=False, or, when the Job has no pod at all, the Job controller's newest FailedCreate Event),
 decide.WaitForJob carries it, status.for_action puts it in the Migrating message (Reconciling True, not
 Stalled: whoever refuses keeps retrying until spec.job.activeDeadlineSeconds), and a Warning PodCannotStart
-is posted once per Job and cause. tests/unit/test_job_env.py has the first cause, CreateContainerConfigError.
+is posted once per Job and cause. tests/unit/test_jobenv.py has the first cause, CreateContainerConfigError.
 """
 
 from __future__ import annotations
