@@ -9,6 +9,8 @@ Migration pods and the operator reach PostgreSQL on the node's address (the data
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -100,12 +102,20 @@ class Operator:
 
     def kill(self) -> None:
         """As a crash of every replica would: no grace, no cleanup; the Deployment is scaled to 0 so it
-        stays down (the leader with the others)."""
+        stays down (the leader with the others).
+
+        On the local node the operator's processes are SIGKILLed first: a force-deleted pod's API object
+        goes at once but its container lives a moment longer, long enough to act on what a test changes
+        right after "the operator is down" (it created the next Job in one run)."""
         self._earlier_logs += self.logs()
         self.kubectl("scale", f"deployment/{RELEASE}-schemagate", "--replicas=0")
+        if self.kube.local is not None:
+            _sigkill(operator_pids())
         self.kubectl("delete", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "--grace-period=0", "--force",
                      "--wait=false")
         wait_until("the operator pod gone", lambda: not self.pods(), timeout=60)
+        if self.kube.local is not None:
+            wait_until("no operator process left on the node", lambda: not _sigkill(operator_pids()), timeout=30)
 
     def start(self) -> None:
         self.kubectl("scale", f"deployment/{RELEASE}-schemagate", f"--replicas={REPLICAS}")
@@ -122,6 +132,33 @@ class Operator:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
+
+
+def operator_pids() -> list[int]:
+    """The operator's processes on this node (its containers' `schemagate operator`), found through /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1].endswith(b"/schemagate") and argv[2] == b"operator":
+            found.append(int(entry.name))
+    return found
+
+
+def _sigkill(pids: list[int]) -> list[int]:
+    """SIGKILL each; returns those that were still there."""
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    return alive
 
 
 @pytest.fixture(scope="session")
