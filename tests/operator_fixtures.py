@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
@@ -134,8 +134,8 @@ class Operator:
         return "\n".join(self.logs().splitlines()[-lines:])
 
 
-def operator_pids() -> list[int]:
-    """The operator's processes on this node (its containers' `schemagate operator`), found through /proc."""
+def node_pids(match: Callable[[list[bytes]], bool]) -> list[int]:
+    """The processes on this node (the local cluster's containers run here) whose argv `match` accepts."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -144,9 +144,14 @@ def operator_pids() -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(argv) > 2 and argv[1].endswith(b"/schemagate") and argv[2] == b"operator":
+        if match(argv):
             found.append(int(entry.name))
     return found
+
+
+def operator_pids() -> list[int]:
+    """The operator's processes: its containers' `schemagate operator`."""
+    return node_pids(lambda argv: len(argv) > 2 and argv[1].endswith(b"/schemagate") and argv[2] == b"operator")
 
 
 def _sigkill(pids: list[int]) -> list[int]:

@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,7 +20,7 @@ import pytest
 
 from fault_log import RUNS
 from kube_fixtures import wait_until
-from operator_fixtures import App
+from operator_fixtures import App, node_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -66,18 +65,8 @@ def running_pod(app: App, name: str = "app", timeout: float = 90) -> dict[str, A
 
 
 def runner_pids(job: str) -> list[int]:
-    """The runner's processes on this node, found through /proc by the Lease holder in their command line."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"migrate" in cmd and any(part.endswith(f"/{job}".encode()) for part in cmd):
-            found.append(int(entry.name))
-    return found
+    """The runner's processes on this node, found by the Lease holder in their command line."""
+    return node_pids(lambda argv: b"migrate" in argv and any(part.endswith(f"/{job}".encode()) for part in argv))
 
 
 def converge(app: App, names: list[str], version: int, started: float, url: str) -> tuple[str, float | None]:
