@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from devenv import controlplane, hostnet, images, node, pki
+from devenv import controlplane, hostnet, images, node, pki, processes
 from devenv.images import Image
 
 COREDNS_IMAGE = "localhost/coredns:schemagate"
@@ -121,6 +121,32 @@ class LocalCluster:
     @property
     def kubeconfig(self) -> Path:
         return self.control_plane.kubeconfig
+
+    def _components(self, name: str) -> processes.Components:
+        for group in (self.control_plane.components, self.node.components):
+            if name in group.names():
+                return group
+        raise ClusterError(f"no component {name!r}: the control plane has "
+                           f"{', '.join(self.control_plane.components.names())}, the node "
+                           f"{', '.join(self.node.components.names())}")
+
+    def stop_component(self, name: str) -> None:
+        """Stop one process of the cluster (kube-apiserver, kubelet, containerd, ...) as a crash or a
+        maintenance stop would: SIGTERM, SIGKILL after 10 s. What it runs (containers, for containerd) stays."""
+        self._components(name).stop(name)
+
+    def start_component(self, name: str, timeout: float = 120.0) -> None:
+        """Start a stopped component again with the argv and env it first had; return once its readiness
+        probe passes (the apiserver's /readyz, the kubelet's /healthz, containerd answering)."""
+        self._components(name).start(name, timeout)
+
+    def restart(self, *names: str, down: float = 0.0, timeout: float = 120.0) -> None:
+        """Stop `names` in the order given, keep them down `down` seconds, start them in reverse order."""
+        for name in names:
+            self.stop_component(name)
+        time.sleep(down)
+        for name in reversed(names):
+            self.start_component(name, timeout)
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run([str(self.control_plane.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
@@ -292,8 +318,6 @@ def cleanup_dir(workdir: Path) -> None:
         return
     assets_file = workdir / "assets"
     assets = Path(assets_file.read_text()) if assets_file.exists() else None
-    from devenv import processes
-
     processes.kill_marked_cmdline(str(workdir))
     teardown(workdir, assets, hostnet.Snapshot.from_json(record.read_text()))
     record.unlink()

@@ -63,7 +63,7 @@ class ControlPlane:
     kubeconfig: Path
     ca_cert: Path
     etcd_url: str
-    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _procs: processes.Components = field(default_factory=processes.Components)
 
     @property
     def kubectl(self) -> Path:
@@ -77,12 +77,17 @@ class ControlPlane:
         return self.directory / "logs" / f"{component}.log"
 
     def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self._procs.items()}
+        return self._procs.pids()
+
+    @property
+    def components(self) -> processes.Components:
+        """etcd, kube-apiserver, kube-controller-manager, kube-scheduler: each can be stopped and started
+        again with the argv and env it was spawned with; start() waits on the readiness probe it had."""
+        return self._procs
 
     def stop(self) -> None:
         """Stop the components in reverse start order. Safe to call twice."""
-        for name in reversed(list(self._procs)):
-            processes.stop(self._procs.pop(name))
+        self._procs.stop_all()
 
 
 def _tail(path: Path, limit: int = 3000) -> str:
@@ -164,19 +169,20 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
     probe = _Probe(ca.cert, admin)
     try:
         log = logs / "etcd.log"
-        proc = cp._procs["etcd"] = processes.spawn([
+        ready = lambda: b'"health":"true"' in urllib.request.urlopen(f"{etcd_url}/health", timeout=2).read()  # noqa: E731
+        proc = cp._procs.spawn("etcd", [
             str(assets / "etcd"), "--name=default", f"--data-dir={top / 'etcd'}",
             f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
             f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
             f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
             f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
             "--unsafe-no-fsync=true", "--log-level=warn",
-        ], log=log)
-        _wait("etcd", lambda: b'"health":"true"' in urllib.request.urlopen(f"{etcd_url}/health", timeout=2).read(),
-              proc, log, timeout)
+        ], log=log, ready=ready)
+        _wait("etcd", ready, proc, log, timeout)
 
         log = logs / "kube-apiserver.log"
-        proc = cp._procs["kube-apiserver"] = processes.spawn([
+        ready = lambda: probe.get(f"{server}/readyz")[0] == 200  # noqa: E731
+        proc = cp._procs.spawn("kube-apiserver", [
             str(assets / "kube-apiserver"),
             f"--etcd-servers={etcd_url}", f"--bind-address={hostnet.NODE_IP}",
             f"--advertise-address={hostnet.NODE_IP}",
@@ -190,11 +196,12 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
             f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
             f"--kubelet-certificate-authority={ca.cert}", "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--v=1",
-        ], log=log)
-        _wait("kube-apiserver", lambda: probe.get(f"{server}/readyz")[0] == 200, proc, log, timeout)
+        ], log=log, ready=ready)
+        _wait("kube-apiserver", ready, proc, log, timeout)
 
         log = logs / "kube-controller-manager.log"
-        proc = cp._procs["kube-controller-manager"] = processes.spawn([
+        ready = lambda: probe.get(f"https://127.0.0.1:{kcm_port}/healthz", insecure=True)[0] == 200  # noqa: E731
+        proc = cp._procs.spawn("kube-controller-manager", [
             str(assets / "kube-controller-manager"),
             f"--kubeconfig={kcm_kubeconfig}", f"--authentication-kubeconfig={kcm_kubeconfig}",
             f"--authorization-kubeconfig={kcm_kubeconfig}", "--leader-elect=false",
@@ -205,21 +212,18 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
             f"--service-account-private-key-file={signer.key}", f"--root-ca-file={ca.cert}",
             "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={certs / 'kcm'}",
             "--v=1",
-        ], log=log)
-        _wait("kube-controller-manager",
-              lambda: probe.get(f"https://127.0.0.1:{kcm_port}/healthz", insecure=True)[0] == 200,
-              proc, log, timeout)
+        ], log=log, ready=ready)
+        _wait("kube-controller-manager", ready, proc, log, timeout)
         _wait_default_serviceaccount(cp, proc, log, timeout)
 
         log = logs / "kube-scheduler.log"
-        proc = cp._procs["kube-scheduler"] = processes.spawn([
+        ready = lambda: probe.get(f"https://127.0.0.1:{sched_port}/healthz", insecure=True)[0] == 200  # noqa: E731
+        proc = cp._procs.spawn("kube-scheduler", [
             str(assets / "kube-scheduler"), f"--kubeconfig={sched_kubeconfig}",
             f"--authentication-kubeconfig={sched_kubeconfig}", f"--authorization-kubeconfig={sched_kubeconfig}",
             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--v=1",
-        ], log=log)
-        _wait("kube-scheduler",
-              lambda: probe.get(f"https://127.0.0.1:{sched_port}/healthz", insecure=True)[0] == 200,
-              proc, log, timeout)
+        ], log=log, ready=ready)
+        _wait("kube-scheduler", ready, proc, log, timeout)
     except BaseException:
         cp.stop()
         raise

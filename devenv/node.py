@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def kube_proxy_config(kubeconfig_path: Path, healthz_port: int, metrics_port: in
 class Node:
     directory: Path
     assets: Path
-    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _procs: processes.Components = field(default_factory=processes.Components)
 
     @property
     def socket(self) -> Path:
@@ -186,7 +187,17 @@ class Node:
         return self.directory / "logs" / f"{component}.log"
 
     def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self._procs.items()}
+        return self._procs.pids()
+
+    @property
+    def components(self) -> processes.Components:
+        """containerd, kubelet, kube-proxy: each can be stopped and started again with the argv and env it
+        was spawned with (a node restart). Stopping containerd leaves its shims, and so the containers, running."""
+        return self._procs
+
+    def containerd_answers(self) -> bool:
+        return subprocess.run(["ctr", "--address", str(self.socket), "version"], capture_output=True,
+                              check=False, timeout=10).returncode == 0
 
     def ctr(self, *args: str, check: bool = True) -> str:
         proc = subprocess.run(["ctr", "--address", str(self.socket), "--namespace", K8S_NAMESPACE, *args],
@@ -217,10 +228,10 @@ class Node:
         unmount what the node mounted and remove its cgroups. Safe to call twice."""
         for name in ("kube-proxy", "kubelet"):
             if name in self._procs:
-                processes.stop(self._procs.pop(name))
+                self._procs.stop(name)
         if "containerd" in self._procs:
             self._remove_containers()
-            processes.stop(self._procs.pop("containerd"))
+        self._procs.stop_all()
         self._kill_shims()
         _kill_cgroup_tree(CGROUP_ROOT)
         _unmount_under(self.directory)
@@ -350,12 +361,11 @@ def start(top: Path, assets: Path, server: str, ca: pki.KeyPair, images: list[Im
     pause = next(i for i in images if "pause" in i.ref)
     (top / "containerd" / "config.toml").write_text(containerd_config(top, pause.ref))
     try:
-        proc = node._procs["containerd"] = processes.spawn(
-            ["containerd", "--config", str(top / "containerd" / "config.toml"), "--log-level", "warn"],
-            log=logs / "containerd.log")
+        proc = node._procs.spawn(
+            "containerd", ["containerd", "--config", str(top / "containerd" / "config.toml"), "--log-level", "warn"],
+            log=logs / "containerd.log", ready=node.containerd_answers)
         deadline = time.monotonic() + timeout
-        while subprocess.run(["ctr", "--address", str(node.socket), "version"], capture_output=True,
-                             check=False).returncode != 0:
+        while not node.containerd_answers():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise NodeError(f"containerd did not start:\n{_tail(logs / 'containerd.log')}")
             time.sleep(0.1)
@@ -373,23 +383,30 @@ def start(top: Path, assets: Path, server: str, ca: pki.KeyPair, images: list[Im
         proxy_kc = kubeconfig.write(top / "kube-proxy.kubeconfig", kubeconfig.render(
             server, ca_pem, user="system:kube-proxy", client_cert_pem=proxy_client.cert.read_bytes(),
             client_key_pem=proxy_client.key.read_bytes()))
+        kubelet_healthz = free_port()
         (top / "kubelet" / "config.json").write_text(json.dumps(kubelet_config(
-            top, ca.cert, kubelet_serving, free_port(), free_port()), indent=1))
+            top, ca.cert, kubelet_serving, free_port(), kubelet_healthz), indent=1))
         _make_cgroups(CGROUP_ROOT)
-        node._procs["kubelet"] = processes.spawn([
+        node._procs.spawn("kubelet", [
             str(assets / "kubelet"), f"--config={top / 'kubelet' / 'config.json'}",
             f"--kubeconfig={kubelet_kc}", f"--hostname-override={NODE_NAME}", f"--node-ip={hostnet.NODE_IP}",
             # Its root holds unix sockets (pod-resources, plugin registration): a short path too.
             f"--root-dir={socket_dir(top) / 'kubelet'}", f"--cert-dir={certs / 'kubelet'}", "--v=1",
-        ], log=logs / "kubelet.log")
+        ], log=logs / "kubelet.log", ready=lambda: _healthz(kubelet_healthz))
         (top / "kube-proxy.json").write_text(json.dumps(kube_proxy_config(proxy_kc, free_port(), free_port())))
-        node._procs["kube-proxy"] = processes.spawn([
+        node._procs.spawn("kube-proxy", [
             str(assets / "kube-proxy"), f"--config={top / 'kube-proxy.json'}", "--v=1",
         ], log=logs / "kube-proxy.log")
     except BaseException:
         node.stop()
         raise
     return node
+
+
+def _healthz(port: int) -> bool:
+    """The kubelet's healthz (plain HTTP on 127.0.0.1): 200 once it runs its sync loop."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+        return bool(resp.status == 200)
 
 
 def cleanup_kube_proxy(assets: Path, log: Path) -> None:

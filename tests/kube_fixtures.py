@@ -43,6 +43,14 @@ class Kube:
     def local(self) -> bool:
         return self.cluster is not None
 
+    def local_cluster(self) -> Any:
+        """The session's own cluster (devenv.cluster.LocalCluster), for a test that stops and starts its
+        processes: `stop_component`/`start_component`/`restart` of kube-apiserver, kubelet, containerd, …
+        (the argv and env each was spawned with; start waits on its readiness probe)."""
+        if self.cluster is None:
+            pytest.fail("stopping a cluster component needs the local cluster (no SCHEMAGATE_E2E_KUBECONFIG)")
+        return self.cluster
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this cluster; failures show its stderr."""

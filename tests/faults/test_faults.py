@@ -31,12 +31,12 @@ N = 30
 STALLED_SETTLE = 3.0
 
 
-def files(n: int = N, first: int = 1) -> dict[str, str]:
+def files(n: int = N, first: int = 1, sleep: float = 0.1) -> dict[str, str]:
     out = {}
     for v in range(first, n + 1):
         create = "CREATE TABLE IF NOT EXISTS applied_log (version int NOT NULL);\n" if v == 1 else ""
         out[f"{v:05d}_t{v}.sql"] = (f"-- +goose Up\n{create}CREATE TABLE t{v} (id int);\n"
-                                    f"INSERT INTO applied_log VALUES ({v});\nSELECT pg_sleep(0.1);\n"
+                                    f"INSERT INTO applied_log VALUES ({v});\nSELECT pg_sleep({sleep});\n"
                                     f"-- +goose Down\nDROP TABLE t{v};\n")
     return out
 
@@ -122,9 +122,10 @@ def record(fault: str, app: App, names: list[str], version: int, started: float)
     assert recovered != "no", f"{fault}: status never converged"
 
 
-def start(app: App, name: str = "app", n: int = N) -> float:
-    app.secret(app.database_url)
-    app.migrations(files(n), name=f"{name}-migrations")
+def start(app: App, name: str = "app", n: int = N, *, sleep: float = 0.1, url: str | None = None) -> float:
+    """The Secret (`url`, else the database's own), the files (`sleep` seconds each), the SchemaMigration."""
+    app.secret(url or app.database_url)
+    app.migrations(files(n, sleep=sleep), name=f"{name}-migrations")
     app.schemamigration(name, config_maps=(f"{name}-migrations",))
     return time.monotonic()
 
@@ -233,3 +234,91 @@ def test_schemamigrations_on_one_database(app: App, count: int, rep: int) -> Non
     assert recovered == "itself"
     reasons = {app.condition("Ready", n).get("reason") for n in names[:-1]}
     assert reasons <= {"AheadOfSource", "UpToDate"}, reasons
+
+
+# What a stopped apiserver must outlast: the migration Lease (spec.lock.leaseDurationSeconds, default 15) and
+# the operator's leader Lease (the chart's leaderElection.leaseDurationSeconds, 15).
+MIGRATION_LEASE_SECONDS = 15
+LEADER_LEASE_SECONDS = 15
+APISERVER_DOWN = max(MIGRATION_LEASE_SECONDS, LEADER_LEASE_SECONDS) + 5
+# Slow files for the faults that must find the runner still at work when they end: 30 files of 0.7 s.
+SLOW = 0.7
+
+
+@pytest.mark.parametrize("rep", range(REPEAT))
+def test_apiserver_stopped_past_the_leases_and_restarted(app: App, rep: int) -> None:
+    """kube-apiserver stopped (SIGTERM, not paused) while the Job runs, for longer than both Leases, then
+    started with the same argv; the runner cannot renew its Lease nor the operator its leadership meanwhile."""
+    cluster = app.kube.local_cluster()
+    started = start(app, sleep=SLOW)
+    running_pod(app)
+    time.sleep(random.uniform(0.3, 2.5))
+    cluster.stop_component("kube-apiserver")
+    time.sleep(APISERVER_DOWN + random.uniform(0, 3))
+    cluster.start_component("kube-apiserver")  # returns once /readyz answers 200
+    record("apiserver down > leases", app, ["app"], N, started)
+
+
+# The runner's lock_timeout (spec.lock.lockTimeout's default, passed as --lock-timeout): the cut outlasts it.
+LOCK_TIMEOUT_SECONDS = 10
+
+
+@pytest.fixture(scope="module")
+def toxiproxy_server() -> Any:
+    """toxiproxy on the node's address: pods may reach this machine there (devenv/hostnet.py: the egress
+    guard drops only what leaves through another interface), so the Job's connection goes through it."""
+    from devenv import hostnet, toxiproxy
+
+    binary = toxiproxy.default_binary()
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"toxiproxy is not at {binary}; run through hack/test.sh (hack/build-toxiproxy.sh)")
+    with toxiproxy.running_server(binary, host=hostnet.NODE_IP) as server:
+        yield server
+
+
+@pytest.mark.parametrize("rep", range(REPEAT))
+@pytest.mark.parametrize("cut", ["blackhole", "refused"])
+def test_database_network_cut_past_lock_timeout(app: App, toxiproxy_server: Any, cut: str, rep: int) -> None:
+    """The Secret's URL goes through a toxiproxy; mid-run the link is cut for longer than lock_timeout, then
+    restored. blackhole: a `timeout` toxic with timeout 0 on both streams, every byte dropped and nothing
+    closed (no RST: the harder case); refused: the proxy disabled, its connections closed."""
+    import urllib.parse
+
+    from devenv import hostnet
+
+    parts = urllib.parse.urlsplit(app.database_url)
+    proxy = toxiproxy_server.proxy(f"pg-{app.namespace}", f"{parts.hostname}:{parts.port}",
+                                   listen=f"{hostnet.NODE_IP}:0")
+    userinfo = parts.netloc.rsplit("@", 1)[0]
+    proxied = urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{proxy.host}:{proxy.port}"))
+    try:
+        started = start(app, sleep=0.3, url=proxied)
+        running_pod(app)
+        time.sleep(random.uniform(0.5, 3))
+        if cut == "blackhole":
+            proxy.blackhole()
+        else:
+            proxy.set_enabled(False)
+        time.sleep(LOCK_TIMEOUT_SECONDS + random.uniform(2, 5))
+        if cut == "blackhole":
+            proxy.heal()
+        else:
+            proxy.set_enabled(True)
+        record(f"db network cut ({cut})", app, ["app"], N, started)
+    finally:
+        toxiproxy_server.delete(proxy.name)
+
+
+@pytest.mark.parametrize("rep", range(REPEAT))
+def test_node_restarted(app: App, rep: int) -> None:
+    """kubelet and containerd stopped (SIGTERM, as a node's restart of its services) while the Job runs,
+    down a few seconds, started again with the same argv; the shims (and so the containers) may survive."""
+    cluster = app.kube.local_cluster()
+    started = start(app, sleep=SLOW)
+    running_pod(app)
+    time.sleep(random.uniform(0.3, 2.5))
+    cluster.restart("kubelet", "containerd", down=random.uniform(2, 6))
+    wait_until("the node Ready again", lambda: app.kube.kubectl(
+        "get", "node", "-o", "jsonpath={.items[0].status.conditions[?(@.type=='Ready')].status}",
+        check=False).stdout.strip() == "True", timeout=90)
+    record("node restart (kubelet+ctrd)", app, ["app"], N, started)

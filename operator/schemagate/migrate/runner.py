@@ -101,6 +101,7 @@ def acquire_lock(conn: psycopg.Connection, wait_seconds: float, log: Callable[[s
 
 
 def set_timeouts(conn: psycopg.Connection, opts: RunOptions) -> None:
+    connection.end_if_client_silent(conn)  # the session of a migration never waits on a vanished client
     for name, value in (("lock_timeout", opts.lock_timeout), ("statement_timeout", opts.statement_timeout)):
         if value is not None:
             try:
@@ -110,9 +111,18 @@ def set_timeouts(conn: psycopg.Connection, opts: RunOptions) -> None:
                                    f"{e.diag.message_primary or e}") from None
 
 
+# The server ended the session because its client was silent (connection.end_if_client_silent).
+_CLIENT_SILENT = {"25P03": "idle_in_transaction_session_timeout", "57P05": "idle_session_timeout"}
+
+
 def _primary(e: psycopg.Error) -> str:
     """Postgres's one-line message; psycopg's own text when the error never reached the server."""
-    return e.diag.message_primary or str(e).strip().splitlines()[0]
+    text = e.diag.message_primary or str(e).strip().splitlines()[0]
+    setting = _CLIENT_SILENT.get(e.sqlstate or "")
+    if setting:
+        text += (f" (the server heard nothing from this runner for its {setting}: the network between the "
+                 "Job and the database was cut, or the runner stalled)")
+    return text
 
 
 def _statement_error(m: Migration, direction: str, n: int, st: Statement, *, e: psycopg.Error,
