@@ -63,16 +63,6 @@ class Proxy:
         """Disabled: every connection through it is closed and new ones are refused."""
         call(self.api, "POST", f"/proxies/{self.name}", {"enabled": enabled})
 
-    def blackhole(self) -> None:
-        """Data stops flowing both ways and nothing is closed: a `timeout` toxic with timeout 0 on each
-        stream (the connection stays open, every byte is dropped) — a cut link, not a refused one."""
-        for stream in ("upstream", "downstream"):
-            self.add_toxic(f"cut_{stream}", "timeout", stream, timeout=0)
-
-    def heal(self) -> None:
-        for stream in ("upstream", "downstream"):
-            self.remove_toxic(f"cut_{stream}")
-
     def set_latency(self, ms: int) -> None:
         """`ms` of delay on every chunk, each way (a round trip costs 2*ms more); 0 removes the toxics."""
         for stream in ("upstream", "downstream"):

@@ -13,11 +13,13 @@ import random
 import signal
 import subprocess
 import time
+import urllib.parse
 from typing import Any
 
 import psycopg
 import pytest
 
+from devenv import hostnet
 from fault_log import RUNS
 from kube_fixtures import wait_until
 from operator_fixtures import App, node_pids
@@ -277,15 +279,14 @@ def toxiproxy_server() -> Any:
 
 
 @pytest.mark.parametrize("rep", range(REPEAT))
-@pytest.mark.parametrize("cut", ["blackhole", "refused"])
-def test_database_network_cut_past_lock_timeout(app: App, toxiproxy_server: Any, cut: str, rep: int) -> None:
+def test_database_network_cut_past_lock_timeout(app: App, toxiproxy_server: Any, rep: int) -> None:
     """The Secret's URL goes through a toxiproxy; mid-run the link is cut for longer than lock_timeout, then
-    restored. blackhole: a `timeout` toxic with timeout 0 on both streams, every byte dropped and nothing
-    closed (no RST: the harder case); refused: the proxy disabled, its connections closed."""
-    import urllib.parse
+    restored: the proxy disabled, its connections closed and new ones refused.
 
-    from devenv import hostnet
-
+    Not here: a cut that drops every byte and closes nothing. Through toxiproxy that is not a real one (its
+    own TCP stack answers the runner's keepalives, and removing its `timeout` toxic closes the connections,
+    so the end of the cut looks like this case); it wants packets dropped on the pod's path (docs/operator.md
+    "Known weaknesses")."""
     parts = urllib.parse.urlsplit(app.database_url)
     proxy = toxiproxy_server.proxy(f"pg-{app.namespace}", f"{parts.hostname}:{parts.port}",
                                    listen=f"{hostnet.NODE_IP}:0")
@@ -295,16 +296,10 @@ def test_database_network_cut_past_lock_timeout(app: App, toxiproxy_server: Any,
         started = start(app, sleep=0.3, url=proxied)
         running_pod(app)
         time.sleep(random.uniform(0.5, 3))
-        if cut == "blackhole":
-            proxy.blackhole()
-        else:
-            proxy.set_enabled(False)
+        proxy.set_enabled(False)
         time.sleep(LOCK_TIMEOUT_SECONDS + random.uniform(2, 5))
-        if cut == "blackhole":
-            proxy.heal()
-        else:
-            proxy.set_enabled(True)
-        record(f"db network cut ({cut})", app, ["app"], N, started)
+        proxy.set_enabled(True)
+        record("db network cut", app, ["app"], N, started)
     finally:
         toxiproxy_server.delete(proxy.name)
 
