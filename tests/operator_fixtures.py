@@ -29,7 +29,7 @@ REPLICAS = 2  # the chart's default: a leader and a standby
 LEADER_LEASE = "schemagate-operator-leader"
 # The operator acts only in the namespaces its chart names (watch.namespaces), as an admin installs it;
 # so the session's application namespaces are made up front and each test takes a fresh one.
-POOL = [f"e2e-app-{i:02d}" for i in range(110)]  # every e2e and fault test takes one; none is reused
+POOL = [f"e2e-app-{i:02d}" for i in range(88)]  # every e2e and fault test takes one; none is reused
 # What the tests' SchemaMigrations name besides the defaults, allowed as an admin would in the chart.
 # NEVER_BUILT_IMAGE is allowed and never built or imported: a Job naming it cannot get its image
 # (tests/e2e/test_pod_cannot_start.py).
