@@ -90,13 +90,6 @@ class ControlPlane:
         self._procs.stop_all()
 
 
-def _tail(path: Path, limit: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except OSError:
-        return ""
-
-
 class _Probe:
     """HTTPS GETs against a component with the admin client certificate."""
 
@@ -122,14 +115,14 @@ def _wait(what: str, check: Callable[[], bool], proc: subprocess.Popen[bytes], l
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ControlPlaneError(f"{what} exited with status {proc.returncode}:\n{_tail(log)}")
+            raise ControlPlaneError(f"{what} exited with status {proc.returncode}:\n{processes.tail(log)}")
         try:
             if check():
                 return
         except (OSError, ValueError) as exc:
             last = str(exc)
         time.sleep(0.2)
-    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s ({last}):\n{_tail(log)}")
+    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s ({last}):\n{processes.tail(log)}")
 
 
 def start(assets: Path | None = None, directory: Path | None = None, timeout: float = 120.0) -> ControlPlane:

@@ -339,13 +339,6 @@ def _make_cgroups(root: str) -> None:
                 (d / f).write_text((hierarchy / f).read_text())
 
 
-def _tail(path: Path, limit: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except OSError:
-        return ""
-
-
 def start(top: Path, assets: Path, server: str, ca: pki.KeyPair, images: list[Image], timeout: float = 90) -> Node:
     """containerd (with `images` imported), the kubelet and kube-proxy. The caller made the bridge
     (hostnet.up) and runs the control plane at `server`. Returns once containerd answers; the caller
@@ -367,7 +360,7 @@ def start(top: Path, assets: Path, server: str, ca: pki.KeyPair, images: list[Im
         deadline = time.monotonic() + timeout
         while not node.containerd_answers():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise NodeError(f"containerd did not start:\n{_tail(logs / 'containerd.log')}")
+                raise NodeError(f"containerd did not start:\n{processes.tail(logs / 'containerd.log')}")
             time.sleep(0.1)
         for image in images:
             node.import_image(image)

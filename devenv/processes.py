@@ -169,14 +169,14 @@ class Components:
         while c.ready is not None:
             if proc.poll() is not None:
                 raise ComponentError(f"{name} exited with status {proc.returncode} after a restart:\n"
-                                     f"{_tail(c.log)}")
+                                     f"{tail(c.log)}")
             try:
                 if c.ready():
                     break
             except Exception as exc:  # noqa: BLE001 - a probe that raises is a component not ready yet
                 last = str(exc)
             if time.monotonic() > deadline:
-                raise ComponentError(f"{name} not ready {timeout:.0f}s after a restart ({last}):\n{_tail(c.log)}")
+                raise ComponentError(f"{name} not ready {timeout:.0f}s after a restart ({last}):\n{tail(c.log)}")
             time.sleep(0.2)
         return proc
 
@@ -195,7 +195,8 @@ class Components:
         self._by_name.clear()
 
 
-def _tail(path: Path, limit: int = 3000) -> str:
+def tail(path: Path, limit: int = 3000) -> str:
+    """The end of a component's log, for an error that says why it did not start."""
     try:
         return path.read_text(errors="replace")[-limit:]
     except OSError:
