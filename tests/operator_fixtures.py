@@ -64,10 +64,22 @@ class Operator:
                        "--set", "operator.resyncSeconds=1", "--set", f"operator.healthPort={HEALTH_PORT}")
 
     def take_namespace(self) -> str:
-        """A namespace of the pool that no test used yet."""
+        """A namespace of the pool that no test used yet, once the chart's ServiceAccount is in it."""
         if not self._free:
             pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/operator_fixtures.py larger")
-        return self._free.pop(0)
+        name = self._free.pop(0)
+        wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: self.kube.kubectl(
+            "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
+        return name
+
+    def clear_namespace(self, name: str) -> None:
+        """What a used namespace runs, deleted; the namespace stays (the chart's Role goes with it, and it
+        is never reused). Otherwise the gate tests' Deployments and StatefulSets add up, one session long,
+        to the node's 110 pods, and every later migration pod stays Pending: Too many pods."""
+        self.kube.kubectl("-n", name, "delete", "schemamigrations,schemamigrationsets", "--all", "--wait=false",
+                          check=False)
+        self.kube.kubectl("-n", name, "delete", "deployments,statefulsets,jobs,pods", "--all", "--wait=false",
+                          "--grace-period=1", check=False)
 
     def pods(self) -> list[dict[str, Any]]:
         out = self.kubectl("get", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout
@@ -269,12 +281,11 @@ class App:
 
 @pytest.fixture
 def app_namespace(kube: Kube, operator: Operator) -> Iterator[str]:
-    """A fresh namespace the operator acts in (one of the pool its chart names; all are deleted with the
-    operator at the end of the session)."""
+    """A fresh namespace the operator acts in (one of the pool its chart names), cleared after the test;
+    all are deleted with the operator at the end of the session."""
     name = operator.take_namespace()
-    wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: kube.kubectl(
-        "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
     yield name
+    operator.clear_namespace(name)
 
 
 @pytest.fixture

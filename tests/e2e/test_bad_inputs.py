@@ -168,26 +168,25 @@ def kube_and_operator(kube: Kube, operator: Operator) -> tuple[Kube, Operator]:
     return kube, operator
 
 
-def _group_namespace(kube: Kube, operator: Operator) -> str:
+def _group_namespace(operator: Operator) -> Iterator[str]:
     name = operator.take_namespace()
-    wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: kube.kubectl(
-        "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
-    return name
+    yield name
+    operator.clear_namespace(name)
 
 
 @pytest.fixture(scope="module")
-def refused_namespace(kube_and_operator: tuple[Kube, Operator]) -> str:
-    return _group_namespace(*kube_and_operator)
+def refused_namespace(kube_and_operator: tuple[Kube, Operator]) -> Iterator[str]:
+    yield from _group_namespace(kube_and_operator[1])
 
 
 @pytest.fixture(scope="module")
-def stalled_namespace(kube_and_operator: tuple[Kube, Operator]) -> str:
-    return _group_namespace(*kube_and_operator)
+def stalled_namespace(kube_and_operator: tuple[Kube, Operator]) -> Iterator[str]:
+    yield from _group_namespace(kube_and_operator[1])
 
 
 @pytest.fixture(scope="module")
-def mid_run_namespace(kube_and_operator: tuple[Kube, Operator]) -> str:
-    return _group_namespace(*kube_and_operator)
+def mid_run_namespace(kube_and_operator: tuple[Kube, Operator]) -> Iterator[str]:
+    yield from _group_namespace(kube_and_operator[1])
 
 
 @contextlib.contextmanager

@@ -61,10 +61,9 @@ def teams(kube, operator, database_url):
     """Team A in one fresh namespace with its own database; team B in another."""
     a = App(kube, operator.take_namespace(), operator, database_url)
     b = App(kube, operator.take_namespace(), operator, "")
+    yield Team(a, "team-a"), Team(b, "team-b")
     for app in (a, b):
-        wait_until(f"ServiceAccount schemagate-migration in {app.namespace}", lambda app=app: app.kubectl(
-            "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
-    return Team(a, "team-a"), Team(b, "team-b")
+        operator.clear_namespace(app.namespace)
 
 
 def _stalled(app: App, name: str, reason: str) -> dict[str, Any]:

@@ -63,7 +63,13 @@ def running_pod(app: App, name: str = "app", timeout: float = 90) -> dict[str, A
         pods = json.loads(app.kubectl("get", "pods", "-l", f"schemagate.io/migration={name}", "-o", "json").stdout)
         return next((p for p in pods["items"] if p["status"].get("phase") == "Running"), None)
 
-    return wait_until(f"a running migration pod of {name}", probe, timeout=timeout)
+    try:
+        return wait_until(f"a running migration pod of {name}", probe, timeout=timeout)
+    except pytest.fail.Exception as e:
+        pods = json.loads(app.kubectl("get", "pods", "-o", "json").stdout)["items"]
+        phases = {p["metadata"]["name"]: p["status"].get("phase") for p in pods}
+        conditions = [(c["type"], c["status"], c.get("message")) for c in app.status(name).get("conditions") or []]
+        pytest.fail(f"{e}; pods in {app.namespace}: {phases}; {name}'s conditions: {conditions}")
 
 
 def runner_pids(job: str) -> list[int]:
