@@ -8,15 +8,14 @@ from pathlib import Path
 import psycopg
 
 from migrate_support import rows, sg, write_dir
-from schemagate.migrate.source import digest_versions, files_digest, load_dir
+from schemagate.migrate.source import load_dir, run_digest
 
 V = "-- +goose Up\nCREATE TABLE t{n} (id int);\n-- +goose Down\nDROP TABLE t{n};\n"
 
 
 def _digest(directory: Path, target: int | None, rollback: tuple[int, ...] = ()) -> str:
     loaded = load_dir(directory)
-    return files_digest([(m.version, m.file, m.sha256) for m in loaded],
-                        digest_versions((m.version for m in loaded), target, rollback))
+    return run_digest([(m.version, m.file, m.sha256) for m in loaded], target, rollback)
 
 
 def _tables(url: str) -> set[str]:

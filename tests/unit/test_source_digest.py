@@ -7,7 +7,7 @@ import functools
 from schemagate.api.v1alpha1 import SchemaMigrationSpec
 from schemagate.controller import decide as p
 from schemagate.controller.jobs import command, plan_digest
-from schemagate.migrate.source import digest_versions, files_digest, load_files
+from schemagate.migrate.source import digest_versions, files_digest, load_files, run_digest
 from tests.unit.conftest import job_request, smig_spec
 
 V = "-- +goose Up\nCREATE TABLE t{n} (id int);\n-- +goose Down\nDROP TABLE t{n};\n"
@@ -22,8 +22,7 @@ def as_planned(files: dict[str, str]) -> tuple[p.MigrationFile, ...]:
 def runner_digest(files: dict[str, str], target: int | None, rollback: tuple[int, ...] = ()) -> str:
     """What `schemagate migrate --expect-digest` computes over the files its pod mounted."""
     loaded = load_files(files)
-    return files_digest([(m.version, m.file, m.sha256) for m in loaded],
-                        digest_versions((m.version for m in loaded), target, rollback))
+    return run_digest([(m.version, m.file, m.sha256) for m in loaded], target, rollback)
 
 
 def test_digest_is_sha256_hex_and_ignores_order():

@@ -64,8 +64,7 @@ def plan_digest(files: Sequence[p.MigrationFile] | None, command: str, target: i
     if command == "down":
         assert target is not None  # a rollback always has an explicit target
         rollback = tuple(m.version for m in p.rollback_steps(ordered, db, target))
-    versions = source.digest_versions((m.version for m in ordered), target, rollback)
-    return source.files_digest(((m.version, m.name, m.sha256) for m in ordered), versions), rollback
+    return source.run_digest(((m.version, m.name, m.sha256) for m in ordered), target, rollback), rollback
 
 
 def _owner(obj: dict[str, Any]) -> dict[str, Any]:

@@ -181,9 +181,7 @@ def _expected_digest(args: argparse.Namespace, target: int | None) -> tuple[str,
 
 def _check_digest(migrations: list[source.Migration], digest: str, target: int | None, rollback: frozenset[int],
                   directory: str) -> None:
-    versions = source.digest_versions((m.version for m in migrations), target, rollback)
-    rows = [(m.version, m.file, m.sha256) for m in migrations]
-    found = source.files_digest(rows, versions)
+    found = source.run_digest(((m.version, m.file, m.sha256) for m in migrations), target, rollback)
     if found == digest:
         return
     covered = "every file" if target is None else f"the files up to version {target}"

@@ -96,8 +96,7 @@ def digest(migrations: Sequence[source.Migration], verb: str, target: int | None
     if verb not in ("up", "up-to", "down-to"):
         return None
     rollback = [s.migration.version for s in steps] if verb == "down-to" else []
-    versions = source.digest_versions((m.version for m in migrations), target, rollback)
-    return source.files_digest(((m.version, m.file, m.sha256) for m in migrations), versions)
+    return source.run_digest(((m.version, m.file, m.sha256) for m in migrations), target, rollback)
 
 
 def preview(migrations: Sequence[source.Migration], state: plan.DbState, verb: str, target: int | None,

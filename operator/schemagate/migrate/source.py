@@ -169,3 +169,10 @@ def files_digest(files: Iterable[tuple[int, str, str]], versions: Collection[int
     rows = sorted((v, name, sha) for v, name, sha in files if v in versions)
     body = "".join(f"{v}\t{name}\t{sha}\n" for v, name, sha in rows)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def run_digest(files: Iterable[tuple[int, str, str]], target: int | None, rollback: Iterable[int] = ()) -> str:
+    """The digest of one run: `files_digest` over the (version, file name, sha256) rows `digest_versions`
+    covers. Plan, operator and runner all compute it here, so they cannot disagree on what is pinned."""
+    rows = list(files)
+    return files_digest(rows, digest_versions((v for v, _, _ in rows), target, rollback))
