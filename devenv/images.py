@@ -12,6 +12,7 @@ buildah keeps its own storage under the cache too, so nothing is written to the 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -154,6 +155,18 @@ def base_image(cache: Path | None = None) -> str:
     ref = f"localhost/schemagate-base:{SUITE}-{_digest(SUITE.encode(), ' '.join(BASE_PACKAGES).encode())}"
     if b.has(ref):
         return ref
+    (cache / "images").mkdir(parents=True, exist_ok=True)
+    # Two builds at once (a test run and `hack/demo`, or a run stopped while its build went on) would share
+    # the debootstrap directory: one wiped it under the other, which then "couldn't find" any deb.
+    with open(cache / "images" / "debootstrap.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if b.has(ref):
+            return ref
+        _debootstrap(b, cache, ref)
+    return ref
+
+
+def _debootstrap(b: Buildah, cache: Path, ref: str) -> None:
     debootstrap = _require("debootstrap", "debootstrap")
     work = cache / "images" / "debootstrap"
     shutil.rmtree(work, ignore_errors=True)
@@ -175,7 +188,6 @@ def base_image(cache: Path | None = None) -> str:
             subprocess.run([*b.argv, "rm", c], capture_output=True, check=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ref
 
 
 def schemagate_image(cache: Path | None = None, repo: Path = REPO) -> Image:
