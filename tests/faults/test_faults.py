@@ -69,7 +69,10 @@ def running_pod(app: App, name: str = "app", timeout: float = 90) -> dict[str, A
         pods = json.loads(app.kubectl("get", "pods", "-o", "json").stdout)["items"]
         phases = {p["metadata"]["name"]: p["status"].get("phase") for p in pods}
         conditions = [(c["type"], c["status"], c.get("message")) for c in app.status(name).get("conditions") or []]
-        pytest.fail(f"{e}; pods in {app.namespace}: {phases}; {name}'s conditions: {conditions}")
+        operator = {p["metadata"]["name"]: [(c.get("restartCount"), c.get("ready")) for c in
+                                            p["status"].get("containerStatuses") or []] for p in app.operator.pods()}
+        pytest.fail(f"{e}; pods in {app.namespace}: {phases}; {name}'s conditions: {conditions}; operator pods "
+                    f"(restarts, ready): {operator}; the operator's last lines:\n{app.operator.tail(30)}")
 
 
 def runner_pids(job: str) -> list[int]:

@@ -21,7 +21,7 @@ ENTRY_POINTS = {"schemagate.cli", "schemagate.migrate.command", "schemagate.cont
 # The decisions are pure: they take what was read and say what to do, and never talk to an API or a database.
 PURE = {"schemagate.controller.decide", "schemagate.controller.gate", "schemagate.controller.fleet",
         "schemagate.controller.drift", "schemagate.controller.approval", "schemagate.controller.allow",
-        "schemagate.controller.jobenv", "schemagate.controller.mergepatch", "schemagate.migrate.envsub",
+        "schemagate.controller.jobenv", "schemagate.controller.mergepatch", "schemagate.controller.backoff", "schemagate.migrate.envsub",
         "schemagate.migrate.plan", "schemagate.migrate.parser", "schemagate.migrate.rules",
         "schemagate.api.conditions", "schemagate.api.reasons", "schemagate.api.shared"}
 IO_PACKAGES = ("kubernetes", "psycopg", "subprocess", "socket", "kopf")

@@ -18,6 +18,7 @@ from schemagate import kube, logs
 from schemagate import lease as lease_mod
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import (
+    backoff,
     config,
     fleet_handlers,
     gate_handlers,  # noqa: F401  (registers the rollout gate's handlers)
@@ -41,8 +42,8 @@ def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
     loop.call_soon_threadsafe(fn)
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings for this operator (no I/O: the startup handler calls it first)."""
     # kopf's own bookkeeping under our prefix, never kopf.zalando.org; we keep nothing in it anyway
     # (only event handlers), but a future change handler must not leak the default.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
@@ -54,8 +55,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # namespaces or CRDs cluster-wide, a right the Helm chart's namespaced Roles do not grant (kopf would
     # otherwise retry 403s for a minute at every start before falling back to the same behaviour).
     settings.scanning.disabled = True
+    settings.networking.error_backoffs = backoff.Jittered()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure_kopf(settings)
     api_client = kube.api_client()
     k = Clients(api_client)
     options = config.CONFIG.options
