@@ -7,29 +7,38 @@ priority and fairness refuses part of them with 429, they all come back together
 2 s, ... and can be refused together again (seen on the node: 88 namespaces, two replicas, 60 429s on
 the first attempts at a start). client-go spreads its retries with jitter (wait.Jitter: each delay
 stretched by up to a factor); so do we, over kopf's own delays, never shortening one.
+
+And we never run out of delays: after kopf's last one a request escalates, and a list-and-watch stream
+that escalates with anything but a 429 ends its watcher for good, so the operator stays blind to that
+resource in that namespace until it restarts (an apiserver away for more than kopf's 54 s of delays).
+client-go's reflector retries forever; after the last delay, so do we, at that delay.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 
-# kopf's own delays (its default error_backoffs): a stream escalates no sooner than kopf's would.
+# kopf's own delays (its default error_backoffs); after them the last one repeats, forever.
 BASE: tuple[float, ...] = (1, 1, 2, 3, 5, 8, 13, 21)
 JITTER = 0.5  # each delay is drawn from [d, d * (1 + JITTER)]
 
 
 class Jittered:
-    """An iterable of delays that kopf iterates once per failing request, drawing fresh jitter each time.
+    """An endless iterable of delays that kopf iterates once per failing request, fresh jitter each time.
 
-    Not a Sequence on purpose: kopf consumes `error_backoffs` anew for every request."""
+    Not a Sequence on purpose: kopf consumes `error_backoffs` anew for every request, and an iterable
+    without a length is what it retries without a count."""
 
     def __init__(self, base: Sequence[float] = BASE, jitter: float = JITTER,
                  uniform: Callable[[float, float], float] = random.uniform):
+        if not base:
+            raise ValueError("at least one delay is needed")
         if not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be in [0, 1], not {jitter}")
         self.base, self.jitter, self._uniform = tuple(base), jitter, uniform
 
     def __iter__(self) -> Iterator[float]:
-        for d in self.base:
+        for d in itertools.chain(self.base, itertools.repeat(self.base[-1])):
             yield self._uniform(d, d * (1 + self.jitter))

@@ -26,6 +26,7 @@ from schemagate.controller import (
     metrics,
     objects,
     resync,
+    watchdog,
 )
 from schemagate.controller import jobs as jobs_mod
 from schemagate.controller.loop import Controller, LeadingController, Listed
@@ -60,9 +61,26 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
 
 
+WATCHERS = watchdog.Watchers()
+
+
+@kopf.on.probe(id="watch_streams")
+async def watch_streams(**_: Any) -> int:
+    """Liveness: every list-and-watch stream alive (controller/watchdog.py); the number of them."""
+    WATCHERS.sample(asyncio.all_tasks())
+    dead = WATCHERS.dead()
+    if dead:
+        log.error("kopf has given up %d watch stream(s), e.g. %s: failing liveness so the kubelet restarts "
+                  "this replica", len(dead), ", ".join(dead[:3]))
+        raise kopf.PermanentError(f"{len(dead)} watch stream(s) ended: {', '.join(dead[:3])}")
+    return WATCHERS.alive()
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
+    memo["sampler_task"] = asyncio.get_running_loop().create_task(WATCHERS.sample_forever(),
+                                                                  name="watch-stream sampler")
     api_client = kube.api_client()
     k = Clients(api_client)
     options = config.CONFIG.options
@@ -134,10 +152,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = memo.get("election_task")
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    for key in ("election_task", "sampler_task"):
+        task: asyncio.Task[None] | None = memo.get(key)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     for key in ("controller", fleet_handlers.MEMO_KEY):
         controller: Controller | None = memo.get(key)
         if controller is not None:
