@@ -74,8 +74,8 @@ class Operator:
 
     def clear_namespace(self, name: str) -> None:
         """What a used namespace runs, deleted; the namespace stays (the chart's Role goes with it, and it
-        is never reused). Otherwise the gate tests' Deployments and StatefulSets add up, one session long,
-        to the node's 110 pods, and every later migration pod stays Pending: Too many pods."""
+        is never reused). Otherwise the gate tests' Deployments and StatefulSets keep running one session
+        long, and every later test shares the 2-core node with their pods."""
         self.kube.kubectl("-n", name, "delete", "schemamigrations,schemamigrationsets", "--all", "--wait=false",
                           check=False)
         self.kube.kubectl("-n", name, "delete", "deployments,statefulsets,jobs,pods", "--all", "--wait=false",
