@@ -60,7 +60,7 @@ def test_a_bad_setting_is_refused(kw):
         backoff.Jittered(**kw)
 
 
-def test_kopf_retries_a_refused_request_past_its_own_eight_delays():
+def test_kopf_retries_a_refused_request_past_its_own_eight_delays(monkeypatch):
     """Through kopf's own retry loop: ten refused connections in a row (an apiserver restarting; kopf alone
     escalates after its eighth delay), then success; the delays are ours, with jitter."""
     slept: list[float] = []
@@ -87,13 +87,10 @@ def test_kopf_retries_a_refused_request_past_its_own_eight_delays():
 
     settings = kopf.OperatorSettings()
     handlers.configure_kopf(settings)
-    original_check, original_sleep = errors.check_response, asyncio.sleep
-    errors.check_response, kopf_api.asyncio.sleep = no_check, fake_sleep
-    try:
-        got = asyncio.run(kopf_api.request("get", "/api/v1/pods", settings=settings, context=Context(),
-                                           logger=logging.getLogger("test")))
-    finally:
-        errors.check_response, kopf_api.asyncio.sleep = original_check, original_sleep
+    monkeypatch.setattr(errors, "check_response", no_check)
+    monkeypatch.setattr(kopf_api.asyncio, "sleep", fake_sleep)
+    got = asyncio.run(kopf_api.request("get", "/api/v1/pods", settings=settings, context=Context(),
+                                       logger=logging.getLogger("test")))
     assert got == "response"
     assert len(slept) == 10
     assert len(set(slept)) == 10

@@ -25,8 +25,7 @@ async def broken() -> None:
 
 async def _scenario(*, fail: bool) -> tuple[list[str], int, BaseException | None, int | None]:
     """kopf-named watcher tasks (one running, one cancelled by kopf, maybe one failing) and another task
-    that fails; the probe sampled them while they ran, then asked after."""
-    handlers.WATCHERS = watchdog.Watchers()
+    that fails; the probe sampled them while they ran, then asked after (handlers.WATCHERS is fresh)."""
     live = asyncio.create_task(forever(), name="watcher for schemamigrations.v1alpha1.schemagate.io@team-a")
     stopped = asyncio.create_task(forever(), name="watcher for pods.v1@team-b")
     other = asyncio.create_task(broken(), name="reconcile ('team-a', 'app')")
@@ -46,6 +45,11 @@ async def _scenario(*, fail: bool) -> tuple[list[str], int, BaseException | None
     live.cancel()
     await asyncio.gather(live, return_exceptions=True)
     return dead, alive, error, answer
+
+
+@pytest.fixture(autouse=True)
+def fresh_watchers(monkeypatch):
+    monkeypatch.setattr(handlers, "WATCHERS", watchdog.Watchers())
 
 
 def test_a_failed_watcher_fails_the_probe_a_cancelled_one_or_another_task_does_not():
