@@ -148,6 +148,10 @@ class LocalCluster:
         for name in reversed(names):
             self.start_component(name, timeout)
 
+    def import_image(self, image: Image) -> str:
+        """An image built here, loaded into the node's containerd (devenv.node.Node.import_image)."""
+        return self.node.import_image(image)
+
     def kubectl(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run([str(self.control_plane.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
                               input=input, capture_output=True, text=True, check=False, timeout=120)

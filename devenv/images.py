@@ -94,7 +94,7 @@ class Buildah:
                               check=False).returncode == 0
 
     def push_archive(self, ref: str, archive: Path) -> None:
-        tmp = archive.with_suffix(".tmp")
+        tmp = archive.with_suffix(f".{os.getpid()}.tmp")  # per process: test workers may build the same image
         tmp.unlink(missing_ok=True)
         self("push to an OCI archive", "push", "--quiet", ref, f"oci-archive:{tmp}:{ref}")
         tmp.rename(archive)

@@ -16,8 +16,8 @@ build_go_program() {
     command -v go >/dev/null || { echo "build-$program: Go toolchain not found (needed to build $src)" >&2; return 1; }
     echo "building $program into $dir" >&2
     mkdir -p "$dir"
-    (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -o "$dir/$program.tmp" . >&2)
-    mv "$dir/$program.tmp" "$dir/$program"
+    (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -o "$dir/$program.tmp.$$" . >&2)
+    mv "$dir/$program.tmp.$$" "$dir/$program"  # a name per process: two test workers may build it at once
   fi
   echo "$dir/$program"
 }

@@ -37,5 +37,19 @@ step "ruff and mypy --strict over operator/ (rules and reasons in pyproject.toml
 .venv/bin/python -m ruff check operator/
 .venv/bin/python -m mypy --strict operator/
 
-step "pytest"
-exec .venv/bin/python -m pytest "$@"
+# Most of the suite waits on the cluster, not the CPU: workers share one cluster and one operator, a test
+# that stops what they share runs alone (tests/shared_cluster.py). The tests that start a cluster of their
+# own run after, in one process. SCHEMAGATE_TEST_WORKERS=0 runs everything in one process, in order.
+workers="${SCHEMAGATE_TEST_WORKERS:-3}"
+if [ "$workers" = 0 ]; then
+  step "pytest"
+  exec .venv/bin/python -m pytest "$@"
+fi
+# pytest's 5: nothing was selected in that phase (a -k or a path may pick only one of them).
+phase() { local rc=0; "$@" || rc=$?; [ "$rc" = 5 ] && rc=0; return "$rc"; }
+step "pytest, on $workers workers sharing one cluster (pytest-xdist)"
+rc=0; phase .venv/bin/python -m pytest -n "$workers" --dist worksteal "$@" || rc=$?
+step "pytest: the tests that start a cluster of their own (owns_machine), the session's cluster stopped"
+rc_own=0; SCHEMAGATE_PHASE=owns_machine phase .venv/bin/python -m pytest "$@" || rc_own=$?
+[ "$rc" = 0 ] && rc="$rc_own"
+exit "$rc"

@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["kube_fixtures", "operator_fixtures"]
+pytest_plugins = ["run_report", "shared_cluster", "kube_fixtures", "operator_fixtures"]
 
 
 @pytest.fixture(scope="session")

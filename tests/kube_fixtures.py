@@ -34,7 +34,9 @@ class Kube:
     api: Any  # kubernetes.client.ApiClient, admin
     kubectl_bin: str
     helm_bin: str
-    cluster: Any  # devenv.cluster.LocalCluster | None on an external cluster
+    # devenv.cluster.LocalCluster, or on an xdist worker shared_cluster.RemoteCluster (what the controller's
+    # broker does for it); None on an external cluster.
+    cluster: Any
     # Our image: built from the Dockerfile and imported into the node (devenv.images), or what
     # hack/kind-e2e.sh loaded into kind.
     image: str = os.environ.get("SCHEMAGATE_E2E_IMAGE", "localhost/schemagate:dev")
@@ -79,7 +81,7 @@ class Kube:
             pytest.fail("building an image needs the local node (no SCHEMAGATE_E2E_KUBECONFIG)")
         from devenv import images
 
-        self.cluster.node.import_image(images.files_image(ref, files, path))
+        self.cluster.import_image(images.files_image(ref, files, path))
         return ref
 
     def database_service(self, namespace: str, url: str, name: str = "postgres") -> str:
@@ -199,8 +201,21 @@ def _terminate_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def terminate_as_interrupt() -> None:
+    """A SIGTERM (timeout, CI stopping the run) then runs the teardown, as Ctrl-C does; a SIGKILLed session
+    is cleaned up by the next one (devenv.cluster.sweep_stale)."""
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def local_kube() -> Kube:
+    """The session's own cluster, started if it is not running yet."""
+    local = session_cluster.get()
+    cp = local.control_plane
+    return Kube(local.kubeconfig, _api_client(local.kubeconfig), str(cp.kubectl), str(cp.helm), local)
+
+
 @pytest.fixture(scope="session")
-def kube() -> Iterator[Kube]:
+def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
     external = os.environ.get("SCHEMAGATE_E2E_KUBECONFIG")
     if external:
         path = Path(external)
@@ -210,15 +225,24 @@ def kube() -> Iterator[Kube]:
         yield Kube(path, api, _tool("kubectl"), _tool("helm"), None)
         api.close()
         return
-    # A SIGTERM (timeout, CI stopping the run) then runs the teardown, as Ctrl-C does; a SIGKILLed session
-    # is cleaned up by the next one (devenv.cluster.sweep_stale).
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    try:
-        local = session_cluster.get()
-        api = _api_client(local.kubeconfig)
-        cp = local.control_plane
-        yield Kube(local.kubeconfig, api, str(cp.kubectl), str(cp.helm), local)
+    from shared_cluster import BrokerError, RemoteCluster, ask, broker_dir
+
+    broker = broker_dir(request.config)
+    if broker is not None:  # an xdist worker: the controller's broker owns the cluster (tests/shared_cluster.py)
+        try:
+            state = ask(broker, "cluster")
+        except BrokerError as exc:
+            pytest.fail(str(exc))
+        path = Path(state["kubeconfig"])
+        api = _api_client(path)
+        yield Kube(path, api, state["kubectl"], state["helm"], RemoteCluster(broker, state))
         api.close()
+        return
+    terminate_as_interrupt()
+    try:
+        kube = local_kube()
+        yield kube
+        kube.api.close()
     finally:
         session_cluster.stop()
 
@@ -244,20 +268,3 @@ def machine_to_itself() -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start a cluster of their own run after every test that uses the session's."""
     items.sort(key=lambda item: item.get_closest_marker("owns_machine") is not None)
-
-
-# Figures the e2e tests measure on the node (failover time, gate latency): for the issues' notes and the
-# docs, never asserted against a time. Printed at the end of the run, where captured output is not.
-MEASURED: list[str] = []
-
-
-def measured(line: str) -> None:
-    MEASURED.append(line)
-    print(line)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if MEASURED:
-        terminalreporter.section("measured on the node")
-        for line in MEASURED:
-            terminalreporter.write_line(line)

@@ -29,7 +29,7 @@ REPLICAS = 2  # the chart's default: a leader and a standby
 LEADER_LEASE = "schemagate-operator-leader"
 # The operator acts only in the namespaces its chart names (watch.namespaces), as an admin installs it;
 # so the session's application namespaces are made up front and each test takes a fresh one.
-POOL = [f"e2e-app-{i:02d}" for i in range(88)]  # every e2e and fault test takes one; none is reused
+POOL = [f"e2e-app-{i:03d}" for i in range(96)]  # every e2e and fault test takes one; none is reused
 # What the tests' SchemaMigrations name besides the defaults, allowed as an admin would in the chart.
 # NEVER_BUILT_IMAGE is allowed and never built or imported: a Job naming it cannot get its image
 # (tests/e2e/test_pod_cannot_start.py).
@@ -42,10 +42,11 @@ class Operator:
     pod force-deleted with no grace, and kept down) and start it again, or kill only the leader's pod.
     Logs of killed pods are kept for diagnostics."""
 
-    def __init__(self, kube: Kube):
+    def __init__(self, kube: Kube, broker: Path | None = None):
         self.kube = kube
         self._earlier_logs = ""
         self._free = list(POOL)
+        self._broker = broker  # on an xdist worker: the pool is the controller's (tests/shared_cluster.py)
 
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.kube.kubectl("-n", OPERATOR_NAMESPACE, *args, **kw)
@@ -65,12 +66,24 @@ class Operator:
 
     def take_namespace(self) -> str:
         """A namespace of the pool that no test used yet, once the chart's ServiceAccount is in it."""
-        if not self._free:
-            pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/operator_fixtures.py larger")
-        name = self._free.pop(0)
+        if self._broker is not None:
+            from shared_cluster import BrokerError, ask
+
+            try:
+                name = ask(self._broker, "namespace")
+            except BrokerError as exc:
+                pytest.fail(str(exc))
+        else:
+            name = self.next_free()
         wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: self.kube.kubectl(
             "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
         return name
+
+    def next_free(self) -> str:
+        """The pool's next unused name (on the xdist controller, for every worker)."""
+        if not self._free:
+            pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/operator_fixtures.py larger")
+        return self._free.pop(0)
 
     def clear_namespace(self, name: str) -> None:
         """What a used namespace runs, deleted; the namespace stays (the chart's Role goes with it, and it
@@ -178,15 +191,34 @@ def _sigkill(pids: list[int]) -> list[int]:
     return alive
 
 
-@pytest.fixture(scope="session")
-def crd(kube: Kube) -> None:
+def install_crds(kube: Kube) -> None:
     kube.kubectl("apply", "-f", str(REPO / "crds"))
     kube.kubectl("wait", "--for=condition=Established", "crd/schemamigrations.schemagate.io",
                  "crd/schemamigrationsets.schemagate.io", "--timeout=60s")
 
 
 @pytest.fixture(scope="session")
-def operator(kube: Kube, crd: None) -> Iterator[Operator]:
+def crd(kube: Kube, request: pytest.FixtureRequest) -> None:
+    from shared_cluster import BrokerError, ask, broker_dir
+
+    broker = broker_dir(request.config)
+    if broker is None:
+        install_crds(kube)
+        return
+    try:
+        ask(broker, "operator")  # the CRDs come with it, installed once for every worker
+    except BrokerError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def operator(kube: Kube, crd: None, request: pytest.FixtureRequest) -> Iterator[Operator]:
+    from shared_cluster import broker_dir
+
+    broker = broker_dir(request.config)
+    if broker is not None:  # installed by the controller's broker, uninstalled by it at the session's end
+        yield Operator(kube, broker)
+        return
     op = Operator(kube)
     op.install()
     yield op

@@ -6,6 +6,7 @@ gets its own, built once under $SCHEMAGATE_CACHE (like goose and the Kubernetes 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -50,8 +51,16 @@ def render(helm_bin: str) -> Render:
 def checkov_bin() -> str:
     venv = _cache() / f"checkov-{CHECKOV_VERSION}"
     exe = venv / "bin" / "checkov"
-    if exe.exists():
-        return str(exe)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Test workers may both find it missing on a cold cache: one builds, the other waits for it.
+    with open(venv.parent / f"checkov-{CHECKOV_VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not exe.exists():
+            _install_checkov(venv)
+    return str(exe)
+
+
+def _install_checkov(venv: Path) -> None:
     steps = [[sys.executable, "-m", "venv", "--clear", str(venv)],
              [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
               f"checkov=={CHECKOV_VERSION}"]]
@@ -59,4 +68,3 @@ def checkov_bin() -> str:
         proc = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
         if proc.returncode != 0:
             pytest.fail(f"installing checkov {CHECKOV_VERSION} into {venv} failed: {proc.stderr.strip()[-2000:]}")
-    return str(exe)

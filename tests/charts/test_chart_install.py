@@ -40,8 +40,9 @@ def namespaces(kube: Kube) -> Iterator[tuple[str, str]]:
     """(operator namespace, app namespace), both enforcing `restricted`."""
     ops, app = restricted_namespace(kube, "ops"), restricted_namespace(kube, "app")
     yield ops, app
-    for release, ns in (("cs", app), ("sg", ops)):
-        kube.helm("uninstall", release, "-n", ns, "--wait", check=False)
+    for ns in (app, ops):
+        for release in kube.helm("list", "-n", ns, "-q", check=False).stdout.split():
+            kube.helm("uninstall", release, "-n", ns, "--wait", check=False)
     kube.kubectl("delete", "namespace", ops, app, "--wait=false", check=False)
 
 
@@ -77,6 +78,9 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
     from devenv.postgres import free_port
 
     ops, app = namespaces
+    # A release name of its own: its admission policies are cluster-scoped objects named after it, and the
+    # other parameter may be installing beside it (tests/shared_cluster.py).
+    sg = f"sg-{secrets}"
     password = urllib.parse.urlsplit(database_url).password
     assert password
     # The database by a Service name, resolved by CoreDNS in the operator's and the Job's pods.
@@ -84,19 +88,19 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
     kube.kubectl("-n", app, "create", "secret", "generic", "config-server-db", f"--from-literal=url={by_name}")
     kube.kubectl("-n", app, "create", "secret", "generic", "unrelated", "--from-literal=token=not-yours")
 
-    kube.helm("install", "sg", str(CHARTS / "schemagate"), "-n", ops, "--wait", "--timeout=120s",
+    kube.helm("install", sg, str(CHARTS / "schemagate"), "-n", ops, "--wait", "--timeout=120s",
               "--set", f"watch.namespaces={{{app}}}", "--set", f"image.repository={kube.image.rsplit(':', 1)[0]}",
               "--set", f"operator.healthPort={free_port()}", "--set", "operator.resyncSeconds=1",
               "--set", f"rbac.secrets={secrets}")
-    app_values = ["--set", "operatorAccess.enabled=true", "--set", "operatorAccess.serviceAccount=sg-schemagate",
+    app_values = ["--set", "operatorAccess.enabled=true", "--set", f"operatorAccess.serviceAccount={sg}-schemagate",
                   "--set", f"operatorAccess.namespace={ops}"] if secrets == "none" else []
     kube.helm("install", "cs", str(CHARTS / "config-server"), "-n", app, *app_values,
               "--set", "image.repository=localhost/config-server")
 
     # The chart's two replicas: one leads, the other stands by; both run with the chart's token.
-    op_pods = get_json(kube, "-n", ops, "get", "pods", "-l", "app.kubernetes.io/instance=sg")["items"]
+    op_pods = get_json(kube, "-n", ops, "get", "pods", "-l", f"app.kubernetes.io/instance={sg}")["items"]
     assert len(op_pods) == 2
-    assert {p["spec"]["serviceAccountName"] for p in op_pods} == {"sg-schemagate"}
+    assert {p["spec"]["serviceAccountName"] for p in op_pods} == {f"{sg}-schemagate"}
 
     def operator_log() -> str:
         return "".join(kube.logs(ops, p["metadata"]["name"]) for p in op_pods)
@@ -141,7 +145,7 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
         assert proc.returncode != 0 and 'violates PodSecurity "restricted:latest"' in proc.stderr, proc.stderr
 
     # What the operator may and may not do, as the API server's authorizer answers for its token.
-    operator = f"system:serviceaccount:{ops}:sg-schemagate"
+    operator = f"system:serviceaccount:{ops}:{sg}-schemagate"
     assert can_i(kube, operator, "get", "secret/config-server-db", "-n", app)
     assert can_i(kube, operator, "get", "secret/unrelated", "-n", app) is (secrets == "namespace")
     for verb in ("list", "watch", "create", "update", "delete"):
@@ -167,7 +171,7 @@ def test_operator_pod_with_the_charts_rbac_takes_the_app_chart_to_ready(kube: Ku
         "job logs": "".join(kube.logs(app, p["metadata"]["name"]) for p in job_pods),
         "status, Jobs and pods": kube.kubectl("-n", app, "get", "smig,jobs,pods", "-o", "yaml").stdout,
         "events": kube.kubectl("get", "events", "-A", "-o", "yaml").stdout,
-        "Helm's records": kube.helm("get", "all", "cs", "-n", app).stdout + kube.helm("get", "all", "sg", "-n", ops).stdout,
+        "Helm's records": kube.helm("get", "all", "cs", "-n", app).stdout + kube.helm("get", "all", sg, "-n", ops).stdout,
     }
     assert "Forbidden" not in seen["operator log"], seen["operator log"][-4000:]  # the gate's work too
     for where, text in seen.items():

@@ -14,7 +14,8 @@ import pytest
 
 from kube_fixtures import Kube
 
-pytestmark = pytest.mark.cluster
+# Fixed release and namespace names, a cluster-wide FlowSchema, and figures that other tests' load would spoil.
+pytestmark = [pytest.mark.cluster, pytest.mark.exclusive]
 
 REPO = Path(__file__).resolve().parents[2]
 

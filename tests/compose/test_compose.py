@@ -19,6 +19,9 @@ from compose_support import EXAMPLE, REPO, Podman, postgres_image
 from devenv import images
 from kube_fixtures import wait_until
 
+# podman's networks are host bridges and iptables chains on fixed subnets, one set per process: alone.
+pytestmark = pytest.mark.exclusive
+
 OVERRIDE = Path(__file__).with_name("compose.test.yaml")
 BROKEN = ("-- +goose Up\nCREATE TABLE IF NOT EXISTS audit_log (id bigint PRIMARY KEY);\n"
           "ALTER TABLE no_such_table ADD COLUMN x int;\n-- +goose Down\nDROP TABLE IF EXISTS audit_log;\n")

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from kube_fixtures import measured, wait_until
+from kube_fixtures import wait_until
+from run_report import measured
 from migration_files import ORDERS_AFTER_25S as SLOW_V2
 from migration_files import USERS as V1
 
@@ -36,6 +37,7 @@ def _failover(operator) -> float:
     return time.monotonic() - t0
 
 
+@pytest.mark.exclusive
 def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator):
     assert len(operator.pods()) == 2 and operator.leader() is not None
     rolled_out_at_v1(app)
@@ -61,6 +63,7 @@ def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator
     wait_until("two operator pods again", lambda: len(operator.pods()) == 2, timeout=120)
 
 
+@pytest.mark.exclusive
 def test_failover_time_median_and_max_of_five(operator):
     times = []
     for _ in range(5):

@@ -78,6 +78,7 @@ def _everything_said(team: Team) -> str:
     return smigs + events + app.operator.logs()
 
 
+@pytest.mark.exclusive
 def test_two_teams_cannot_make_the_operator_run_or_say_what_the_installer_did_not_allow(teams, kube):
     a, b = teams
     # What the users may do themselves: their own namespace's SchemaMigrations, ConfigMaps and Secrets.

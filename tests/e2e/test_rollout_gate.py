@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from kube_fixtures import measured, wait_until
+from kube_fixtures import wait_until
+from run_report import measured
 from migration_files import ORDERS_BROKEN as V2_BROKEN
 from migration_files import ORDERS_OF_USERS_AFTER_1S as V2
 from migration_files import USERS as V1
@@ -292,6 +293,7 @@ def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kub
     report_latency(rec)
 
 
+@pytest.mark.exclusive
 def test_operator_down_keeps_new_pods_unready_and_the_rollout_resumes_when_it_is_back(app, kube, operator):
     serving_v1(app)
     with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 
 from devenv import hostnet
-from fault_log import RUNS
 from kube_fixtures import wait_until
 from operator_fixtures import App, node_pids
+from run_report import RUNS
 
 pytestmark = pytest.mark.e2e
 
@@ -75,9 +75,11 @@ def running_pod(app: App, name: str = "app", timeout: float = 90) -> dict[str, A
                     f"(restarts, ready): {operator}; the operator's last lines:\n{app.operator.tail(30)}")
 
 
-def runner_pids(job: str) -> list[int]:
-    """The runner's processes on this node, found by the Lease holder in their command line."""
-    return node_pids(lambda argv: b"migrate" in argv and any(part.endswith(f"/{job}".encode()) for part in argv))
+def runner_pids(namespace: str, job: str) -> list[int]:
+    """The runner's processes on this node, found by the Lease holder (namespace/Job) in their command line:
+    Jobs of other namespaces have the same name when they run the same files."""
+    holder = f"{namespace}/{job}".encode()
+    return node_pids(lambda argv: b"migrate" in argv and any(part.endswith(holder) for part in argv))
 
 
 def converge(app: App, names: list[str], version: int, started: float, url: str) -> tuple[str, float | None]:
@@ -155,7 +157,7 @@ def test_runner_container_sigkilled(app: App, rep: int) -> None:
     started = start(app)
     pod = running_pod(app)
     job = pod["metadata"]["labels"]["job-name"]
-    pids = wait_until(f"the runner process of {job}", lambda: runner_pids(job) or None, timeout=30)
+    pids = wait_until(f"the runner process of {job}", lambda: runner_pids(app.namespace, job) or None, timeout=30)
     time.sleep(random.uniform(0.3, 2.5))
     for pid in pids:
         try:
@@ -165,6 +167,7 @@ def test_runner_container_sigkilled(app: App, rep: int) -> None:
     record("runner SIGKILL (/proc)", app, ["app"], N, started)
 
 
+@pytest.mark.exclusive
 @pytest.mark.parametrize("rep", range(REPEAT))
 def test_operator_killed_and_restarted(app: App, rep: int) -> None:
     started = start(app)
@@ -256,6 +259,7 @@ APISERVER_DOWN = max(MIGRATION_LEASE_SECONDS, LEADER_LEASE_SECONDS) + 5
 SLOW = 0.7
 
 
+@pytest.mark.exclusive
 @pytest.mark.parametrize("rep", range(REPEAT))
 def test_apiserver_stopped_past_the_leases_and_restarted(app: App, rep: int) -> None:
     """kube-apiserver stopped (SIGTERM, not paused) while the Job runs, for longer than both Leases, then
@@ -313,6 +317,7 @@ def test_database_network_cut_past_lock_timeout(app: App, toxiproxy_server: Any,
         toxiproxy_server.delete(proxy.name)
 
 
+@pytest.mark.exclusive
 @pytest.mark.parametrize("rep", range(REPEAT))
 def test_node_restarted(app: App, rep: int) -> None:
     """kubelet and containerd stopped (SIGTERM, as a node's restart of its services) while the Job runs,

@@ -1,0 +1,47 @@
+"""The turns of tests/shared_cluster.py, across processes as xdist's workers take them: an exclusive turn
+runs alone, shared turns overlap, and an exclusive turn asked for while shared ones run is not starved by
+shared turns asked for after it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+from shared_cluster import turn
+
+
+def _hold(directory: str, exclusive: bool, seconds: float, log: str, name: str, start_after: float) -> None:
+    time.sleep(start_after)
+    with turn(Path(directory), exclusive):
+        with open(log, "a") as f:
+            f.write(f"{time.monotonic():.4f} start {name}\n")
+        time.sleep(seconds)
+        with open(log, "a") as f:
+            f.write(f"{time.monotonic():.4f} end {name}\n")
+
+
+def _run(tmp_path: Path, *holders: tuple[str, bool, float, float]) -> list[tuple[str, str]]:
+    log = tmp_path / "log"
+    log.touch()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_hold, args=(str(tmp_path), exclusive, seconds, str(log), name, after))
+             for name, exclusive, seconds, after in holders]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    lines = sorted(line.split() for line in log.read_text().splitlines())
+    return [(event, name) for _, event, name in lines]
+
+
+def test_shared_turns_overlap(tmp_path: Path) -> None:
+    events = _run(tmp_path, ("a", False, 0.6, 0), ("b", False, 0.6, 0.1))
+    assert events == [("start", "a"), ("start", "b"), ("end", "a"), ("end", "b")]
+
+
+def test_an_exclusive_turn_waits_for_the_shared_ones_and_runs_alone(tmp_path: Path) -> None:
+    events = _run(tmp_path, ("a", False, 0.6, 0), ("x", True, 0.3, 0.1), ("b", False, 0.3, 0.3))
+    # b asked after x: it waits behind x although a, a shared turn, still ran when it asked.
+    assert events == [("start", "a"), ("end", "a"), ("start", "x"), ("end", "x"), ("start", "b"), ("end", "b")]
