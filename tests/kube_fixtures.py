@@ -225,14 +225,11 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
         yield Kube(path, api, _tool("kubectl"), _tool("helm"), None)
         api.close()
         return
-    from shared_cluster import BrokerError, RemoteCluster, ask, broker_dir
+    from shared_cluster import RemoteCluster, ask, broker_dir
 
     broker = broker_dir(request.config)
     if broker is not None:  # an xdist worker: the controller's broker owns the cluster (tests/shared_cluster.py)
-        try:
-            state = ask(broker, "cluster")
-        except BrokerError as exc:
-            pytest.fail(str(exc))
+        state = ask(broker, "cluster")
         path = Path(state["kubeconfig"])
         api = _api_client(path)
         yield Kube(path, api, state["kubectl"], state["helm"], RemoteCluster(broker, state))

@@ -67,12 +67,9 @@ class Operator:
     def take_namespace(self) -> str:
         """A namespace of the pool that no test used yet, once the chart's ServiceAccount is in it."""
         if self._broker is not None:
-            from shared_cluster import BrokerError, ask
+            from shared_cluster import ask
 
-            try:
-                name = ask(self._broker, "namespace")
-            except BrokerError as exc:
-                pytest.fail(str(exc))
+            name = ask(self._broker, "namespace")
         else:
             name = self.next_free()
         wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: self.kube.kubectl(
@@ -199,16 +196,13 @@ def install_crds(kube: Kube) -> None:
 
 @pytest.fixture(scope="session")
 def crd(kube: Kube, request: pytest.FixtureRequest) -> None:
-    from shared_cluster import BrokerError, ask, broker_dir
+    from shared_cluster import ask, broker_dir
 
     broker = broker_dir(request.config)
     if broker is None:
         install_crds(kube)
-        return
-    try:
+    else:
         ask(broker, "operator")  # the CRDs come with it, installed once for every worker
-    except BrokerError as exc:
-        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

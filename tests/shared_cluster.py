@@ -9,8 +9,8 @@ into the node. The controller tears everything down when the session ends.
 
 Turns: a test that uses the cluster holds a shared turn for its setup, call and teardown; a test marked
 `exclusive` (it stops the apiserver, the node, the operator, its leader; it measures; it changes the
-machine's network) holds it alone. The exclusive turn
-is asked for through a turnstile, so the shared turns asked for after it wait and it is not starved.
+machine's network) holds it alone. The exclusive turn is asked for through a turnstile, so the shared turns
+asked for after it wait and it is not starved.
 
 Without xdist (`-n 0`, a plain `pytest`), none of this runs: kube_fixtures starts the cluster in-process.
 """
@@ -42,18 +42,18 @@ def broker_dir(config: pytest.Config) -> Path | None:
 
 
 class BrokerError(RuntimeError):
-    """What the broker answered instead: the reason the asking test fails."""
+    """A request the broker cannot serve; its message goes back to the asking test."""
 
 
 def ask(directory: Path, op: str, **args: Any) -> Any:
-    """One request to the broker; it answers one at a time, so a slow one (the cluster's start) queues the
-    others behind it."""
+    """One request to the broker; what it could not do fails the asking test with the broker's reason. It
+    answers one at a time, so a slow one (the cluster's start) queues the others behind it."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(directory / "broker.sock"))
         sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
         reply = json.loads(sock.makefile("rb").readline() or b'{"error": "the broker closed the connection"}')
     if "error" in reply:
-        raise BrokerError(reply["error"])
+        pytest.fail(reply["error"])
     return reply.get("result")
 
 
@@ -64,23 +64,17 @@ class RemoteCluster:
         self._broker = directory
         self.directory = Path(state["directory"])
 
-    def _ask(self, op: str, **args: Any) -> Any:
-        try:
-            return ask(self._broker, op, **args)
-        except BrokerError as exc:
-            pytest.fail(str(exc))
-
     def stop_component(self, name: str) -> None:
-        self._ask("stop_component", name=name)
+        ask(self._broker, "stop_component", name=name)
 
     def start_component(self, name: str, timeout: float = 120.0) -> None:
-        self._ask("start_component", name=name, timeout=timeout)
+        ask(self._broker, "start_component", name=name, timeout=timeout)
 
     def restart(self, *names: str, down: float = 0.0, timeout: float = 120.0) -> None:
-        self._ask("restart", names=list(names), down=down, timeout=timeout)
+        ask(self._broker, "restart", names=list(names), down=down, timeout=timeout)
 
     def import_image(self, image: Any) -> str:
-        return str(self._ask("import_image", ref=image.ref, archive=str(image.archive)))
+        return str(ask(self._broker, "import_image", ref=image.ref, archive=str(image.archive)))
 
 
 class _Broker:
@@ -103,7 +97,8 @@ class _Broker:
                 self.wfile.write(json.dumps(reply).encode() + b"\n")
 
         self.server = socketserver.UnixStreamServer(str(self.directory / "broker.sock"), Handler)
-        # One thread for every request: what it spawns (the cluster's processes) lives as long as it does.
+        # One thread serves every request, one after the other: what it spawns (the cluster's processes)
+        # lives as long as it does.
         self.thread = threading.Thread(target=self.server.serve_forever, name="schemagate-broker", daemon=True)
         self.thread.start()
 
@@ -246,4 +241,4 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
 
 
-__all__ = ["BrokerError", "RemoteCluster", "ask", "broker_dir", "turn"]
+__all__ = ["RemoteCluster", "ask", "broker_dir", "turn"]
