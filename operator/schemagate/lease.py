@@ -110,28 +110,41 @@ def desired_spec(current: Observed | None, me: str, *, duration: int, now: datet
     return spec
 
 
+# Every Lease call gives up after this long (connect and read each). Without it a call that the apiserver
+# never answers (one in flight when it went down) blocks until the connection dies: a renewer that then
+# cannot try again, a run held at its end by the release. Its callers already retry (renewer, election).
+REQUEST_TIMEOUT_SECONDS = 5.0
+
+
 class _Api:
     """The few Lease calls we make, on plain dicts (exact MicroTime strings, no model conversions)."""
 
-    def __init__(self, api_client: Any | None = None):
+    def __init__(self, api_client: Any | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS):
         from kubernetes import client
 
         from schemagate import kube
 
-        self._api = client.CoordinationV1Api(api_client or kube.api_client())
+        if api_client is None:  # its own: no retries inside a call, which would multiply the timeout
+            kube.load()
+            config = client.Configuration.get_default_copy()
+            config.retries = 0
+            api_client = client.ApiClient(config)
+        self._api = client.CoordinationV1Api(api_client)
         self._client = self._api.api_client
+        self._timeout = timeout
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         from schemagate import kube
 
-        return kube.read_json(self._api.read_namespaced_lease, name, namespace)
+        return kube.read_json(self._api.read_namespaced_lease, name, namespace, _request_timeout=self._timeout)
 
     def create(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": name, "namespace": namespace,
                              "labels": {"app.kubernetes.io/managed-by": "schemagate"}},
                 "spec": spec}
-        self._api.create_namespaced_lease(namespace, body)  # type: ignore[arg-type]  # dicts go as-is
+        self._api.create_namespaced_lease(namespace, body,  # type: ignore[arg-type]  # dicts go as-is
+                                          _request_timeout=self._timeout)
 
     def replace(self, namespace: str, obj: dict[str, Any], spec: dict[str, Any],
                 annotations: dict[str, str] | None = None) -> None:
@@ -142,7 +155,8 @@ class _Api:
             meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
             body["metadata"] = meta
         self._api.replace_namespaced_lease(obj["metadata"]["name"], namespace,
-                                           body)  # type: ignore[arg-type]  # dicts go as-is
+                                           body,  # type: ignore[arg-type]  # dicts go as-is
+                                           _request_timeout=self._timeout)
 
 
 def _forbidden(namespace: str, name: str) -> str:
@@ -155,8 +169,11 @@ def _now() -> datetime:
 
 
 def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
-                *, now: Callable[[], datetime] = _now, note: str | None = None) -> Observed | None:
-    """One attempt: None when acquired (or renewed), else the Lease as held by someone else."""
+                *, now: Callable[[], datetime] = _now, note: str | None = None,
+                renew_only: bool = False) -> Observed | None:
+    """One attempt: None when acquired (or renewed), else the Lease as it is, held by someone else (or, with
+    `renew_only`, by nobody: a renewer never takes a Lease back, so one that outlived its run's release
+    cannot hold the Lease for a run that has ended)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -168,7 +185,7 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     current = None if obj is None else Observed.from_spec(obj.get("spec"))
     t = now()
     decision = decide(current, me, t)
-    if decision == "held":
+    if decision == "held" or (renew_only and decision != "renew"):
         return current
     try:
         if decision == "create":
@@ -233,7 +250,7 @@ class _Renewer(threading.Thread):
                 return
             note = self.last_note
             try:
-                other = try_acquire(api, namespace, name, me, duration,
+                other = try_acquire(api, namespace, name, me, duration, renew_only=True,
                                     note=note if note != self._written else None)
                 if other is None:
                     self._written = note
@@ -245,9 +262,11 @@ class _Renewer(threading.Thread):
                 log.warning("lease %s/%s was taken over by %s", namespace, name, other.holder)
 
     def stop(self) -> None:
+        # Not waited for long: a renewal in flight cannot outlast the release (renew_only, and the release's
+        # compare-and-swap), and one the apiserver does not answer must not hold the run's end.
         self._stop_event.set()
         self._wake.set()
-        self.join(timeout=10)
+        self.join(timeout=1)
 
 
 @contextmanager

@@ -203,12 +203,22 @@ def pods(app: Any) -> list[dict[str, Any]]:
     return json.loads(app.kubectl("get", "pods", "-l", "app=config-server", "-o", "json").stdout)["items"]
 
 
-def deployment_events(app: Any, kind: str = "Deployment", name: str = "config-server") -> list[tuple[str, str, str]]:
-    items = json.loads(app.kubectl("get", "events", "--field-selector",
-                                   f"involvedObject.kind={kind},involvedObject.name={name}",
-                                   "-o", "json").stdout)["items"]
-    return [(e["type"], e["reason"], e["message"]) for e in items if e.get("source", {}).get("component") ==
-            "schemagate"]
+def deployment_events(app: Any, kind: str = "Deployment", name: str = "config-server", *,
+                      having: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+    """The operator's Events on the workload: (type, reason, message). The operator posts them after it has
+    patched the pods and written status, so the rollout may be seen done first: with `having`, waited for
+    until each of those reasons is there, as someone re-running `kubectl get events` would."""
+    def read() -> list[tuple[str, str, str]]:
+        items = json.loads(app.kubectl("get", "events", "--field-selector",
+                                       f"involvedObject.kind={kind},involvedObject.name={name}",
+                                       "-o", "json").stdout)["items"]
+        return [(e["type"], e["reason"], e["message"]) for e in items if e.get("source", {}).get("component") ==
+                "schemagate"]
+
+    if not having:
+        return read()
+    return wait_until(f"Events {', '.join(having)} on {kind} {name}",
+                      lambda: (found := read()) if set(having) <= {r for _, r, _ in found} else None, timeout=30)
 
 
 def report(what: str, figures: dict[str, float | None]) -> None:
@@ -253,8 +263,7 @@ def test_rollout_waits_for_the_migration_and_completes_by_itself(app, kube):
     assert all(condition(p, GATE)["status"] == "True" for p in pods(app))
     gated = wait_until("no pod waiting", lambda: (g := app.status()["rolloutGate"])["waiting"] == 0 and g)
     assert gated["deployments"][0]["pods"] == 2
-    reasons = [r for _, r, _ in deployment_events(app)]
-    assert "RolloutHeld" in reasons and "RolloutReleased" in reasons
+    deployment_events(app, having=("RolloutHeld", "RolloutReleased"))
     report_latency(rec)
 
 
@@ -278,7 +287,7 @@ def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kub
         assert len(old) == 2 and all(condition(p, "Ready")["status"] == "True" for p in old)
         assert app.kubectl("rollout", "status", "deployment/config-server", "--timeout=2s",
                            check=False).returncode != 0
-        assert ("Warning", "RolloutHeld") in [(t, r) for t, r, _ in deployment_events(app)]
+        assert ("Warning", "RolloutHeld") in [(t, r) for t, r, _ in deployment_events(app, having=("RolloutHeld",))]
 
         app.migrations({**V1, **V2})
         done = app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s", check=False)
@@ -289,7 +298,7 @@ def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kub
     assert all(p.db_version_when_ready and p.db_version_when_ready >= 2 for p in rec.new_pods("2").values()
                if p.ready_at), rec.pods
     app.wait_ready(2)
-    assert "RolloutReleased" in [r for _, r, _ in deployment_events(app)]
+    deployment_events(app, having=("RolloutReleased",))
     report_latency(rec)
 
 
@@ -419,7 +428,8 @@ def test_statefulset_rolling_update_waits_for_the_migration_and_completes_by_its
         assert (entry["name"], entry["pods"], entry["waiting"], entry["requiredVersion"], entry["reason"]) == (
             STS, 3, 1, 2, "MigrationStalled")
         assert app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=2s", check=False).returncode != 0
-        assert ("Warning", "RolloutHeld") in [(t, r) for t, r, _ in deployment_events(app, "StatefulSet", STS)]
+        assert ("Warning", "RolloutHeld") in [(t, r) for t, r, _ in deployment_events(app, "StatefulSet", STS,
+                                                                                       having=("RolloutHeld",))]
 
         app.migrations({**V1, **V2})  # fixed: the rollout resumes by itself
         done = app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=180s", check=False)
@@ -433,7 +443,7 @@ def test_statefulset_rolling_update_waits_for_the_migration_and_completes_by_its
         assert record.ready_at is not None and record.db_version_when_ready is not None, (name, record)
         assert record.db_version_when_ready >= 2, (name, record)
     app.wait_ready(2)
-    assert "RolloutReleased" in [r for _, r, _ in deployment_events(app, "StatefulSet", STS)]
+    deployment_events(app, "StatefulSet", STS, having=("RolloutReleased",))
 
 
 def _released(app: Any, pod_name: str, pods_of: Any) -> dict[str, Any]:
@@ -461,7 +471,8 @@ def test_a_deployment_taken_out_of_the_gate_has_its_held_pod_released_with_a_war
     _released(app, held["metadata"]["name"], lambda a: {p["metadata"]["name"]: p for p in pods(a)})
     # Released, not merely un-held: the rollout completes although v2 is still failing.
     app.kubectl("rollout", "status", "deployment/config-server", "--timeout=90s")
-    warnings = [(t, m) for t, r, m in deployment_events(app) if r == "RolloutGateRemoved"]
+    warnings = [(t, m) for t, r, m in deployment_events(app, having=("RolloutGateRemoved",))
+                if r == "RolloutGateRemoved"]
     assert warnings and warnings[0][0] == "Warning" and "SchemaMigration app" in warnings[0][1], warnings
     assert "remove it from the template" in warnings[0][1]
     assert wait_until("status.rolloutGate cleared", lambda: "rolloutGate" not in app.status() or None)
@@ -482,5 +493,6 @@ def test_a_deleted_schemamigration_releases_the_held_pod_of_its_statefulset(app)
     app.kubectl("delete", "schemamigration", "app", "--wait=true")
     _released(app, held["metadata"]["name"], sts_pods)
     app.kubectl("rollout", "status", f"statefulset/{STS}", "--timeout=180s")
-    warnings = [(t, m) for t, r, m in deployment_events(app, "StatefulSet", STS) if r == "RolloutGateRemoved"]
+    warnings = [(t, m) for t, r, m in deployment_events(app, "StatefulSet", STS, having=("RolloutGateRemoved",))
+                if r == "RolloutGateRemoved"]
     assert warnings and warnings[0][0] == "Warning" and "was deleted" in warnings[0][1], warnings

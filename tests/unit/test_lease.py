@@ -152,3 +152,38 @@ def test_the_holders_progress_is_put_on_the_lease_and_its_last_word_stays_after_
     stored = api.objects[("ns", "l")]
     assert stored["spec"].get("holderIdentity") is None
     assert stored["metadata"]["annotations"][lease_mod.RUN_ANNOTATION] == '{"ok":false,"error":{"reason":"Interrupted"}}'
+
+
+def test_a_lease_call_the_apiserver_never_answers_gives_up_after_the_timeout() -> None:
+    """An apiserver that accepts the connection and never answers (a call in flight when it went down):
+    each Lease call fails after its timeout, so the renewer tries again and a run's end is not held."""
+    import socket
+    import time
+
+    from kubernetes import client
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        config = client.Configuration()
+        config.host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config.retries = 0
+        api = lease._Api(client.ApiClient(config), timeout=0.5)
+        for call in (lambda: api.get("ns", "l"), lambda: api.create("ns", "l", {}),
+                     lambda: api.replace("ns", {"metadata": {"name": "l"}}, {})):
+            started = time.monotonic()
+            with pytest.raises(Exception, match="(?i)timed? ?out"):
+                call()
+            assert time.monotonic() - started < 3
+
+
+def test_a_renewal_after_the_release_does_not_take_the_lease_back():
+    """The run's end does not wait for a renewal in flight: one that lands after the release finds the Lease
+    free and leaves it so, or the next run would wait out a Lease held for a run that has ended."""
+    api = FakeLeases()
+    assert try_acquire(api, "ns", "l", "run-1", 15, now=lambda: T0) is None
+    assert lease.release(api, "ns", "l", "run-1")
+    late = try_acquire(api, "ns", "l", "run-1", 15, now=lambda: T0 + timedelta(seconds=1), renew_only=True)
+    assert late is not None and late.holder is None
+    assert api.get("ns", "l")["spec"].get("holderIdentity") is None
+    assert try_acquire(api, "ns", "l", "run-2", 15, now=lambda: T0 + timedelta(seconds=1)) is None

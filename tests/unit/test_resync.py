@@ -1,5 +1,6 @@
-"""The periodic resync: what it lists, and which SchemaMigrations it reconciles, so that an idle operator's
-cost follows change rather than the number of objects (controller/objects.py, resync.py, loop.py)."""
+"""The periodic resync: what it goes over (the objects as watched, never a LIST), and which SchemaMigrations
+it reconciles, so that an idle operator's cost follows change rather than the number of objects or of
+namespaces (controller/loop.py, resync.py)."""
 
 from __future__ import annotations
 
@@ -12,23 +13,58 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from schemagate.controller import objects, resync
-from schemagate.controller.loop import Controller
+from schemagate.controller import resync
+from schemagate.controller.loop import Controller, Watched
 from schemagate.controller.resync import ConfigMapVersion, Resyncs
 
 
-class Custom:
-    def list_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str) -> Any:
-        if namespace == "gone":
-            raise ApiException(status=403, reason="Forbidden")
-        return {"items": [{"metadata": {"namespace": namespace, "name": plural}}]}
+def sm(namespace: str, name: str, version: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name, "resourceVersion": version}}
 
 
-def test_a_namespace_that_cannot_be_listed_is_skipped_and_the_others_are_resynced() -> None:
-    list_objects = objects.lister(SimpleNamespace(custom=Custom()), ["a", "gone", "b"],  # type: ignore[arg-type]
-                                  "schemamigrationsets")
-    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in list_objects()] == [
-        ("a", "schemamigrationsets"), ("b", "schemamigrationsets")]
+def test_the_resync_goes_over_each_object_as_its_watch_last_delivered_it_without_asking_the_apiserver() -> None:
+    """Through the SchemaMigration event handler as kopf calls it: the initial listing (type None), changes,
+    a deletion; the resync then triggers every object still there with its latest body, and nothing else."""
+    from schemagate.controller import handlers
+
+    triggered: list[tuple[str, str, Any]] = []
+
+    class Recording(Controller):
+        def trigger(self, namespace: str, name: str, listed: Any = None) -> None:
+            triggered.append((namespace, name, listed))
+
+    watched = Watched()
+    controller = Recording(lambda *_: None, watched.objects, resync_seconds=3600)
+    memo = {"watched": watched, "controller": controller}
+
+    async def scenario() -> None:
+        for type_, body in [(None, sm("a", "app", "1")), (None, sm("b", "app", "2")), ("MODIFIED", sm("a", "app", "3")),
+                            ("ADDED", sm("a", "other", "4")), ("DELETED", sm("b", "app", "2"))]:
+            await handlers.schemamigration_event(type=type_, body=body, namespace=body["metadata"]["namespace"],
+                                                 name=body["metadata"]["name"], memo=memo)
+        triggered.clear()  # what the events triggered; the resync's turn now
+        task = asyncio.get_running_loop().create_task(controller.resync_forever())
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert sorted((ns, name, listed["metadata"]["resourceVersion"]) for ns, name, listed in triggered) == [
+        ("a", "app", "3"), ("a", "other", "4")]
+
+
+def test_the_sets_resync_goes_over_the_sets_as_watched() -> None:
+    from schemagate.controller import fleet_handlers
+
+    memo: dict[str, Any] = {}
+    fleet_handlers.make_controller(memo, SimpleNamespace(), SimpleNamespace(options=None, resync_seconds=30))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        for type_, body in [(None, sm("a", "fleet", "1")), ("DELETED", sm("a", "fleet", "1")), ("ADDED", sm("b", "f", "5"))]:
+            await fleet_handlers.schemamigrationset_event(type=type_, body=body, namespace=body["metadata"]["namespace"],
+                                                          name=body["metadata"]["name"], memo=memo)
+
+    asyncio.run(scenario())
+    assert [o["metadata"]["name"] for o in memo[fleet_handlers.WATCHED_KEY].objects()] == ["f"]
 
 
 def at_rest(**status: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import kopf
 from schemagate.api import migrationset as set_api
 from schemagate.api import v1alpha1 as api
 from schemagate.controller import config as config_mod
-from schemagate.controller import fleet_reconcile, gate, objects
-from schemagate.controller.loop import Controller, LeadingController
+from schemagate.controller import fleet_reconcile, gate
+from schemagate.controller.loop import Controller, LeadingController, Watched
 from schemagate.kube import Clients
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,16 @@ log = logging.getLogger(__name__)
 MEMO_KEY = "fleet"
 
 
-def make_controller(k: Clients, cfg: config_mod.Config) -> LeadingController:
-    """The SchemaMigrationSets' own queue and resync; handlers.startup makes it and starts it with the
-    SchemaMigrations' once this replica leads (both replicas would otherwise write the same objects)."""
-    return LeadingController(lambda ns, name, _listed: fleet_reconcile.reconcile(k, ns, name, cfg.options),
-                             objects.lister(k, list(cfg.namespaces), set_api.PLURAL), cfg.resync_seconds)
+WATCHED_KEY = "fleet_watched"
+
+
+def make_controller(memo: Any, k: Clients, cfg: config_mod.Config) -> None:
+    """Into memo: the SchemaMigrationSets' own queue, and the sets as watched for its resync. handlers.startup
+    makes it and starts it with the SchemaMigrations' once this replica leads (both replicas would otherwise
+    write the same objects)."""
+    watched = memo[WATCHED_KEY] = Watched()
+    memo[MEMO_KEY] = LeadingController(lambda ns, name, _watched: fleet_reconcile.reconcile(k, ns, name, cfg.options),
+                                       watched.objects, cfg.resync_seconds)
 
 
 def _trigger(memo: Any, namespace: str | None, name: str | None) -> None:
@@ -39,7 +44,11 @@ def _trigger(memo: Any, namespace: str | None, name: str | None) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, set_api.PLURAL)
-async def schemamigrationset_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def schemamigrationset_event(type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any,
+                                   **_: Any) -> None:
+    watched: Watched | None = memo.get(WATCHED_KEY)
+    if watched is not None:
+        watched.saw(type, body)
     if type != "DELETED":
         _trigger(memo, namespace, name)
 

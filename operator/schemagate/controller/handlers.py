@@ -24,12 +24,11 @@ from schemagate.controller import (
     gate_handlers,  # noqa: F401  (registers the rollout gate's handlers)
     leader,
     metrics,
-    objects,
     resync,
     watchdog,
 )
 from schemagate.controller import jobs as jobs_mod
-from schemagate.controller.loop import Controller, LeadingController, Listed
+from schemagate.controller.loop import Controller, LeadingController, Listed, Watched
 from schemagate.controller.reconcile import reconcile
 from schemagate.kube import Clients
 
@@ -113,10 +112,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         finally:
             metrics.RECONCILE_DURATION.labels(result).observe(time.monotonic() - started)
 
-    controller = LeadingController(work, objects.lister(k, list(config.CONFIG.namespaces)),
-                                   config.CONFIG.resync_seconds)
+    watched = memo["watched"] = Watched()
+    controller = LeadingController(work, watched.objects, config.CONFIG.resync_seconds)
     memo["controller"] = controller
-    memo[fleet_handlers.MEMO_KEY] = fleet_handlers.make_controller(k, config.CONFIG)
+    fleet_handlers.make_controller(memo, k, config.CONFIG)
 
     def lead() -> None:
         # Until now this replica stood by: it watched (kopf's index stays warm) and served health and
@@ -142,7 +141,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         logging.shutdown()
         os._exit(1)
 
-    elector = leader.Elector(lease_mod._Api(api_client), election.namespace, election.lease, me=identity,
+    # Its own client, each call bounded (lease.REQUEST_TIMEOUT_SECONDS, no retries inside a call): a renewal
+    # that hung would keep this replica acting past its renew deadline while a standby takes the Lease.
+    elector = leader.Elector(lease_mod._Api(), election.namespace, election.lease, me=identity,
                              timing=election.timing, on_started=lambda: _call_soon(loop, lead), on_lost=lost)
     memo["elector"] = elector
     memo["election_task"] = loop.create_task(elector.run(), name="leader election")
@@ -170,7 +171,11 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def schemamigration_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def schemamigration_event(type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any,
+                                **_: Any) -> None:
+    watched: Watched | None = memo.get("watched")
+    if watched is not None:
+        watched.saw(type, body)
     controller: Controller | None = memo.get("controller")
     if namespace is None or controller is None:
         return

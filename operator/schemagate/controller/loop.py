@@ -1,10 +1,12 @@
 """Per-object work queue and the periodic resync: level-based, coalescing, never two runs of one object.
 
 Watch events only say "look at this object again"; the reconcile reads the current state itself. The
-resync lists every SchemaMigration on an interval, so nothing waits for an event that was coalesced away
-(kopf may merge quick successive changes) or never came (ConfigMap and Secret edits are not watched). A
-run from an event is always a full reconcile; a run from the resync gets the listed object, so the work
-can tell that a settled one has nothing new (controller/resync.py).
+resync goes over every object on an interval, so nothing waits for an event that was coalesced away (kopf
+may merge quick successive changes) or never came (ConfigMap and Secret edits are not watched). It goes
+over them as the watch last delivered them (`Watched`), as client-go's informers resync from their cache: a
+LIST per watched namespace per interval would cost the apiserver more the more namespaces are watched,
+and tell nothing the watch did not. A run from an event is always a full reconcile; a run from the resync
+gets the object as watched, so the work can tell that a settled one has nothing new (controller/resync.py).
 """
 
 from __future__ import annotations
@@ -17,16 +19,38 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
-Listed = Mapping[str, Any]  # a SchemaMigration as the resync listed it
+Listed = Mapping[str, Any]  # an object as the watch last delivered it, for the resync
 # (namespace, name, the listed object or None for an event) → the Lease it waits on, if any. Blocking.
 Work = Callable[[str, str, "Listed | None"], "str | None"]
 
 
+class Watched:
+    """The objects of one resource as their watch last delivered them (kopf's initial listing, then every
+    event): what the resync goes over. Kept by every replica, leader or not, so a new leader's first resync
+    reaches everything at once."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Key, Listed] = {}
+
+    def saw(self, type: str | None, body: Listed) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not namespace or not name:
+            return
+        if type == "DELETED":
+            self._objects.pop((namespace, name), None)
+        else:
+            self._objects[(namespace, name)] = dict(body)
+
+    def objects(self) -> list[Listed]:
+        return list(self._objects.values())
+
+
 class Controller:
-    def __init__(self, work: Work, list_objects: Callable[[], Sequence[Listed]], resync_seconds: float,
+    def __init__(self, work: Work, objects: Callable[[], Sequence[Listed]], resync_seconds: float,
                  workers: int = 4):
         self._work = work  # blocking; runs in a thread
-        self._list_objects = list_objects
+        self._objects = objects  # what the resync goes over (Watched.objects): in memory, so on the event loop
         self._resync = resync_seconds
         self._slots = asyncio.Semaphore(workers)
         self._running: dict[Key, asyncio.Task[None]] = {}
@@ -80,11 +104,11 @@ class Controller:
     async def resync_forever(self) -> None:
         while True:
             try:
-                items = await asyncio.to_thread(self._list_objects)
+                items = self._objects()
                 for item in items:
                     self.trigger(item["metadata"]["namespace"], item["metadata"]["name"], item)
             except Exception:
-                log.exception("listing SchemaMigrations for the resync failed")
+                log.exception("the resync could not go over the objects")
             await asyncio.sleep(self._resync)
 
     def start(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -37,26 +36,6 @@ def get(k: Clients, plural: str, namespace: str, name: str) -> dict[str, Any] | 
         return None
     found: dict[str, Any] = obj
     return found
-
-
-def lister(k: Clients, namespaces: list[str], plural: str = api.PLURAL) -> Callable[[], list[dict[str, Any]]]:
-    """For the resync: every object of `plural` in `namespaces` (empty: the cluster), as listed. One namespace
-    that cannot be listed (deleted, its Role gone) is skipped, not the resync of the others."""
-    def list_objects() -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        if not namespaces:
-            found: Any = k.custom.list_cluster_custom_object(api.GROUP, api.VERSION, plural)
-            items = list(found["items"])
-        for ns in namespaces:
-            try:
-                found = k.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, plural)
-            except ApiException as exc:
-                log.warning("resync: cannot list %s in namespace %s (%s %s); the others go on", plural, ns,
-                            exc.status, exc.reason)
-                continue
-            items += found["items"]
-        return items
-    return list_objects
 
 
 def strip_none(d: Any) -> Any:
