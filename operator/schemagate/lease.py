@@ -172,8 +172,9 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
                 *, now: Callable[[], datetime] = _now, note: str | None = None,
                 renew_only: bool = False) -> Observed | None:
     """One attempt: None when acquired (or renewed), else the Lease as it is, held by someone else (or, with
-    `renew_only`, by nobody: a renewer never takes a Lease back, so one that outlived its run's release
-    cannot hold the Lease for a run that has ended)."""
+    `renew_only`, free: a renewer never takes a released or lapsed Lease back, so a renewal that outlived
+    its run's release cannot hold the Lease for a run that has ended; a Lease deleted meanwhile it makes
+    again)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -185,7 +186,7 @@ def try_acquire(api: _Api, namespace: str, name: str, me: str, duration: int,
     current = None if obj is None else Observed.from_spec(obj.get("spec"))
     t = now()
     decision = decide(current, me, t)
-    if decision == "held" or (renew_only and decision != "renew"):
+    if decision == "held" or (renew_only and decision == "take"):
         return current
     try:
         if decision == "create":
