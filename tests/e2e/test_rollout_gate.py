@@ -215,10 +215,13 @@ def deployment_events(app: Any, kind: str = "Deployment", name: str = "config-se
         return [(e["type"], e["reason"], e["message"]) for e in items if e.get("source", {}).get("component") ==
                 "schemagate"]
 
+    def complete() -> list[tuple[str, str, str]] | None:
+        found = read()
+        return found if set(having) <= {r for _, r, _ in found} else None
+
     if not having:
         return read()
-    return wait_until(f"Events {', '.join(having)} on {kind} {name}",
-                      lambda: (found := read()) if set(having) <= {r for _, r, _ in found} else None, timeout=30)
+    return wait_until(f"Events {', '.join(having)} on {kind} {name}", complete, timeout=30)
 
 
 def report(what: str, figures: dict[str, float | None]) -> None:
