@@ -36,9 +36,15 @@ def load() -> None:
             _loaded = True
 
 
-def api_client() -> client.ApiClient:
+def api_client(*, retries: int | None = None) -> client.ApiClient:
+    """A client on the loaded configuration; `retries` replaces urllib3's own retries inside each call (0: a
+    caller that retries itself and bounds each call by a timeout, which retries would multiply)."""
     load()
-    return client.ApiClient()
+    if retries is None:
+        return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = retries
+    return client.ApiClient(configuration)
 
 
 class Clients:

@@ -124,12 +124,8 @@ class _Api:
 
         from schemagate import kube
 
-        if api_client is None:  # its own: no retries inside a call, which would multiply the timeout
-            kube.load()
-            config = client.Configuration.get_default_copy()
-            config.retries = 0
-            api_client = client.ApiClient(config)
-        self._api = client.CoordinationV1Api(api_client)
+        # Its own client by default: no retries inside a call, which would multiply the timeout.
+        self._api = client.CoordinationV1Api(api_client or kube.api_client(retries=0))
         self._client = self._api.api_client
         self._timeout = timeout
 
