@@ -189,8 +189,14 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
             f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
             f"--kubelet-certificate-authority={ca.cert}", "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--v=1",
+            # One apiserver at a fixed address: the `kubernetes` Service's endpoint is written once, below,
+            # and stays while it restarts. The default (lease) reconciler removes it at every SIGTERM; the
+            # pods then reach no apiserver until kube-proxy, whose watches back off up to a minute while the
+            # apiserver is away, sees it again: measured 18–59 s after /readyz on this node.
+            "--endpoint-reconciler-type=none",
         ], log=log, ready=ready)
         _wait("kube-apiserver", ready, proc, log, timeout)
+        _write_kubernetes_endpoints(cp, api_port)
 
         log = logs / "kube-controller-manager.log"
         ready = lambda: probe.get(f"https://127.0.0.1:{kcm_port}/healthz", insecure=True)[0] == 200  # noqa: E731
@@ -221,6 +227,41 @@ def start(assets: Path | None = None, directory: Path | None = None, timeout: fl
         cp.stop()
         raise
     return cp
+
+
+def kubernetes_endpoints(api_port: int) -> str:
+    """The `kubernetes` Service's Endpoints and EndpointSlice as the apiserver's own reconciler writes
+    them (the slice its own, so the Endpoints are not mirrored), at this control plane's one address."""
+    return f"""\
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: kubernetes
+  namespace: default
+  labels: {{endpointslice.kubernetes.io/skip-mirror: "true"}}
+subsets:
+- addresses: [{{ip: {hostnet.NODE_IP}}}]
+  ports: [{{name: https, port: {api_port}, protocol: TCP}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kubernetes
+  namespace: default
+  labels: {{kubernetes.io/service-name: kubernetes}}
+addressType: IPv4
+endpoints:
+- addresses: [{hostnet.NODE_IP}]
+  conditions: {{ready: true}}
+ports: [{{name: https, port: {api_port}, protocol: TCP}}]
+"""
+
+
+def _write_kubernetes_endpoints(cp: ControlPlane, api_port: int) -> None:
+    done = subprocess.run([str(cp.kubectl), f"--kubeconfig={cp.kubeconfig}", "apply", "-f", "-"],
+                          input=kubernetes_endpoints(api_port), text=True, check=False, capture_output=True)
+    if done.returncode != 0:
+        raise ControlPlaneError(f"the kubernetes Service's endpoints were refused: {done.stderr.strip()}")
 
 
 def _wait_default_serviceaccount(cp: ControlPlane, proc: subprocess.Popen[bytes], log: Path,

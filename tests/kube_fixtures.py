@@ -13,6 +13,7 @@ hack/demo; marked `owns_machine`) run last and stop the session's cluster first 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -61,6 +62,21 @@ class Kube:
         if check and proc.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
+
+    def read(self, path: str, **query: str) -> Any:
+        """GET an API path, as `kubectl get -o json` would show it; None when it is not there. For what
+        tests poll: a kubectl is a process and its discovery per call (about 70 ms of CPU), several a second
+        on every worker."""
+        method, url, headers, _, _ = self.api.param_serialize(
+            "GET", path, query_params=list(query.items()), header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        resp = self.api.call_api(method, url, header_params=headers, _request_timeout=30)
+        body = resp.read()
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            pytest.fail(f"GET {path} failed ({resp.status}): {body.decode(errors='replace')}")
+        return json.loads(body)
 
     def helm(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([self.helm_bin, f"--kubeconfig={self.kubeconfig}", *args],
@@ -250,8 +266,7 @@ def namespace(kube: Kube) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube.kubectl("create", "namespace", name)
     wait_until(f"ServiceAccount default in namespace {name}",
-               lambda: kube.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
-               timeout=30)
+               lambda: kube.read(f"/api/v1/namespaces/{name}/serviceaccounts/default") is not None, timeout=30)
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -263,5 +278,10 @@ def machine_to_itself() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start a cluster of their own run after every test that uses the session's."""
-    items.sort(key=lambda item: item.get_closest_marker("owns_machine") is not None)
+    """Tests that start a cluster of their own run after every test that uses the session's. The ones that
+    have the session's cluster to themselves (`exclusive`) run first: xdist's worksteal gives each worker a
+    run of the collection, so they fall to one worker and pass the turn on to each other
+    (shared_cluster) instead of each waiting for the room to empty; the other workers wait once, and what
+    is left for the end is many short tests that worksteal spreads."""
+    items.sort(key=lambda item: (item.get_closest_marker("owns_machine") is not None,
+                                 item.get_closest_marker("exclusive") is None))

@@ -72,8 +72,8 @@ class Operator:
             name = ask(self._broker, "namespace")
         else:
             name = self.next_free()
-        wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: self.kube.kubectl(
-            "-n", name, "get", "serviceaccount", "schemagate-migration", check=False).returncode == 0, timeout=30)
+        wait_until(f"ServiceAccount schemagate-migration in namespace {name}", lambda: self.kube.read(
+            f"/api/v1/namespaces/{name}/serviceaccounts/schemagate-migration") is not None, timeout=30)
         return name
 
     def next_free(self) -> str:
@@ -92,8 +92,9 @@ class Operator:
                           "--grace-period=1", check=False)
 
     def pods(self) -> list[dict[str, Any]]:
-        out = self.kubectl("get", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout
-        return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+        found = self.kube.read(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods",
+                               labelSelector=f"app.kubernetes.io/instance={RELEASE}")
+        return [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
 
     @property
     def liveness(self) -> str:
@@ -104,10 +105,10 @@ class Operator:
 
     def leader(self) -> str | None:
         """The pod holding the leader Lease (its identity is the pod name, then _ and a random suffix)."""
-        out = self.kubectl("get", "lease", LEADER_LEASE, "-o", "json", check=False)
-        if out.returncode != 0:
+        lease = self.kube.read(f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NAMESPACE}/leases/{LEADER_LEASE}")
+        if lease is None:
             return None
-        holder = (json.loads(out.stdout).get("spec") or {}).get("holderIdentity") or ""
+        holder = (lease.get("spec") or {}).get("holderIdentity") or ""
         pod = holder.rpartition("_")[0]
         return pod if pod in {p["metadata"]["name"] for p in self.pods()} else None
 
@@ -246,7 +247,10 @@ class App:
                              "source": {"configMaps": list(config_maps)}, **spec}})
 
     def get(self, name: str = "app") -> dict[str, Any]:
-        return json.loads(self.kubectl("get", "schemamigration", name, "-o", "json").stdout)
+        found = self.kube.read(f"/apis/schemagate.io/v1alpha1/namespaces/{self.namespace}/schemamigrations/{name}")
+        if found is None:
+            pytest.fail(f"SchemaMigration {self.namespace}/{name} not found")
+        return found  # type: ignore[no-any-return]
 
     def status(self, name: str = "app") -> dict[str, Any]:
         return self.get(name).get("status") or {}
@@ -284,8 +288,8 @@ class App:
             raise
 
     def jobs(self, name: str = "app") -> list[dict[str, Any]]:
-        out = self.kubectl("get", "jobs", "-l", f"schemagate.io/migration={name}", "-o", "json").stdout
-        return json.loads(out)["items"]
+        return self.kube.read(f"/apis/batch/v1/namespaces/{self.namespace}/jobs",  # type: ignore[no-any-return]
+                              labelSelector=f"schemagate.io/migration={name}")["items"]
 
     def db_versions(self, url: str | None = None) -> list[int]:
         """Applied versions as goose's table records them, one row per application."""

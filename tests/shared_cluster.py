@@ -26,6 +26,7 @@ import socket
 import socketserver
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import pytest
 
 BROKER_KEY = "schemagate_broker"  # workerinput: the directory of the broker's socket and turn files
+TIMELINE = "turns.jsonl"  # in that directory: one line per turn taken (SCHEMAGATE_TIMELINE=path keeps a copy)
 
 
 def broker_dir(config: pytest.Config) -> Path | None:
@@ -227,18 +229,78 @@ def turn(directory: Path, exclusive: bool) -> Iterator[None]:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
+_kept: contextlib.ExitStack | None = None  # an exclusive turn kept for this worker's next test
+
+
 # tryfirst: the outermost wrapper, so the wait for a turn is not counted in pytest-timeout's 600 s.
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """The turn spans the test's setup, call and teardown, and so also the module- and session-scoped
-    fixtures set up or torn down with it (a module's podman, say)."""
+    fixtures set up or torn down with it (a module's podman, say). The exclusive tests are collected first
+    (kube_fixtures), so they fall to one worker in a row and run as one block at the start."""
     directory = broker_dir(item.config)
     exclusive = item.get_closest_marker("exclusive") is not None
     if directory is None or not (exclusive or "kube" in getattr(item, "fixturenames", ())):
         yield
         return
-    with turn(directory, exclusive):
+    global _kept
+    asked = time.time()
+    held, _kept = _kept, None
+    if held is None:
+        held = contextlib.ExitStack()
+        held.enter_context(turn(directory, exclusive))
+    got = time.time()
+    try:
         yield
+    finally:
+        # An exclusive turn goes on to this worker's next test when that one is exclusive too: the room is
+        # not drained of shared tests again between the two (the fault tests come one after the other).
+        if exclusive and nextitem is not None and nextitem.get_closest_marker("exclusive") is not None:
+            _kept = held
+        else:
+            held.close()
+    _timeline(directory, {"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+                          "exclusive": exclusive, "asked": asked, "got": got, "done": time.time()})
+
+
+def _timeline(directory: Path, row: dict[str, Any]) -> None:
+    """One line per turn, appended by the workers (O_APPEND: a short line is written whole)."""
+    with open(directory / TIMELINE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def turn_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Where the workers' time went: tests held alone (which nothing else can overlap), the waits for a
+    turn, and the longest of each. The basis for ordering and for what to make shorter."""
+    if not rows:
+        return []
+    alone = [r for r in rows if r["exclusive"]]
+    shared = [r for r in rows if not r["exclusive"]]
+    held = lambda r: r["done"] - r["got"]  # noqa: E731
+    waited = lambda r: r["got"] - r["asked"]  # noqa: E731
+    span = max(r["done"] for r in rows) - min(r["asked"] for r in rows)
+    lines = [f"turns: {len(rows)} over {span:.0f} s; {len(alone)} held alone for {sum(map(held, alone)):.0f} s; "
+             f"waiting for a turn {sum(map(waited, rows)):.0f} s in all (shared {sum(map(waited, shared)):.0f} s, "
+             f"alone {sum(map(waited, alone)):.0f} s)"]
+    for r in sorted(alone, key=held, reverse=True)[:10]:
+        lines.append(f"  alone {held(r):6.1f} s (waited {waited(r):5.1f} s)  {r['test']}")
+    for r in sorted(shared, key=waited, reverse=True)[:5]:
+        lines.append(f"  waited {waited(r):5.1f} s for a shared turn  {r['test']}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _broker is None:
+        return
+    path = _broker.directory / TIMELINE
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if os.environ.get("SCHEMAGATE_TIMELINE") and path.exists():
+        shutil.copy(path, os.environ["SCHEMAGATE_TIMELINE"])
+    lines = turn_summary(rows)
+    if lines:
+        terminalreporter.section("turns on the shared cluster")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 __all__ = ["RemoteCluster", "ask", "broker_dir", "turn"]

@@ -115,4 +115,21 @@ class Podman:
         for f in (EXAMPLE / "compose.yaml", *files):
             argv += ["-f", str(f)]
         full = {**self.env, **(env or {}), "DOCKER_HOST": f"unix://{self.socket}"}
-        return subprocess.run([*argv, *args], env=full, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            return subprocess.run([*argv, *args], env=full, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+        except subprocess.TimeoutExpired as e:
+            said = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+            raise AssertionError(f"docker-compose {' '.join(args)} ({project}) did not return in {timeout:g} s; "
+                                 f"it said:\n{said}\n{self.diagnose(project)}") from None
+
+    def diagnose(self, project: str) -> str:
+        """What a person would look at when a project hangs: its containers' states and their logs."""
+        label = f"label=com.docker.compose.project={project}"
+        out = [self("ps", "--all", "--filter", label, "--format",
+                    "{{.Names}} {{.State}} {{.Status}}", check=False, timeout=30).stdout]
+        for name in self("ps", "--all", "--filter", label, "--format", "{{.Names}}",
+                         check=False, timeout=30).stdout.split():
+            logs = self("logs", "--tail", "20", name, check=False, timeout=30)
+            out.append(f"--- podman logs {name}:\n{logs.stdout}{logs.stderr}")
+        return "\n".join(out)

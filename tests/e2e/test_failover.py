@@ -46,6 +46,10 @@ def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator
     wait_until("the v2 Job running", lambda: len(app.jobs()) == 2, timeout=60)
     held = wait_until("a new pod held", lambda: (g := app.status().get("rolloutGate")) and g.get("waiting"), timeout=60)
     assert held >= 1
+    # The leader posts a round's Events after it has written that round's status; killed in between, the
+    # Event is lost with it (Events are best-effort). Killed after, it is the new leader's that must not
+    # post a second one.
+    wait_until("v2's MigrationStarted Event", lambda: len(_events(app, "MigrationStarted")) == 2, timeout=30)
     seconds = _failover(operator)
     assert seconds <= LEASE_DURATION + RETRY_PERIOD + 5, seconds
     app.wait_ready(2, timeout=120)

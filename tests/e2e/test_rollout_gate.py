@@ -200,7 +200,7 @@ def serving_v1(app: Any) -> None:
 
 
 def pods(app: Any) -> list[dict[str, Any]]:
-    return json.loads(app.kubectl("get", "pods", "-l", "app=config-server", "-o", "json").stdout)["items"]
+    return app.kube.read(f"/api/v1/namespaces/{app.namespace}/pods", labelSelector="app=config-server")["items"]
 
 
 def deployment_events(app: Any, kind: str = "Deployment", name: str = "config-server", *,

@@ -60,7 +60,8 @@ def running_pod(app: App, name: str = "app", timeout: float = 90) -> dict[str, A
     import json
 
     def probe() -> dict[str, Any] | None:
-        pods = json.loads(app.kubectl("get", "pods", "-l", f"schemagate.io/migration={name}", "-o", "json").stdout)
+        pods = app.kube.read(f"/api/v1/namespaces/{app.namespace}/pods",
+                             labelSelector=f"schemagate.io/migration={name}")
         return next((p for p in pods["items"] if p["status"].get("phase") == "Running"), None)
 
     try:
