@@ -23,6 +23,34 @@ SUBNET_POOL = "10.213.0.0/16"
 NETAVARK_RUN_DIR = Path("/run/containers/networks")
 
 
+IPV4 = Path("/proc/sys/net/ipv4")
+
+
+def forwarding() -> dict[str, str]:
+    """net.ipv4.ip_forward and each interface's forwarding. netavark turns ip_forward on for its bridges,
+    and the kernel then turns forwarding on for every interface; the dev cluster has it on for its bridge
+    alone (devenv/hostnet.py) and its egress test checks so."""
+    found = {"ip_forward": (IPV4 / "ip_forward").read_text().strip()}
+    for path in sorted((IPV4 / "conf").glob("*/forwarding")):
+        found[path.parent.name] = path.read_text().strip()
+    return found
+
+
+def restore_forwarding(before: dict[str, str]) -> None:
+    """ip_forward first (writing it sets every interface's), then each interface as it was: before, or,
+    for one made since (the dev cluster's bridge), as it was just now. `all` follows ip_forward."""
+    now = forwarding()
+    if now["ip_forward"] == before["ip_forward"]:
+        return
+    (IPV4 / "ip_forward").write_text(before["ip_forward"])
+    for name, value in now.items():
+        path = IPV4 / "conf" / name / "forwarding"
+        if name not in ("ip_forward", "all") and path.exists():
+            want = before.get(name, value)
+            if path.read_text().strip() != want:
+                path.write_text(want)
+
+
 def require(tool: str) -> str:
     found = shutil.which(tool)
     if not found:
@@ -72,6 +100,7 @@ class Podman:
         # netavark keeps its run-time state (IP allocations, aardvark-dns) here whatever the configuration
         # says (podman 4.3): removed again when it was not there before.
         self._netavark_had_run_dir = NETAVARK_RUN_DIR.exists()
+        self._forwarding = forwarding()
         self.podman = require("podman")
         self._service: subprocess.Popen[bytes] | None = None
 
@@ -108,6 +137,7 @@ class Podman:
         self("system", "reset", "--force", check=False)
         if not self._netavark_had_run_dir:
             shutil.rmtree(NETAVARK_RUN_DIR, ignore_errors=True)
+        restore_forwarding(self._forwarding)
 
     def compose(self, project: str, *args: str, files: tuple[Path, ...] = (), env: dict[str, str] | None = None,
                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
