@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from devenv import images
+from devenv import hostnet, images
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "compose"
@@ -23,32 +23,27 @@ SUBNET_POOL = "10.213.0.0/16"
 NETAVARK_RUN_DIR = Path("/run/containers/networks")
 
 
-IPV4 = Path("/proc/sys/net/ipv4")
-
-
-def forwarding() -> dict[str, str]:
+def forwarding() -> dict[str, str | None]:
     """net.ipv4.ip_forward and each interface's forwarding. netavark turns ip_forward on for its bridges,
     and the kernel then turns forwarding on for every interface; the dev cluster has it on for its bridge
     alone (devenv/hostnet.py) and its egress test checks so."""
-    found = {"ip_forward": (IPV4 / "ip_forward").read_text().strip()}
-    for path in sorted((IPV4 / "conf").glob("*/forwarding")):
-        found[path.parent.name] = path.read_text().strip()
-    return found
+    names = sorted(p.parent.name for p in Path("/proc/sys/net/ipv4/conf").glob("*/forwarding"))
+    return {"net.ipv4.ip_forward": hostnet.read_sysctl("net.ipv4.ip_forward"),
+            **{f"net.ipv4.conf.{n}.forwarding": hostnet.read_sysctl(f"net.ipv4.conf.{n}.forwarding") for n in names}}
 
 
-def restore_forwarding(before: dict[str, str]) -> None:
+def restore_forwarding(before: dict[str, str | None]) -> None:
     """ip_forward first (writing it sets every interface's), then each interface as it was: before, or,
     for one made since (the dev cluster's bridge), as it was just now. `all` follows ip_forward."""
-    now = forwarding()
-    if now["ip_forward"] == before["ip_forward"]:
+    now, key = forwarding(), "net.ipv4.ip_forward"
+    if now[key] == before[key] or before[key] is None:
         return
-    (IPV4 / "ip_forward").write_text(before["ip_forward"])
+    hostnet.write_sysctl(key, before[key])
     for name, value in now.items():
-        path = IPV4 / "conf" / name / "forwarding"
-        if name not in ("ip_forward", "all") and path.exists():
-            want = before.get(name, value)
-            if path.read_text().strip() != want:
-                path.write_text(want)
+        want = before.get(name, value)
+        if name not in (key, "net.ipv4.conf.all.forwarding") and want is not None \
+                and hostnet.read_sysctl(name) not in (None, want):
+            hostnet.write_sysctl(name, want)
 
 
 def require(tool: str) -> str:
@@ -155,11 +150,10 @@ class Podman:
 
     def diagnose(self, project: str) -> str:
         """What a person would look at when a project hangs: its containers' states and their logs."""
-        label = f"label=com.docker.compose.project={project}"
-        out = [self("ps", "--all", "--filter", label, "--format",
-                    "{{.Names}} {{.State}} {{.Status}}", check=False, timeout=30).stdout]
-        for name in self("ps", "--all", "--filter", label, "--format", "{{.Names}}",
-                         check=False, timeout=30).stdout.split():
+        listed = self("ps", "--all", "--filter", f"label=com.docker.compose.project={project}", "--format",
+                      "{{.Names}} {{.State}} {{.Status}}", check=False, timeout=30).stdout
+        out = [listed]
+        for name in (line.split()[0] for line in listed.splitlines() if line.strip()):
             logs = self("logs", "--tail", "20", name, check=False, timeout=30)
             out.append(f"--- podman logs {name}:\n{logs.stdout}{logs.stderr}")
         return "\n".join(out)
