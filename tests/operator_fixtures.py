@@ -96,6 +96,14 @@ class Operator:
                                labelSelector=f"app.kubernetes.io/instance={RELEASE}")
         return [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
 
+    def oom_killed(self) -> list[str]:
+        """Operator containers the kernel killed for their memory limit (now or at their last restart)."""
+        def reasons(c: dict[str, Any]) -> set[str | None]:
+            return {((c.get(k) or {}).get("terminated") or {}).get("reason") for k in ("state", "lastState")}
+
+        return [f"{p['metadata']['name']}/{c['name']}" for p in self.pods()
+                for c in (p.get("status") or {}).get("containerStatuses") or [] if "OOMKilled" in reasons(c)]
+
     @property
     def liveness(self) -> str:
         """The health endpoint on the pod's address, which this machine reaches over the node's bridge."""

@@ -134,6 +134,9 @@ def record(fault: str, app: App, names: list[str], version: int, started: float)
     RUNS.append({"fault": fault, "recovered": recovered, "seconds": seconds, "lost": lost, "double": double})
     assert not lost and not double, (fault, lost, double)
     assert recovered != "no", f"{fault}: status never converged"
+    # The chart's memory limit holds through the fault: a replica reconnecting every watch stream at once
+    # (after an apiserver restart) was OOMKilled at 256Mi, and the takeover then waited for its restart.
+    assert not app.operator.oom_killed(), f"{fault}: operator OOMKilled: {app.operator.oom_killed()}"
 
 
 def start(app: App, name: str = "app", n: int = N, *, sleep: float = 0.1, url: str | None = None) -> float:

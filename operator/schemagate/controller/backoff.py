@@ -12,6 +12,14 @@ And we never run out of delays: after kopf's last one a request escalates, and a
 that escalates with anything but a 429 ends its watcher for good, so the operator stays blind to that
 resource in that namespace until it restarts (an apiserver away for more than kopf's 54 s of delays).
 client-go's reflector retries forever; after the last delay, so do we, at that delay.
+
+We stop growing at kopf's 8 s, not its 13 and 21 s. A request's delays are one sequence over all its
+failures, so after an apiserver outage of 30-40 s (a restart, an upgrade of a single control plane) each
+stream is 5-7 failures in: with 21 s it tried again up to 31 s after the apiserver was back, and a 429
+from priority and fairness then (every stream relisting at once) cost another 21-31 s. Measured on the
+node, 96 namespaces: a SchemaMigration created after the restart got its Job 45-65 s later. At 8 s
+(jittered to at most 12) a stream is back within about 12 s of the apiserver, and one refused with 429
+within 24; a stream retrying a down apiserver costs a refused connection every 8-12 s.
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 
-# kopf's own delays (its default error_backoffs); after them the last one repeats, forever.
-BASE: tuple[float, ...] = (1, 1, 2, 3, 5, 8, 13, 21)
+# kopf's own delays (its default error_backoffs) up to 8 s; after them the last one repeats, forever.
+KOPF: tuple[float, ...] = (1, 1, 2, 3, 5, 8, 13, 21)
+BASE: tuple[float, ...] = KOPF[:6]
 JITTER = 0.5  # each delay is drawn from [d, d * (1 + JITTER)]
 
 
