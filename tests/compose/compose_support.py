@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +141,9 @@ class Podman:
         for f in (EXAMPLE / "compose.yaml", *files):
             argv += ["-f", str(f)]
         full = {**self.env, **(env or {}), "DOCKER_HOST": f"unix://{self.socket}"}
+        done = threading.Event()
+        reaper = threading.Thread(target=self._reap_stopped, args=(project, done), daemon=True)
+        reaper.start()
         try:
             return subprocess.run([*argv, *args], env=full, capture_output=True, text=True, timeout=timeout,
                                   check=False)
@@ -147,12 +151,38 @@ class Podman:
             said = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
             raise AssertionError(f"docker-compose {' '.join(args)} ({project}) did not return in {timeout:g} s; "
                                  f"it said:\n{said}\n{self.diagnose(project)}") from None
+        finally:
+            done.set()
+            reaper.join(timeout=60)
+
+    def _reap_stopped(self, project: str, done: threading.Event) -> None:
+        """Moves the project's exited containers from podman's `stopped` to `exited`, as Docker reports them.
+
+        podman marks a container `exited` only once conmon's exit command (`podman container cleanup`) has
+        run; until then its API says `stopped` (podman issues 5336, 17728). docker-compose 1.29 starts a
+        service whose dependency must be `service_completed_successfully` only when that dependency's
+        State.Status is `exited`, so it waits for ever if that cleanup never comes. In two CI runs `up` hung
+        300 s, once with `migrate` exited 0 four minutes before (2026-12-03); `stopped` is what explains it,
+        not yet seen directly (`diagnose` now prints each State.Status). The cleanup that conmon would run is
+        run here: it is idempotent, and a container already `exited` is left alone."""
+        while not done.wait(1):
+            names = self("ps", "--all", "--filter", f"label=com.docker.compose.project={project}", "--format",
+                         "{{.Names}}", check=False, timeout=30).stdout.split()
+            if not names:
+                continue
+            states = self("inspect", "--format", "{{.Name}} {{.State.Status}}", *names, check=False, timeout=30)
+            for line in states.stdout.splitlines():
+                name, _, state = line.partition(" ")
+                if state.strip() == "stopped":
+                    self("container", "cleanup", name, check=False, timeout=30)
 
     def diagnose(self, project: str) -> str:
         """What a person would look at when a project hangs: its containers' states and their logs."""
         listed = self("ps", "--all", "--filter", f"label=com.docker.compose.project={project}", "--format",
                       "{{.Names}} {{.State}} {{.Status}}", check=False, timeout=30).stdout
-        out = [listed]
+        states = self("inspect", "--format", "{{.Name}} {{.State.Status}}",
+                      *(line.split()[0] for line in listed.splitlines() if line.strip()), check=False, timeout=30)
+        out = [listed, "State.Status as podman inspect reports it:", states.stdout]
         for name in (line.split()[0] for line in listed.splitlines() if line.strip()):
             logs = self("logs", "--tail", "20", name, check=False, timeout=30)
             out.append(f"--- podman logs {name}:\n{logs.stdout}{logs.stderr}")
