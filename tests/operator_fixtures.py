@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -40,24 +41,39 @@ ALLOWED_SERVICE_ACCOUNTS = ["config-server-migrator"]
 class Operator:
     """The chart's operator Deployment (two replicas, one leads). A test may kill it as a crash would (every
     pod force-deleted with no grace, and kept down) and start it again, or kill only the leader's pod.
-    Logs of killed pods are kept for diagnostics."""
+    Logs of killed pods are kept for diagnostics.
 
-    def __init__(self, kube: Kube, broker: Path | None = None):
+    The session's release (RELEASE in OPERATOR_NAMESPACE, watching POOL) serves every test; a test that
+    kills it or its leader, or changes what it was installed with, takes a release of its own
+    (`own_operator`), and so need not run alone."""
+
+    def __init__(self, kube: Kube, broker: Path | None = None, *, release: str = RELEASE,
+                 namespace: str = OPERATOR_NAMESPACE, pool: list[str] = POOL):
         self.kube = kube
+        self.release, self.namespace, self.pool = release, namespace, list(pool)
         self._earlier_logs = ""
-        self._free = list(POOL)
+        self._free = list(pool)
         self._broker = broker  # on an xdist worker: the pool is the controller's (tests/shared_cluster.py)
 
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        return self.kube.kubectl("-n", OPERATOR_NAMESPACE, *args, **kw)
+        return self.kube.kubectl("-n", self.namespace, *args, **kw)
+
+    @property
+    def deployment(self) -> str:
+        return f"deployment/{self.release}-schemagate"
+
+    @property
+    def admission_binding(self) -> str:
+        """The ValidatingAdmissionPolicyBinding that refuses what the installer did not allow."""
+        return f"{self.release}-schemagate-schemamigrations"
 
     def install(self) -> None:
         repository, _, tag = self.kube.image.rpartition(":")
         self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in POOL))
-        self.kube.helm("upgrade", "--install", RELEASE, str(REPO / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in self.pool))
+        self.kube.helm("upgrade", "--install", self.release, str(REPO / "charts" / "schemagate"), "-n", self.namespace,
                        "--create-namespace", "--wait", "--timeout=180s",
-                       "--set", f"watch.namespaces={{{','.join(POOL)}}}", "--set", "rbac.secrets=namespace",
+                       "--set", f"watch.namespaces={{{','.join(self.pool)}}}", "--set", "rbac.secrets=namespace",
                        "--set", "rbac.listSecrets=true",
                        "--set", f"jobs.allowedImages={{{','.join(ALLOWED_IMAGES)}}}",
                        "--set", f"jobs.allowedServiceAccounts={{{','.join(ALLOWED_SERVICE_ACCOUNTS)}}}",
@@ -79,7 +95,7 @@ class Operator:
     def next_free(self) -> str:
         """The pool's next unused name (on the xdist controller, for every worker)."""
         if not self._free:
-            pytest.fail(f"all {len(POOL)} e2e namespaces are used: make POOL in tests/operator_fixtures.py larger")
+            pytest.fail(f"all {len(self.pool)} e2e namespaces are used: make POOL in tests/operator_fixtures.py larger")
         return self._free.pop(0)
 
     def clear_namespace(self, name: str) -> None:
@@ -92,8 +108,8 @@ class Operator:
                           "--grace-period=1", check=False)
 
     def pods(self) -> list[dict[str, Any]]:
-        found = self.kube.read(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods",
-                               labelSelector=f"app.kubernetes.io/instance={RELEASE}")
+        found = self.kube.read(f"/api/v1/namespaces/{self.namespace}/pods",
+                               labelSelector=f"app.kubernetes.io/instance={self.release}")
         return [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
 
     def oom_killed(self) -> list[str]:
@@ -113,7 +129,7 @@ class Operator:
 
     def leader(self) -> str | None:
         """The pod holding the leader Lease (its identity is the pod name, then _ and a random suffix)."""
-        lease = self.kube.read(f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NAMESPACE}/leases/{LEADER_LEASE}")
+        lease = self.kube.read(f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{LEADER_LEASE}")
         if lease is None:
             return None
         holder = (lease.get("spec") or {}).get("holderIdentity") or ""
@@ -124,7 +140,7 @@ class Operator:
         """The leader's pod force-deleted as a node loss would (no grace, no Lease release); the Deployment
         replaces it, and the standby takes over. Returns the killed pod's name."""
         pod = wait_until("a leader", self.leader, timeout=60)
-        self._earlier_logs += self.kube.logs(OPERATOR_NAMESPACE, pod)
+        self._earlier_logs += self.kube.logs(self.namespace, pod)
         self.kubectl("delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
         return pod
 
@@ -139,26 +155,33 @@ class Operator:
         goes at once but its container lives a moment longer, long enough to act on what a test changes
         right after "the operator is down" (it created the next Job in one run)."""
         self._earlier_logs += self.logs()
-        self.kubectl("scale", f"deployment/{RELEASE}-schemagate", "--replicas=0")
+        self.kubectl("scale", self.deployment, "--replicas=0")
         if self.kube.local is not None:
-            _sigkill(operator_pids())
-        self.kubectl("delete", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "--grace-period=0", "--force",
-                     "--wait=false")
+            _sigkill(self.pids())
+        self.kubectl("delete", "pods", "-l", f"app.kubernetes.io/instance={self.release}", "--grace-period=0",
+                     "--force", "--wait=false")
         wait_until("the operator pod gone", lambda: not self.pods(), timeout=60)
         if self.kube.local is not None:
-            wait_until("no operator process left on the node", lambda: not _sigkill(operator_pids()), timeout=30)
+            wait_until("no operator process left on the node", lambda: not _sigkill(self.pids()), timeout=30)
 
     def start(self) -> None:
-        self.kubectl("scale", f"deployment/{RELEASE}-schemagate", f"--replicas={REPLICAS}")
-        self.kubectl("rollout", "status", f"deployment/{RELEASE}-schemagate", "--timeout=120s", timeout=150)
+        self.kubectl("scale", self.deployment, f"--replicas={REPLICAS}")
+        self.kubectl("rollout", "status", self.deployment, "--timeout=120s", timeout=150)
 
     def stop(self) -> None:
-        self.kube.helm("uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait", check=False)
-        self.kube.kubectl("delete", "namespace", *POOL, "--wait=false", "--ignore-not-found", check=False)
+        self.kube.helm("uninstall", self.release, "-n", self.namespace, "--wait", check=False)
+        self.kube.kubectl("delete", "namespace", *self.pool, "--wait=false", "--ignore-not-found", check=False)
+
+    def pids(self) -> list[int]:
+        """This release's processes on the node: `schemagate operator` watching its namespaces (its argv
+        names them), not another release's."""
+        watching = f"--namespace={self.pool[0]}".encode()
+        return node_pids(lambda argv: len(argv) > 2 and argv[1].endswith(b"/schemagate") and argv[2] == b"operator"
+                         and watching in argv)
 
     def logs(self) -> str:
         """Every line the operator logged this session, from every replica and from killed pods too."""
-        current = "".join(self.kube.logs(OPERATOR_NAMESPACE, p["metadata"]["name"]) for p in self.pods())
+        current = "".join(self.kube.logs(self.namespace, p["metadata"]["name"]) for p in self.pods())
         return self._earlier_logs + current
 
     def tail(self, lines: int = 40) -> str:
@@ -178,11 +201,6 @@ def node_pids(match: Callable[[list[bytes]], bool]) -> list[int]:
         if match(argv):
             found.append(int(entry.name))
     return found
-
-
-def operator_pids() -> list[int]:
-    """The operator's processes: its containers' `schemagate operator`."""
-    return node_pids(lambda argv: len(argv) > 2 and argv[1].endswith(b"/schemagate") and argv[2] == b"operator")
 
 
 def _sigkill(pids: list[int]) -> list[int]:
@@ -226,6 +244,22 @@ def operator(kube: Kube, crd: None, request: pytest.FixtureRequest) -> Iterator[
     op.install()
     yield op
     op.stop()
+
+
+@pytest.fixture
+def own_operator(kube: Kube, crd: None) -> Iterator[Operator]:
+    """An operator release of this test's own, installed as the session's is (two replicas, its own
+    namespace, watching namespaces of its own): for a test that kills the operator or its leader, or takes
+    away its admission policy. The release every other test shares keeps running meanwhile, so such a test
+    shares the cluster instead of holding it alone (tests/shared_cluster.py)."""
+    tag = uuid.uuid4().hex[:6]
+    op = Operator(kube, release=f"own-{tag}", namespace=f"own-{tag}", pool=[f"own-{tag}-app-{i}" for i in range(2)])
+    try:
+        op.install()
+        yield op
+    finally:
+        op.stop()
+        kube.kubectl("delete", "namespace", op.namespace, "--wait=false", "--ignore-not-found", check=False)
 
 
 class App:
@@ -329,6 +363,12 @@ def app_namespace(kube: Kube, operator: Operator) -> Iterator[str]:
 @pytest.fixture
 def app(kube: Kube, app_namespace: str, operator: Operator, database_url: str) -> App:
     return App(kube, app_namespace, operator, database_url)
+
+
+@pytest.fixture
+def own_app(kube: Kube, own_operator: Operator, database_url: str) -> App:
+    """`app`, in a namespace of a release of its own (`own_operator`); deleted with that release."""
+    return App(kube, own_operator.take_namespace(), own_operator, database_url)
 
 
 __all__ = ["App", "Operator", "wait_until"]

@@ -8,9 +8,11 @@ once), for the next namespace of the operator's pool, to stop/start a component,
 into the node. The controller tears everything down when the session ends.
 
 Turns: a test that uses the cluster holds a shared turn for its setup, call and teardown; a test marked
-`exclusive` (it stops the apiserver, the node, the operator, its leader; it measures; it changes the
-machine's network) holds it alone. The exclusive turn is asked for through a turnstile, so the shared turns
-asked for after it wait and it is not starved.
+`exclusive` (it stops the apiserver or the node; it changes the machine's network) holds it alone. The
+exclusive turn is asked for through a turnstile, so the shared turns asked for after it wait and it is not
+starved. A test marked `serial(name)` shares the cluster but not `name` (fixed names of its own, say): the
+tests marked with the same name take turns at it. A test that would stop what all share but can have one
+of its own (an operator release: operator_fixtures.own_operator) has it, and is not `exclusive`.
 
 Without xdist (`-n 0`, a plain `pytest`), none of this runs: kube_fixtures starts the cluster in-process.
 """
@@ -212,9 +214,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @contextlib.contextmanager
-def turn(directory: Path, exclusive: bool) -> Iterator[None]:
+def turn(directory: Path, exclusive: bool, serial: str | None = None) -> Iterator[None]:
     """flock(2) turns over two files: the turnstile, held by an exclusive turn from its request to its end;
-    the room, shared by the others, taken alone by an exclusive turn."""
+    the room, shared by the others, taken alone by an exclusive turn. A `serial` name is a third file,
+    taken alone before the others (so a test waiting for it holds no share of the room meanwhile)."""
+    with contextlib.ExitStack() as stack:
+        if serial is not None:
+            name = stack.enter_context(open(directory / f"serial-{serial}", "a+"))
+            fcntl.flock(name, fcntl.LOCK_EX)
+        with _room(directory, exclusive):
+            yield
+
+
+@contextlib.contextmanager
+def _room(directory: Path, exclusive: bool) -> Iterator[None]:
     with open(directory / "turnstile", "a+") as turnstile, open(directory / "room", "a+") as room:
         fcntl.flock(turnstile, fcntl.LOCK_EX)
         if exclusive:
@@ -240,6 +253,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     (kube_fixtures), so they fall to one worker in a row and run as one block at the start."""
     directory = broker_dir(item.config)
     exclusive = item.get_closest_marker("exclusive") is not None
+    serial = item.get_closest_marker("serial")
     if directory is None or not (exclusive or "kube" in getattr(item, "fixturenames", ())):
         yield
         return
@@ -248,7 +262,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     held, _kept = _kept, None
     if held is None:
         held = contextlib.ExitStack()
-        held.enter_context(turn(directory, exclusive))
+        held.enter_context(turn(directory, exclusive, serial.args[0] if serial else None))
     got = time.time()
     try:
         yield

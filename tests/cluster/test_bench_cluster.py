@@ -14,8 +14,9 @@ import pytest
 
 from kube_fixtures import Kube
 
-# Fixed release and namespace names, a cluster-wide FlowSchema, and figures that other tests' load would spoil.
-pytestmark = [pytest.mark.cluster, pytest.mark.exclusive]
+# Fixed release and namespace names and a cluster-wide FlowSchema, the same in both benches: one at a time.
+# Beside other tests their figures carry those tests' load; none is asserted here (a measurement wants the node to itself: bench/operator_scale.py).
+pytestmark = [pytest.mark.cluster, pytest.mark.serial("bench")]
 
 REPO = Path(__file__).resolve().parents[2]
 

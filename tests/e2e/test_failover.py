@@ -37,9 +37,10 @@ def _failover(operator) -> float:
     return time.monotonic() - t0
 
 
-@pytest.mark.exclusive
-def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator):
-    assert len(operator.pods()) == 2 and operator.leader() is not None
+def test_the_leader_killed_mid_job_hands_over_without_a_second_job(own_app):
+    app, operator = own_app, own_app.operator
+    assert len(operator.pods()) == 2
+    wait_until("a leader", operator.leader, timeout=60)
     rolled_out_at_v1(app)
     app.migrations({**V1, **SLOW_V2})
     app.apply(deployment(build="v2", required=2))
@@ -67,8 +68,8 @@ def test_the_leader_killed_mid_job_hands_over_without_a_second_job(app, operator
     wait_until("two operator pods again", lambda: len(operator.pods()) == 2, timeout=120)
 
 
-@pytest.mark.exclusive
-def test_failover_time_median_and_max_of_five(operator):
+def test_failover_time_median_and_max_of_five(own_operator):
+    operator = own_operator
     times = []
     for _ in range(5):
         wait_until("two operator pods Ready", lambda: len([

@@ -216,8 +216,8 @@ def test_stale_lease_holder_is_taken_over(app, kube):
     assert spec["leaseTransitions"] == 1
 
 
-@pytest.mark.exclusive
-def test_operator_killed_mid_job_creates_no_duplicate(app, operator):
+def test_operator_killed_mid_job_creates_no_duplicate(own_app):
+    app, operator = own_app, own_app.operator
     app.secret(app.database_url)
     app.migrations(SLOW)
     app.schemamigration()

@@ -305,8 +305,8 @@ def test_failing_migration_holds_the_rollout_and_fixing_it_completes_it(app, kub
     report_latency(rec)
 
 
-@pytest.mark.exclusive
-def test_operator_down_keeps_new_pods_unready_and_the_rollout_resumes_when_it_is_back(app, kube, operator):
+def test_operator_down_keeps_new_pods_unready_and_the_rollout_resumes_when_it_is_back(own_app, kube):
+    app, operator = own_app, own_app.operator
     serving_v1(app)
     with Recorder(kube, app.namespace, lambda: current_version(app)) as rec:
         operator.kill()

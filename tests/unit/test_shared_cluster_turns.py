@@ -1,6 +1,6 @@
 """The turns of tests/shared_cluster.py, across processes as xdist's workers take them: an exclusive turn
 runs alone, shared turns overlap, and an exclusive turn asked for while shared ones run is not starved by
-shared turns asked for after it."""
+shared turns asked for after it; serial turns of one name take turns, beside the shared ones."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pathlib import Path
 from shared_cluster import turn
 
 
-def _hold(directory: str, exclusive: bool, seconds: float, log: str, name: str, start_after: float) -> None:
+def _hold(directory: str, exclusive: bool | str, seconds: float, log: str, name: str, start_after: float) -> None:
+    """`exclusive`: True, False, or the name of a serial turn (shared, one at a time per name)."""
     time.sleep(start_after)
-    with turn(Path(directory), exclusive):
+    serial = exclusive if isinstance(exclusive, str) else None
+    with turn(Path(directory), exclusive is True, serial):
         with open(log, "a") as f:
             f.write(f"{time.monotonic():.4f} start {name}\n")
         time.sleep(seconds)
@@ -21,7 +23,7 @@ def _hold(directory: str, exclusive: bool, seconds: float, log: str, name: str, 
             f.write(f"{time.monotonic():.4f} end {name}\n")
 
 
-def _run(tmp_path: Path, *holders: tuple[str, bool, float, float]) -> list[tuple[str, str]]:
+def _run(tmp_path: Path, *holders: tuple[str, bool | str, float, float]) -> list[tuple[str, str]]:
     log = tmp_path / "log"
     log.touch()
     ctx = multiprocessing.get_context("fork")
@@ -45,3 +47,12 @@ def test_an_exclusive_turn_waits_for_the_shared_ones_and_runs_alone(tmp_path: Pa
     events = _run(tmp_path, ("a", False, 0.6, 0), ("x", True, 0.3, 0.1), ("b", False, 0.3, 0.3))
     # b asked after x: it waits behind x although a, a shared turn, still ran when it asked.
     assert events == [("start", "a"), ("end", "a"), ("start", "x"), ("end", "x"), ("start", "b"), ("end", "b")]
+
+
+def test_serial_turns_of_one_name_take_turns_and_overlap_the_shared_ones(tmp_path: Path) -> None:
+    events = _run(tmp_path, ("s1", "bench", 0.6, 0), ("s2", "bench", 0.3, 0.1), ("a", False, 0.3, 0.2),
+                  ("t", "other", 0.3, 0.2))
+    # a and t (another name) start while s1 runs; s2, of s1's name, only once s1 has ended.
+    assert events.index(("start", "a")) < events.index(("end", "s1"))
+    assert events.index(("start", "t")) < events.index(("end", "s1"))
+    assert events.index(("start", "s2")) > events.index(("end", "s1"))
