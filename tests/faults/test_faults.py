@@ -285,11 +285,11 @@ def test_apiserver_stopped_past_the_leases_and_restarted(app: App, rep: int) -> 
 
 def fresh_watches(app: App, cluster: Any) -> None:
     """After an apiserver outage every client's watches back off (client-go's reflectors: to 30 s, jittered
-    to 60) and come back one by one, so the next test inherited this one's fault: its Job's pod waited
-    40-75 s to be created (kube-controller-manager) or started (the kubelet had not seen it). The clients
-    of the cluster are restarted with fresh watches: kube-controller-manager and kube-scheduler as a
-    kubeadm control plane's are (their leader Leases lost, they exit and are restarted), the kubelet as the
-    node-restart fault does (its containers run on), kube-proxy and CoreDNS as their Services' watchers."""
+    to 60) and come back one by one, so the next test inherited this one's fault: its Job's pod waited up
+    to 53 s to be created (kube-controller-manager) and sat Pending 39-46 s (the kubelet had not seen it).
+    The clients of the cluster are restarted with fresh watches: kube-controller-manager and kube-scheduler
+    as a kubeadm control plane's are (their leader Leases lost, they exit and are restarted), the kubelet as
+    the node-restart fault does (its containers run on), kube-proxy and CoreDNS as their Services' watchers."""
     cluster.restart("kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet")
     wait_until("the node Ready again", lambda: app.kube.kubectl(
         "get", "node", "-o", "jsonpath={.items[0].status.conditions[?(@.type=='Ready')].status}",
