@@ -281,7 +281,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start a cluster of their own run after every test that uses the session's. The ones that
     have the session's cluster to themselves (`exclusive`) run first: xdist's worksteal gives each worker a
     run of the collection, so they fall to one worker and pass the turn on to each other
-    (shared_cluster) instead of each waiting for the room to empty; the other workers wait once, and what
-    is left for the end is many short tests that worksteal spreads."""
+    (shared_cluster) instead of each waiting for the room to empty. The tests that need no cluster come
+    last, so they fall to the other workers, which run them while the exclusive ones hold the cluster
+    (instead of waiting for a turn with them queued behind); what is left at the end is shared tests that
+    worksteal spreads."""
+    from shared_cluster import takes_turn
+
     items.sort(key=lambda item: (item.get_closest_marker("owns_machine") is not None,
-                                 item.get_closest_marker("exclusive") is None))
+                                 item.get_closest_marker("exclusive") is None, not takes_turn(item)))

@@ -297,6 +297,13 @@ class App:
     def status(self, name: str = "app") -> dict[str, Any]:
         return self.get(name).get("status") or {}
 
+    def last_job(self, name: str = "app", timeout: float = 30) -> dict[str, Any]:
+        """status.lastJob, once the run is recorded: Ready says the database reached the target, which can be
+        a moment before the Job controller marks the Job complete (and before its pod's status says the
+        container ended, so `kubectl logs job/…` would still answer "waiting to start")."""
+        return self.wait_for(name, f"{name}: the run recorded in status.lastJob",  # type: ignore[no-any-return]
+                             lambda: self.status(name).get("lastJob"), timeout)
+
     def condition(self, ctype: str, name: str = "app") -> dict[str, Any]:
         return next((c for c in self.status(name).get("conditions") or [] if c["type"] == ctype), {})
 

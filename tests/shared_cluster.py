@@ -213,6 +213,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if keep(item)]
 
 
+def takes_turn(item: pytest.Item) -> bool:
+    """Whether a test uses what the cluster tests share: the cluster itself, or the machine's state that
+    one of them checks (a `serial` name)."""
+    return any(item.get_closest_marker(m) is not None for m in ("exclusive", "serial")) \
+        or "kube" in getattr(item, "fixturenames", ())
+
+
 @contextlib.contextmanager
 def turn(directory: Path, exclusive: bool, serial: str | None = None) -> Iterator[None]:
     """flock(2) turns over two files: the turnstile, held by an exclusive turn from its request to its end;
@@ -254,7 +261,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     directory = broker_dir(item.config)
     exclusive = item.get_closest_marker("exclusive") is not None
     serial = item.get_closest_marker("serial")
-    if directory is None or not (exclusive or "kube" in getattr(item, "fixturenames", ())):
+    if directory is None or not takes_turn(item):
         yield
         return
     global _kept
@@ -317,4 +324,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
-__all__ = ["RemoteCluster", "ask", "broker_dir", "turn"]
+__all__ = ["RemoteCluster", "ask", "broker_dir", "takes_turn", "turn"]

@@ -359,6 +359,7 @@ def test_exec_port_forward_and_a_service_name_through_cluster_dns(kube: Kube, na
         forward.wait(10)
 
 
+@pytest.mark.serial("forwarding")  # not while the compose tests' netavark has ip_forward on
 def test_no_pod_packet_can_leave_the_machine(kube: Kube):
     """The egress guard is the first forwarding rule the kernel runs (mangle's FORWARD comes before
     filter's, where kube-proxy puts its own first): what a pod sends anywhere but the bridge is dropped."""

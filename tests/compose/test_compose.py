@@ -19,8 +19,10 @@ from compose_support import EXAMPLE, REPO, Podman, postgres_image
 from devenv import images
 from kube_fixtures import wait_until
 
-# podman's networks are host bridges and iptables chains on fixed subnets, one set per process: alone.
-pytestmark = pytest.mark.exclusive
+# podman's networks are host bridges and iptables chains on fixed subnets, one set per process, and
+# netavark turns the machine's ip_forward on until the test puts it back (compose_support.restore_forwarding),
+# which the cluster's egress test checks: one at a time with it, beside the other cluster tests.
+pytestmark = pytest.mark.serial("forwarding")
 
 OVERRIDE = Path(__file__).with_name("compose.test.yaml")
 BROKEN = ("-- +goose Up\nCREATE TABLE IF NOT EXISTS audit_log (id bigint PRIMARY KEY);\n"

@@ -31,7 +31,7 @@ def test_example_manifest_reaches_ready_and_keeps_the_password_out_of_sight(app,
     assert app.table_exists("bootstrap_tokens")
     (job,) = app.jobs("config-server")
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "config-server-migrator"
-    wait_until("the run recorded", lambda: app.status("config-server").get("lastJob"))
+    app.last_job("config-server")
 
     password = urllib.parse.urlsplit(app.database_url).password
     assert password

@@ -11,7 +11,6 @@ import json
 import pytest
 import yaml
 
-from kube_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +65,7 @@ def test_declared_variables_reach_envsub_from_values_secrets_and_configmaps(app)
     assert names["SCHEMAGATE_ENV_APP_PW"]["valueFrom"] == {"secretKeyRef": {"name": "app-role", "key": "password"}}
     assert container["envFrom"] == [{"prefix": "SCHEMAGATE_ENV_CFG_", "configMapRef": {"name": "app-settings"}}]
     assert "APP_PW" not in names and "REGION" not in names
+    app.last_job()  # the pod's container ended: its log is whole
     logs = app.kubectl("logs", f"job/{job['metadata']['name']}").stdout
     assert PASSWORD not in logs and PASSWORD not in json.dumps(app.status())
 
@@ -116,7 +116,7 @@ def test_a_secret_value_in_a_failing_statement_is_masked(app):
                                    "-- +goose Down\nSELECT 1;\n"})
     app.schemamigration(job={"env": ENV})
     stalled = app.wait_condition("Stalled", "True", "MigrationFailed", timeout=180)
-    last = wait_until("the failed run in status", lambda: app.status().get("lastJob"))
+    last = app.last_job()
     assert 'invalid input syntax for type integer: "xxxxx"' in last["message"], last
     events = app.kubectl("get", "events", "-o", "json").stdout
     for text in (stalled["message"], last["message"], events, app.operator.logs()):

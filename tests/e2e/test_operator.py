@@ -30,8 +30,7 @@ def test_fresh_database_becomes_ready_and_kubectl_shows_it(app):
     header = app.kubectl("get", "schemamigrations", "-o", "wide").stdout.splitlines()[0].split()
     assert header == ["NAME", "CURRENT", "TARGET", "PHASE", "READY", "AGE", "REASON", "MESSAGE"]
     assert app.db_versions() == [1, 2] and app.table_exists("orders")
-    # The database may reach the target a moment before the Job controller marks the Job complete.
-    last = wait_until("the run recorded in status", lambda: app.status().get("lastJob"))
+    last = app.last_job()
     assert last["outcome"] == "Succeeded" and last["versionAfter"] == 2 and last["versionBefore"] == 0
     assert status["observedGeneration"] == app.get()["metadata"]["generation"]
     (job,) = app.jobs()

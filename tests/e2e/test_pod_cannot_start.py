@@ -166,7 +166,7 @@ def test_a_job_whose_pod_never_started_says_so_when_its_deadline_ends_it(app):
     assert "DeadlineExceeded" in stalled["message"], stalled
     assert "when last seen, its pod could not start: FailedCreate" in stalled["message"], stalled
     assert f'serviceaccount "{ACCOUNT}" not found' in stalled["message"], stalled
-    last = wait_until("the run recorded", lambda: app.status().get("lastJob"))
+    last = app.last_job()
     assert last["outcome"] == "Failed" and "could not start" in last["message"], last
     assert app.db_versions() == []
     # Create what was missing; a new generation (here a longer deadline; else the schemagate.io/retry

@@ -62,7 +62,7 @@ def test_manual_approval_applies_exactly_the_approved_plan_and_refuses_a_stale_o
 
     _approve(app, plan["hash"])
     app.wait_ready(1)
-    last = wait_until("the approved run recorded", lambda: app.status().get("lastJob"))
+    last = app.last_job()
     assert last["approved"] == plan["hash"]
 
     # A new migration awaits approval; it changes before the approval arrives: the approval is stale.
@@ -121,7 +121,7 @@ def test_backup_is_written_to_the_claim_before_applying(app, kube):
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     app.schemamigration(backup={"claimName": "db-backups"})
     app.wait_ready(1)
-    last = wait_until("the run recorded", lambda: app.status().get("lastJob"))
+    last = app.last_job()
     (job,) = app.jobs()
     assert last["backup"] == f"{job['metadata']['name']}.dump"
     volumes = job["spec"]["template"]["spec"]["volumes"]

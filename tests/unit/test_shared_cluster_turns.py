@@ -56,3 +56,23 @@ def test_serial_turns_of_one_name_take_turns_and_overlap_the_shared_ones(tmp_pat
     assert events.index(("start", "a")) < events.index(("end", "s1"))
     assert events.index(("start", "t")) < events.index(("end", "s1"))
     assert events.index(("start", "s2")) > events.index(("end", "s1"))
+
+
+class _Item:
+    def __init__(self, name: str, markers: tuple[str, ...] = (), fixtures: tuple[str, ...] = ()):
+        self.name, self.markers, self.fixturenames = name, markers, fixtures
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return name if name in self.markers else None
+
+
+def test_collection_order_exclusive_then_shared_then_no_cluster_then_own_clusters() -> None:
+    """The workers that do not get the exclusive block run the tests that need no cluster meanwhile, so
+    those come after the shared ones in the collection (worksteal deals out runs of it); a serial test with
+    no cluster fixture (compose) still takes a turn."""
+    from kube_fixtures import pytest_collection_modifyitems
+
+    items = [_Item("unit"), _Item("owns", ("owns_machine",)), _Item("shared", (), ("kube",)),
+             _Item("compose", ("serial",)), _Item("fault", ("exclusive",), ("kube",)), _Item("db", (), ("pg",))]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert [i.name for i in items] == ["fault", "shared", "compose", "unit", "db", "owns"]
